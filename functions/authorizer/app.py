@@ -1,0 +1,11 @@
+"""Lambda authorizer of the HTTP API: bearer API key (or platform admin key) -> principal context."""
+
+from fhir_platform.auth.authorizer import Authenticator, authorizer_response
+from fhir_platform.observability import logger
+
+authenticator = Authenticator()
+
+
+@logger.inject_lambda_context(log_event=False)
+def handler(event, context):
+    return authorizer_response(event, authenticator)

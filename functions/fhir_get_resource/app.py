@@ -1,0 +1,7 @@
+"""Lambda entry point: fhir get resource. The route and its logic live in fhir_platform.api.routes.fhir_resources."""
+
+from fhir_platform.api.resolver import build_app, lambda_handler
+from fhir_platform.api.routes.fhir_resources import read_resource
+
+app = build_app(read_resource)
+handler = lambda_handler(app)

@@ -1,0 +1,7 @@
+"""Lambda entry point: health. The route and its logic live in fhir_platform.api.routes.health."""
+
+from fhir_platform.api.resolver import build_app, lambda_handler
+from fhir_platform.api.routes.health import health
+
+app = build_app(health)
+handler = lambda_handler(app)

@@ -1,0 +1,7 @@
+"""Lambda entry point: update workspace. The route and its logic live in fhir_platform.api.routes.workspaces."""
+
+from fhir_platform.api.resolver import build_app, lambda_handler
+from fhir_platform.api.routes.workspaces import update_workspace
+
+app = build_app(update_workspace)
+handler = lambda_handler(app)

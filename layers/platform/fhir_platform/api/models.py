@@ -1,0 +1,210 @@
+"""Request and response models of the HTTP API (field names, defaults and bounds follow
+``shared/reference/platform-fhir-openapi.json``; additions are marked)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+ConnectorType = Literal["epic", "cerner", "allscripts", "fhir_store", "athenahealth", "charmhealth", "eclinicalworks", "meditab"]
+Environment = Literal["production", "staging", "development"]
+Region = Literal["us-east-1", "ap-southeast-2", "eu-central-1", "ca-central-1"]
+NameString = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+SecretArn = Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$")]
+HttpsUrl = Annotated[str, StringConstraints(pattern=r"^https://[^\s/$.?#].[^\s]*$", max_length=2048)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---- workspaces -----------------------------------------------------------------------------
+
+
+class ConnectorAuth(Strict):
+    """EHR connector auth settings (addition). Secrets by reference only: a Secrets Manager ARN."""
+
+    auth_type: Literal["smart_backend_services", "client_credentials", "none"] = "smart_backend_services"
+    client_id: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
+    token_url: HttpsUrl | None = None
+    scopes: list[Annotated[str, StringConstraints(max_length=256)]] = Field(default_factory=list, max_length=64)
+    private_key_secret_arn: SecretArn | None = None
+    client_secret_arn: SecretArn | None = None
+
+
+class CreateWorkspaceRequest(Strict):
+    """``POST /v1/workspaces`` (addition: the public API provisions workspaces out of band)."""
+
+    name: NameString
+    slug: Annotated[str, StringConstraints(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")]
+    environment: Environment = "production"
+    ehr_type: ConnectorType | None = None
+    fhir_store_url: HttpsUrl | None = None
+    connector_auth: ConnectorAuth | None = None
+
+
+class UpdateWorkspaceRequest(Strict):
+    name: Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)] | None = None
+    environment: Environment | None = None
+    region: Region | None = None
+    connector_type: ConnectorType | None = None
+    ehr_type: ConnectorType | None = None  # addition: alias of connector_type
+    fhir_store_url: HttpsUrl | None = None  # addition
+    connector_auth: ConnectorAuth | None = None  # addition
+
+
+class WorkspaceResponse(BaseModel):
+    id: UUID
+    slug: str
+    name: str
+    environment: str
+    backend_org_id: str | None = None
+    region: str
+    connector_type: str | None = None
+    provisioned_at: str | None = None
+    created_at: str
+    updated_at: str
+    ehr_type: str | None = None  # addition
+    fhir_store_url: str | None = None  # addition
+    connector_auth: ConnectorAuth | None = None  # addition (references only)
+    fhir_configured: bool = False  # addition
+
+
+class WorkspacePage(BaseModel):
+    items: list[WorkspaceResponse]
+    has_more: bool
+    continuation_token: int | None = None
+    total: int | None = None
+
+
+# ---- API keys -------------------------------------------------------------------------------
+
+
+class CreateApiKeyRequest(Strict):
+    name: NameString | None = None
+    duration_days: Annotated[int, Field(ge=1, le=90)]
+    role: Annotated[str, StringConstraints(max_length=64)] = "member"
+    permissions: Annotated[list[Annotated[str, StringConstraints(max_length=128)]], Field(max_length=128)] = Field(
+        default_factory=list
+    )
+
+
+class RotateApiKeyRequest(Strict):
+    duration_days: Annotated[int, Field(ge=1, le=90)]
+
+
+class CreateApiKeyResponse(BaseModel):
+    key_id: str
+    api_key: str
+    name: str | None
+    role: str
+    permissions: list[str]
+    expires_at: str
+    created_by_entity_id: UUID | None = None
+    created_by_credential_id: UUID | None = None
+
+
+class ApiKeyResponse(BaseModel):
+    id: UUID
+    workspace_id: UUID
+    created_by_entity_id: UUID | None = None
+    created_by_credential_id: UUID | None = None
+    key_id: str
+    name: str | None
+    role: str
+    permissions: list[str]
+    expires_at: str
+    last_used_at: str | None = None
+    created_at: str
+    updated_at: str
+
+
+class ApiKeyPage(BaseModel):
+    items: list[ApiKeyResponse]
+    has_more: bool
+    continuation_token: int | None = None
+    total: int | None = None
+
+
+class RoleEntry(BaseModel):
+    name: str
+    priority: int
+    description: str
+    permission_names: list[str]
+
+
+class PermissionEntry(BaseModel):
+    name: str
+    namespace: str
+    action: str
+
+
+class PermissionCatalogResponse(BaseModel):
+    roles: list[RoleEntry]
+    permissions: list[PermissionEntry]
+
+
+# ---- FHIR resources -------------------------------------------------------------------------
+
+
+class FhirWriteRequest(Strict):
+    data: dict[str, Any]
+    data_source_id: UUID | None = None
+
+
+class FhirResourceResponse(BaseModel):
+    resource_type: str
+    resource_id: str
+    entity_id: UUID | None = None
+    data: dict[str, Any]
+
+
+class FhirResourceHistoryEntry(BaseModel):
+    event_id: UUID
+    event_type: str
+    source: str | None = None
+    source_system: str | None = None
+    data_source_id: UUID | None = None
+    entity_id: UUID | None = None
+    confidence: float | None = None
+    is_current: bool
+    effective_at: str | None = None
+    created_at: str | None = None
+    synced_at: str | None = None  # addition
+    sync_error: str | None = None  # addition
+    version: int | None = None  # addition
+    content_hash: str | None = None  # addition
+    fields_affected: list[str] = Field(default_factory=list)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class FhirResourceHistoryResponse(BaseModel):
+    resource_type: str
+    resource_id: str
+    entries: list[FhirResourceHistoryEntry]
+    total: int
+    has_more: bool = False
+    next_offset: int | None = None
+
+
+class FhirStatusResponse(BaseModel):
+    configured: bool
+    connector_type: str | None = None
+    event_count: int
+    entity_count: int
+    entity_type_counts: dict[str, int] = Field(default_factory=dict)
+    resource_type_counts: dict[str, int] = Field(default_factory=dict)
+    last_poll_at: str | None = None
+    last_change_at: str | None = None
+    sync_healthy: bool | None = None
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx body: what was wrong (``message``) and where (``detail[].loc``)."""
+
+    statusCode: int
+    error: str
+    message: str
+    detail: list[dict[str, Any]] = Field(default_factory=list)

@@ -1,0 +1,108 @@
+"""The HTTP resolver every function shares: routing and request validation (Powertools, with
+pydantic), domain-error → status mapping, the request-size cap, and the caller's principal.
+
+A function's ``app.py`` is two lines: ``app = build_app(<router>)`` and
+``handler = lambda_handler(app)``.
+"""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+from typing import Any, Callable
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+from aws_lambda_powertools.logging import correlation_paths
+
+from fhir_platform import config, errors
+from fhir_platform.auth.principal import Principal
+from fhir_platform.observability import logger, tracer
+
+_STATUS: dict[type[errors.DomainError], HTTPStatus] = {
+    errors.InvalidInput: HTTPStatus.BAD_REQUEST,
+    errors.Unauthorized: HTTPStatus.UNAUTHORIZED,
+    errors.Forbidden: HTTPStatus.FORBIDDEN,
+    errors.NotFound: HTTPStatus.NOT_FOUND,
+    errors.Conflict: HTTPStatus.CONFLICT,
+    errors.FhirNotConfigured: HTTPStatus.CONFLICT,
+    errors.PreconditionFailed: HTTPStatus.PRECONDITION_FAILED,
+    errors.PayloadTooLarge: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    errors.Unprocessable: HTTPStatus.UNPROCESSABLE_ENTITY,
+}
+_CODES = {
+    errors.FhirNotConfigured: "fhir_not_configured",
+    errors.PreconditionFailed: "precondition_failed",
+}
+
+
+def error_response(status: HTTPStatus, error: str, message: str, detail: list[dict[str, Any]] | None = None) -> Response:
+    return Response(
+        status_code=status.value,
+        content_type=content_types.APPLICATION_JSON,
+        body={"statusCode": status.value, "error": error, "message": message, "detail": detail or []},
+    )
+
+
+def _domain_error(exc: errors.DomainError) -> Response:
+    status = next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), HTTPStatus.BAD_REQUEST)
+    code = _CODES.get(type(exc), status.phrase.lower().replace(" ", "_"))
+    return error_response(status, code, exc.message, exc.details)
+
+
+def _validation_error(exc: RequestValidationError) -> Response:
+    # loc/msg/type only: never echo the input (it may be PHI or a secret)
+    detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "invalid"), "type": e.get("type", "value_error")} for e in exc.errors()]
+    where = ", ".join(".".join(str(p) for p in d["loc"]) for d in detail[:5])
+    return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error", f"Request validation failed at: {where}", detail)
+
+
+def build_app(*routers: APIGatewayHttpRouter) -> APIGatewayHttpResolver:
+    app = APIGatewayHttpResolver(enable_validation=True)
+    for router in routers:
+        app.include_router(router)
+    app.exception_handler(errors.DomainError)(_domain_error)
+    app.exception_handler(RequestValidationError)(_validation_error)
+    return app
+
+
+def lambda_handler(app: APIGatewayHttpResolver) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False)
+    @tracer.capture_lambda_handler(capture_response=False)
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        body = event.get("body") or ""
+        size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode("utf-8"))
+        if size > config.max_request_bytes():
+            return {
+                "statusCode": 413,
+                "headers": {"Content-Type": "application/json"},
+                "body": json.dumps(
+                    {
+                        "statusCode": 413,
+                        "error": "payload_too_large",
+                        "message": f"Request body is {size} bytes; the limit is {config.max_request_bytes()} bytes. "
+                        "Upload larger bundles through POST /v1/{workspace_id}/fhir/imports (S3).",
+                        "detail": [{"loc": ["body"], "msg": "too large", "type": "size_limit"}],
+                    }
+                ),
+            }
+        return app.resolve(event, context)
+
+    handler.app = app  # type: ignore[attr-defined]
+    return handler
+
+
+def principal(app: APIGatewayHttpResolver) -> Principal:
+    """The caller, as the authorizer described it."""
+    ctx = app.current_event.request_context.authorizer.get_lambda
+    return Principal.from_context(ctx)
+
+
+def json_response(status: int, model: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=model.model_dump_json() if hasattr(model, "model_dump_json") else json.dumps(model),
+        headers=headers or {},
+    )

@@ -1,0 +1,36 @@
+"""GET /v1/{ws}/fhir/status — counts from counters maintained on write (no table walks)."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+
+from fhir_platform.api import deps
+from fhir_platform.api.models import FhirStatusResponse
+from fhir_platform.api.resolver import json_response
+from fhir_platform.auth.permissions import READ
+from fhir_platform.workspaces.service import is_fhir_configured
+
+fhir_status = APIGatewayHttpRouter()
+
+
+@fhir_status.get("/v1/<workspace_id>/fhir/status")
+def get_status(workspace_id: UUID):
+    deps.authorize(fhir_status, workspace_id, READ)
+    workspace = deps.workspaces().get(str(workspace_id))
+    counts = deps.resources().store.counters(str(workspace_id))
+    return json_response(
+        200,
+        FhirStatusResponse(
+            configured=is_fhir_configured(workspace),
+            connector_type=workspace.get("connector_type"),
+            event_count=counts["event_count"],
+            entity_count=counts["entity_count"],
+            entity_type_counts=counts["entity_type_counts"],
+            resource_type_counts=counts["resource_type_counts"],
+            last_poll_at=workspace.get("last_poll_at"),
+            last_change_at=counts["last_change_at"],
+            sync_healthy=None,
+        ),
+    )

@@ -1,0 +1,261 @@
+"""FHIR resource use cases: create, read, update (upsert), history. The rules live here; storage
+details live in ``fhir_platform.storage.resources``.
+
+Write flow (one resource): validate with the type's R4B model → assign/check the id → set
+``meta.versionId``/``meta.lastUpdated`` → hash the content (unchanged content is not a new
+version) → field-level diff against the current version → entity link via the
+:class:`~fhir_platform.world.entities.EntityResolver` → index entries → one atomic commit
+conditioned on the version read. A lost race is retried from a fresh read (no ``If-Match``) or
+reported as 412 (``If-Match`` given), so no update is ever lost silently.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Callable
+
+from fhir_platform.errors import InvalidInput, NotFound, PreconditionFailed, Unprocessable
+from fhir_platform.fhir.changes import content_hash, fields_affected
+from fhir_platform.fhir.resource_types import ID_PATTERN, is_storable
+from fhir_platform.fhir.validation import FhirValidationError, UnknownResourceTypeError, validate_resource
+from fhir_platform.storage.resources import ResourceChange, ResourceStore, StoredResource, VersionConflict
+from fhir_platform.world.entities import DeterministicResolver, EntityResolver
+
+Indexer = Callable[..., list[dict[str, Any]]]
+MAX_WRITE_ATTEMPTS = 3
+
+
+def _default_indexer() -> Indexer:
+    from fhir_platform.search.indexing import index_items
+
+    return index_items
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class WriteContext:
+    """Provenance recorded on the event."""
+
+    source: str = "api"
+    source_system: str | None = None
+    data_source_id: str | None = None
+    synced_at: str | None = None
+    sync_error: str | None = None
+    effective_at: str | None = None  # when the change happened at its source (defaults to now)
+
+
+@dataclass
+class WriteOutcome:
+    resource: StoredResource
+    created: bool  # a new resource (first version)
+    changed: bool  # a new version was written (False: identical content, nothing written)
+
+
+@dataclass
+class HistoryPage:
+    entries: list[dict[str, Any]]
+    total: int
+    has_more: bool
+    next_offset: int | None
+
+
+def check_resource_type(resource_type: str) -> None:
+    if not is_storable(resource_type):
+        raise InvalidInput(
+            f"Unknown or unsupported FHIR resource type {resource_type!r}",
+            details=[{"loc": ["path", "resource_type"], "msg": "unknown resource type", "type": "value_error"}],
+        )
+
+
+def check_resource_id(resource_id: str) -> None:
+    import re
+
+    if not re.match(ID_PATTERN, resource_id):
+        raise InvalidInput(
+            "Resource id must be 1-64 characters of A-Z, a-z, 0-9, '-' and '.'",
+            details=[{"loc": ["path", "resource_id"], "msg": "invalid FHIR id", "type": "value_error"}],
+        )
+
+
+class ResourceService:
+    def __init__(
+        self,
+        store: ResourceStore | None = None,
+        resolver: EntityResolver | None = None,
+        indexer: Indexer | None = None,
+        clock: Callable[[], str] = now_iso,
+    ) -> None:
+        self.store = store or ResourceStore()
+        self.resolver = resolver or DeterministicResolver(lambda ws, pid: self.store.entity_of(ws, "Patient", pid))
+        self._indexer = indexer
+        self.clock = clock
+
+    @property
+    def indexer(self) -> Indexer:
+        if self._indexer is None:
+            self._indexer = _default_indexer()
+        return self._indexer
+
+    # ---- reads -------------------------------------------------------------------------------
+
+    def read(self, ws: str, resource_type: str, resource_id: str) -> StoredResource:
+        check_resource_type(resource_type)
+        found = self.store.get(ws, resource_type, resource_id)
+        if not found:
+            raise NotFound(f"{resource_type}/{resource_id} not found")
+        return found
+
+    def history(self, ws: str, resource_type: str, resource_id: str, limit: int, offset: int) -> HistoryPage:
+        current = self.read(ws, resource_type, resource_id)
+        newest = current.version - offset
+        if newest < 1:
+            return HistoryPage([], current.version, False, None)
+        oldest = max(1, newest - limit + 1)
+        events = self.store.events(ws, resource_type, resource_id, newest, oldest)
+        for event in events:
+            event["is_current"] = event["version"] == current.version
+        has_more = oldest > 1
+        return HistoryPage(events, current.version, has_more, offset + len(events) if has_more else None)
+
+    # ---- writes ------------------------------------------------------------------------------
+
+    def create(self, ws: str, resource_type: str, data: dict[str, Any], ctx: WriteContext = WriteContext()) -> WriteOutcome:
+        """POST: the server assigns the id (a client-supplied ``id`` is ignored, as FHIR specifies)."""
+        self._validate(data, resource_type)
+        data = {**data, "id": str(uuid.uuid4())}
+        return self._write(ws, resource_type, data["id"], data, ctx, if_match=None)
+
+    def upsert(
+        self,
+        ws: str,
+        resource_type: str,
+        resource_id: str,
+        data: dict[str, Any],
+        ctx: WriteContext = WriteContext(),
+        if_match: int | None = None,
+    ) -> WriteOutcome:
+        """PUT: update, or create with the client's id when it is new."""
+        check_resource_id(resource_id)
+        self._validate(data, resource_type)
+        body_id = data.get("id")
+        if body_id is not None and body_id != resource_id:
+            raise Unprocessable(
+                f"Body id {body_id!r} does not match the URL id {resource_id!r}",
+                details=[{"loc": ["body", "data", "id"], "msg": "id does not match the URL", "type": "value_error"}],
+            )
+        return self._write(ws, resource_type, resource_id, {**data, "id": resource_id}, ctx, if_match)
+
+    def _validate(self, data: Any, resource_type: str) -> None:
+        check_resource_type(resource_type)
+        try:
+            validate_resource(data, expected_type=resource_type)
+        except UnknownResourceTypeError as exc:
+            raise InvalidInput(str(exc)) from None
+        except FhirValidationError as exc:
+            raise Unprocessable(
+                f"Invalid {resource_type} resource: {exc}",
+                details=[
+                    {"loc": ["body", "data", *_path(p.loc)], "msg": p.msg, "type": p.type} for p in exc.problems
+                ],
+            ) from None
+
+    def _write(
+        self, ws: str, rt: str, rid: str, data: dict[str, Any], ctx: WriteContext, if_match: int | None
+    ) -> WriteOutcome:
+        for attempt in range(MAX_WRITE_ATTEMPTS):
+            previous = self.store.get(ws, rt, rid)
+            if if_match is not None and (previous is None or previous.version != if_match):
+                raise PreconditionFailed(
+                    f"If-Match version {if_match} is not the current version"
+                    + (f" ({previous.version})" if previous else " (the resource does not exist)")
+                )
+            change = self.prepare(ws, rt, rid, data, previous, ctx)
+            if change is None:
+                return WriteOutcome(previous, created=False, changed=False)  # type: ignore[arg-type]
+            try:
+                self.store.commit(change)
+            except VersionConflict:
+                if if_match is not None:
+                    raise PreconditionFailed("The resource was changed by another writer; re-read and retry") from None
+                if attempt == MAX_WRITE_ATTEMPTS - 1:
+                    raise
+                continue
+            return WriteOutcome(self._stored(change), created=previous is None, changed=True)
+        raise AssertionError("unreachable")
+
+    def prepare(
+        self, ws: str, rt: str, rid: str, data: dict[str, Any], previous: StoredResource | None, ctx: WriteContext
+    ) -> ResourceChange | None:
+        """Build the change for ``data`` over ``previous``; ``None`` when the content is unchanged.
+        Shared by single writes and the import pipeline."""
+        digest = content_hash(data)
+        if previous is not None and previous.content_hash == digest:
+            return None
+        now = self.clock()
+        version = (previous.version if previous else 0) + 1
+        stored = copy.deepcopy(data)
+        meta = dict(stored.get("meta") or {})
+        meta["versionId"] = str(version)
+        meta["lastUpdated"] = now
+        stored["meta"] = meta
+        link = self.resolver.resolve(ws, rt, rid, stored)
+        new_index = self.indexer(ws, rt, rid, stored, entity_id=link.entity_id, last_updated=now)
+        old_index = (
+            self.indexer(ws, rt, rid, previous.data, entity_id=previous.entity_id, last_updated=previous.last_updated)
+            if previous
+            else []
+        )
+        new_keys = {(i["PK"], i["SK"]) for i in new_index}
+        old_by_key = {(i["PK"], i["SK"]): i for i in old_index}
+        return ResourceChange(
+            workspace_id=ws,
+            resource_type=rt,
+            resource_id=rid,
+            version=version,
+            data=stored,
+            content_hash=digest,
+            created_at=previous.created_at if previous else now,
+            last_updated=now,
+            link=link,
+            previous_version=previous.version if previous else None,
+            event={
+                "event_id": str(uuid.uuid4()),
+                "event_type": "created" if previous is None else "updated",
+                "source": ctx.source,
+                "source_system": ctx.source_system,
+                "data_source_id": ctx.data_source_id,
+                "confidence": link.confidence,
+                "effective_at": ctx.effective_at or now,
+                "created_at": now,
+                "synced_at": ctx.synced_at,
+                "sync_error": ctx.sync_error,
+                "fields_affected": fields_affected(previous.data if previous else None, stored),
+            },
+            index_put=[i for i in new_index if old_by_key.get((i["PK"], i["SK"])) != i],
+            index_delete=[{"PK": pk, "SK": sk} for (pk, sk) in old_by_key if (pk, sk) not in new_keys],
+            new_entity=link.owns_entity and previous is None,
+        )
+
+    @staticmethod
+    def _stored(change: ResourceChange) -> StoredResource:
+        return StoredResource(
+            resource_type=change.resource_type,
+            resource_id=change.resource_id,
+            version=change.version,
+            data=change.data,
+            entity_id=change.link.entity_id,
+            confidence=change.link.confidence,
+            content_hash=change.content_hash,
+            created_at=change.created_at,
+            last_updated=change.last_updated,
+        )
+
+
+def _path(loc: str) -> list[str | int]:
+    return [int(p) if p.isdigit() else p for p in loc.split(".") if p]

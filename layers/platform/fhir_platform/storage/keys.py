@@ -1,0 +1,96 @@
+"""Key design of the platform's one DynamoDB table (``DataTable``: ``PK``/``SK`` strings, no GSIs).
+
+Every request is served by GetItem / Query / BatchGetItem on these keys; nothing scans. Tenancy is
+part of every key: all items of a workspace live under partition keys that start ``WS#{ws}``
+(except the two global lookup families, which hold only a workspace id to check against).
+
+==========================  =====================================  ==============================
+item family                 PK                                     SK
+==========================  =====================================  ==============================
+workspace                   ``WS#{ws}``                            ``META``
+workspace slug claim        ``SLUG#{slug}``                        ``SLUG``
+workspace list (admin)      ``WSLIST``                             ``{created_at}#{ws}``
+API key (metadata)          ``WS#{ws}``                            ``KEY#{key_id}``
+API key lookup by hash      ``KEYHASH#{sha256(key)}``              ``KEYHASH``
+counters (10 shards)        ``WS#{ws}#STATS``                      ``SHARD#{n}``
+resource, current version   ``WS#{ws}#R#{type}#{id}``              ``CURRENT``
+resource event (version n)  ``WS#{ws}#R#{type}#{id}``              ``V#{n:012d}``
+world-model entity          ``WS#{ws}#E#{entity_id}``              ``META``
+search index entries        ``WS#{ws}#IX#...``                     (see ``fhir_platform.search``)
+import jobs                 ``WS#{ws}#JOB#{job_id}``               ``META`` (see ``fhir_platform.imports``)
+==========================  =====================================  ==============================
+
+Access patterns:
+- authorizer: GetItem ``KEYHASH#..`` (1 call);
+- read a resource: GetItem ``CURRENT`` (1 call);
+- history page at ``offset``/``limit``: GetItem ``CURRENT`` for the current version ``v``, then one
+  Query ``SK BETWEEN V#{v-offset-limit+1} AND V#{v-offset}`` newest first — versions are dense, so
+  the page is addressed directly and the cost does not depend on the history's length;
+- write: one TransactWriteItems (current + event + index entries + counter shard [+ entity]),
+  conditioned on the current version, so concurrent writers cannot both win;
+- status: Query ``WS#{ws}#STATS`` (10 items) + GetItem workspace;
+- API key list: Query ``WS#{ws}`` ``begins_with(SK, "KEY#")``.
+
+Counters are sharded so a bulk import does not make one item hot nor make concurrent transactions
+conflict on it; readers add the shards up.
+"""
+
+from __future__ import annotations
+
+COUNTER_SHARDS = 10
+VERSION_WIDTH = 12
+
+
+def workspace_pk(ws: str) -> str:
+    return f"WS#{ws}"
+
+
+WORKSPACE_SK = "META"
+WORKSPACE_LIST_PK = "WSLIST"
+
+
+def slug_pk(slug: str) -> str:
+    return f"SLUG#{slug}"
+
+
+SLUG_SK = "SLUG"
+
+
+def api_key_sk(key_id: str) -> str:
+    return f"KEY#{key_id}"
+
+
+API_KEY_SK_PREFIX = "KEY#"
+
+
+def key_hash_pk(key_hash: str) -> str:
+    return f"KEYHASH#{key_hash}"
+
+
+KEY_HASH_SK = "KEYHASH"
+
+
+def stats_pk(ws: str) -> str:
+    return f"WS#{ws}#STATS"
+
+
+def stats_sk(shard: int) -> str:
+    return f"SHARD#{shard}"
+
+
+def resource_pk(ws: str, resource_type: str, resource_id: str) -> str:
+    return f"WS#{ws}#R#{resource_type}#{resource_id}"
+
+
+CURRENT_SK = "CURRENT"
+
+
+def version_sk(version: int) -> str:
+    return f"V#{version:0{VERSION_WIDTH}d}"
+
+
+def entity_pk(ws: str, entity_id: str) -> str:
+    return f"WS#{ws}#E#{entity_id}"
+
+
+ENTITY_SK = "META"

@@ -1,0 +1,293 @@
+"""Event-sourced FHIR resource storage: immutable events, a materialised current version, index
+entries and counters, all changed together in one DynamoDB transaction.
+
+One resource change writes (TransactWriteItems, ≤ 100 items):
+  - ``CURRENT`` — conditioned on the previous version (``attribute_not_exists`` for a create), so of
+    two concurrent writers exactly one wins and the other gets :class:`VersionConflict`;
+  - the event ``V#{n}`` — conditioned on ``attribute_not_exists`` (events are immutable);
+  - search index entries: vanished ones deleted, new/changed ones put (``fhir_platform.search``);
+  - one counter shard (``ADD``), and the entity item when the resource anchors a new entity.
+
+Resource JSON is stored as a string attribute (exact JSON, no float/empty-string coercion). A
+version whose JSON exceeds :data:`INLINE_LIMIT` is written to S3 first and referenced by key
+(DynamoDB items are capped at 400 KB); an orphaned object from a lost race is harmless.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
+
+from fhir_platform import aws, config
+from fhir_platform.storage import keys
+from fhir_platform.storage.base import Repository, cancellation_codes, error_code, plain
+from fhir_platform.world.entities import EntityLink
+
+INLINE_LIMIT = 300_000  # bytes of resource JSON kept inline; above it the data goes to S3
+
+
+class VersionConflict(Exception):
+    """Another writer changed the resource between our read and our write."""
+
+
+@dataclass
+class StoredResource:
+    resource_type: str
+    resource_id: str
+    version: int
+    data: dict[str, Any]
+    entity_id: str | None
+    confidence: float | None
+    content_hash: str
+    created_at: str
+    last_updated: str
+
+
+@dataclass
+class ResourceChange:
+    """Everything one write commits. Built by the domain service, committed atomically here."""
+
+    workspace_id: str
+    resource_type: str
+    resource_id: str
+    version: int
+    data: dict[str, Any]
+    content_hash: str
+    created_at: str  # of the resource (first version)
+    last_updated: str
+    link: EntityLink
+    event: dict[str, Any]  # event attributes: event_id, event_type, source, ... fields_affected
+    previous_version: int | None
+    index_put: list[dict[str, Any]] = field(default_factory=list)
+    index_delete: list[dict[str, str]] = field(default_factory=list)
+    new_entity: bool = False
+
+
+class ResourceStore(Repository):
+    def __init__(self, table: Any | None = None, s3: Any | None = None) -> None:
+        super().__init__(table)
+        self._s3 = s3
+
+    @property
+    def s3(self) -> Any:
+        if self._s3 is None:
+            self._s3 = aws.client("s3")
+        return self._s3
+
+    # ---- reads -------------------------------------------------------------------------------
+
+    def get(self, ws: str, resource_type: str, resource_id: str) -> StoredResource | None:
+        item = self.table.get_item(
+            Key={"PK": keys.resource_pk(ws, resource_type, resource_id), "SK": keys.CURRENT_SK},
+            ConsistentRead=True,
+        ).get("Item")
+        return self._to_stored(item) if item else None
+
+    def entity_of(self, ws: str, resource_type: str, resource_id: str) -> str | None:
+        item = self.table.get_item(
+            Key={"PK": keys.resource_pk(ws, resource_type, resource_id), "SK": keys.CURRENT_SK},
+            ProjectionExpression="entity_id",
+        ).get("Item")
+        return item.get("entity_id") if item else None
+
+    def events(self, ws: str, resource_type: str, resource_id: str, newest: int, oldest: int) -> list[dict[str, Any]]:
+        """Events with versions ``oldest..newest`` (inclusive), newest first: one Query (plus
+        continuation pages only when the 1 MB response cap is hit, bounded by the page size)."""
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": Key("PK").eq(keys.resource_pk(ws, resource_type, resource_id))
+            & Key("SK").between(keys.version_sk(oldest), keys.version_sk(newest)),
+            "ScanIndexForward": False,
+            "ConsistentRead": True,
+        }
+        out: list[dict[str, Any]] = []
+        while True:
+            page = self.table.query(**kwargs)
+            out += [self._event(i) for i in page["Items"]]
+            if "LastEvaluatedKey" not in page:
+                return out
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def batch_get(self, ws: str, refs: list[tuple[str, str]]) -> dict[tuple[str, str], StoredResource]:
+        """Current versions of up to 100 resources in one BatchGetItem (retrying unprocessed keys)."""
+        found: dict[tuple[str, str], StoredResource] = {}
+        pending = [{"PK": keys.resource_pk(ws, t, i), "SK": keys.CURRENT_SK} for t, i in dict.fromkeys(refs)]
+        resource = self.table.meta.client
+        while pending:
+            chunk, pending = pending[:100], pending[100:]
+            request = {self.table.name: {"Keys": chunk, "ConsistentRead": True}}
+            while request:
+                resp = resource.batch_get_item(RequestItems=request)
+                for raw in resp.get("Responses", {}).get(self.table.name, []):
+                    stored = self._to_stored(raw)
+                    found[(stored.resource_type, stored.resource_id)] = stored
+                request = resp.get("UnprocessedKeys") or None
+        return found
+
+    # ---- writes ------------------------------------------------------------------------------
+
+    def commit(self, change: ResourceChange) -> None:
+        ws, rt, rid = change.workspace_id, change.resource_type, change.resource_id
+        pk = keys.resource_pk(ws, rt, rid)
+        body = self._body(ws, rt, rid, change.version, change.data)
+        current = {
+            "PK": pk,
+            "SK": keys.CURRENT_SK,
+            "resource_type": rt,
+            "resource_id": rid,
+            "version": change.version,
+            "content_hash": change.content_hash,
+            "created_at": change.created_at,
+            "last_updated": change.last_updated,
+            "entity_id": change.link.entity_id,
+            "confidence": _dec(change.link.confidence),
+            **body,
+        }
+        event = {
+            "PK": pk,
+            "SK": keys.version_sk(change.version),
+            "version": change.version,
+            "resource_type": rt,
+            "resource_id": rid,
+            "content_hash": change.content_hash,
+            "entity_id": change.link.entity_id,
+            **{k: _dec(v) for k, v in change.event.items()},
+            **body,
+        }
+        table = self.table.name
+        items: list[dict[str, Any]] = []
+        if change.previous_version is None:
+            items.append({"Put": {"TableName": table, "Item": _item(current), "ConditionExpression": "attribute_not_exists(PK)"}})
+        else:
+            items.append(
+                {
+                    "Put": {
+                        "TableName": table,
+                        "Item": _item(current),
+                        "ConditionExpression": "version = :prev",
+                        "ExpressionAttributeValues": {":prev": change.previous_version},
+                    }
+                }
+            )
+        items.append({"Put": {"TableName": table, "Item": _item(event), "ConditionExpression": "attribute_not_exists(PK)"}})
+        for key in change.index_delete:
+            items.append({"Delete": {"TableName": table, "Key": _item(key)}})
+        for entry in change.index_put:
+            items.append({"Put": {"TableName": table, "Item": _item(entry)}})
+        items.append(self._counter_update(change))
+        if change.new_entity and change.link.entity_id:
+            items.append(
+                {
+                    "Put": {
+                        "TableName": table,
+                        "Item": _item(
+                            {
+                                "PK": keys.entity_pk(ws, change.link.entity_id),
+                                "SK": keys.ENTITY_SK,
+                                "entity_id": change.link.entity_id,
+                                "entity_type": change.link.entity_type,
+                                "created_at": change.last_updated,
+                                "anchor": f"{rt}/{rid}",
+                                "evidence": list(change.link.evidence),
+                                "confidence": _dec(change.link.confidence),
+                            }
+                        ),
+                        "ConditionExpression": "attribute_not_exists(PK)",
+                    }
+                }
+            )
+        try:
+            self.table.meta.client.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            code = error_code(exc)
+            if code == "TransactionCanceledException" and "ConditionalCheckFailed" in cancellation_codes(exc):
+                raise VersionConflict(f"{rt}/{rid} changed concurrently") from None
+            if code == "TransactionCanceledException" and "TransactionConflict" in cancellation_codes(exc):
+                raise VersionConflict(f"{rt}/{rid} is being written concurrently") from None
+            raise
+
+    def _counter_update(self, change: ResourceChange) -> dict[str, Any]:
+        names = {"#e": "event_count", "#lc": "last_change_at"}
+        values: dict[str, Any] = {":one": 1, ":now": change.last_updated}
+        adds = ["#e :one"]
+        if change.previous_version is None:
+            names["#rt"] = f"rt_{change.resource_type}"
+            adds.append("#rt :one")
+        if change.new_entity and change.link.entity_type:
+            names["#ec"] = "entity_count"
+            names["#et"] = f"et_{change.link.entity_type}"
+            adds += ["#ec :one", "#et :one"]
+        return {
+            "Update": {
+                "TableName": self.table.name,
+                "Key": _item({"PK": keys.stats_pk(change.workspace_id), "SK": keys.stats_sk(random.randrange(keys.COUNTER_SHARDS))}),
+                "UpdateExpression": f"ADD {', '.join(adds)} SET #lc = :now",
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+            }
+        }
+
+    def counters(self, ws: str) -> dict[str, Any]:
+        """Sum of the counter shards: one Query over a 10-item partition."""
+        items = self.table.query(KeyConditionExpression=Key("PK").eq(keys.stats_pk(ws)), ConsistentRead=True)["Items"]
+        totals: dict[str, Any] = {"event_count": 0, "entity_count": 0, "resource_type_counts": {}, "entity_type_counts": {}, "last_change_at": None}
+        for item in items:
+            for name, value in plain(item).items():
+                if name in ("event_count", "entity_count"):
+                    totals[name] += value
+                elif name.startswith("rt_"):
+                    totals["resource_type_counts"][name[3:]] = totals["resource_type_counts"].get(name[3:], 0) + value
+                elif name.startswith("et_"):
+                    totals["entity_type_counts"][name[3:]] = totals["entity_type_counts"].get(name[3:], 0) + value
+                elif name == "last_change_at" and (totals["last_change_at"] or "") < value:
+                    totals["last_change_at"] = value
+        return totals
+
+    # ---- item <-> domain -----------------------------------------------------------------------
+
+    def _body(self, ws: str, rt: str, rid: str, version: int, data: dict[str, Any]) -> dict[str, Any]:
+        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        if len(text.encode("utf-8")) <= INLINE_LIMIT:
+            return {"data": text}
+        key = f"resources/{ws}/{rt}/{rid}/{version}.json"
+        self.s3.put_object(Bucket=config.imports_bucket(), Key=key, Body=text.encode("utf-8"), ContentType="application/fhir+json")
+        return {"data_s3_key": key}
+
+    def _load(self, item: dict[str, Any]) -> dict[str, Any]:
+        if "data" in item:
+            return json.loads(item["data"])
+        body = self.s3.get_object(Bucket=config.imports_bucket(), Key=item["data_s3_key"])["Body"].read()
+        return json.loads(body)
+
+    def _to_stored(self, item: dict[str, Any]) -> StoredResource:
+        return StoredResource(
+            resource_type=item["resource_type"],
+            resource_id=item["resource_id"],
+            version=int(item["version"]),
+            data=self._load(item),
+            entity_id=item.get("entity_id"),
+            confidence=plain(item.get("confidence")),
+            content_hash=item["content_hash"],
+            created_at=item["created_at"],
+            last_updated=item["last_updated"],
+        )
+
+    def _event(self, item: dict[str, Any]) -> dict[str, Any]:
+        out = {k: plain(v) for k, v in item.items() if k not in ("PK", "SK", "data", "data_s3_key")}
+        out["data"] = self._load(item)
+        return out
+
+
+def _dec(value: Any) -> Any:
+    from decimal import Decimal
+
+    return Decimal(str(value)) if isinstance(value, float) else value
+
+
+def _item(values: dict[str, Any]) -> dict[str, Any]:
+    """Item for ``table.meta.client`` (which serialises Python values); ``None`` attributes omitted."""
+    return {k: v for k, v in values.items() if v is not None}

@@ -1,0 +1,108 @@
+"""Workspaces: create (with a unique slug), get, update, list (admin).
+
+Slug uniqueness is a claim item written in the same transaction as the workspace.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
+
+from fhir_platform.errors import Conflict, NotFound
+from fhir_platform.storage import keys
+from fhir_platform.storage.base import Repository, cancellation_codes, error_code, plain
+
+_INTERNAL = ("PK", "SK")
+
+
+class WorkspaceRepository(Repository):
+    def create(self, workspace: dict[str, Any]) -> dict[str, Any]:
+        ws = workspace["id"]
+        item = {"PK": keys.workspace_pk(ws), "SK": keys.WORKSPACE_SK, **workspace}
+        try:
+            self.table.meta.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.table.name,
+                            "Item": _ser(item),
+                            "ConditionExpression": "attribute_not_exists(PK)",
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self.table.name,
+                            "Item": _ser({"PK": keys.slug_pk(workspace["slug"]), "SK": keys.SLUG_SK, "workspace_id": ws}),
+                            "ConditionExpression": "attribute_not_exists(PK)",
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self.table.name,
+                            "Item": _ser(
+                                {"PK": keys.WORKSPACE_LIST_PK, "SK": f"{workspace['created_at']}#{ws}", "workspace_id": ws}
+                            ),
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            if error_code(exc) == "TransactionCanceledException" and cancellation_codes(exc)[1:2] == [
+                "ConditionalCheckFailed"
+            ]:
+                raise Conflict(f"A workspace with slug {workspace['slug']!r} already exists") from None
+            raise
+        return workspace
+
+    def get(self, workspace_id: str) -> dict[str, Any]:
+        item = self.table.get_item(Key={"PK": keys.workspace_pk(workspace_id), "SK": keys.WORKSPACE_SK}).get("Item")
+        if not item:
+            raise NotFound("Workspace not found")
+        return _strip(item)
+
+    def update(self, workspace_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        if not changes:
+            return self.get(workspace_id)
+        names = {f"#f{i}": k for i, k in enumerate(changes)}
+        values = {f":v{i}": v for i, v in enumerate(changes.values())}
+        sets = ", ".join(f"#f{i} = :v{i}" for i in range(len(changes)))
+        try:
+            out = self.table.update_item(
+                Key={"PK": keys.workspace_pk(workspace_id), "SK": keys.WORKSPACE_SK},
+                UpdateExpression=f"SET {sets}",
+                ConditionExpression="attribute_exists(PK)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                raise NotFound("Workspace not found") from None
+            raise
+        return _strip(out["Attributes"])
+
+    def list(self, limit: int, offset: int) -> tuple[list[dict[str, Any]], bool]:
+        """Admin listing, oldest first. Offset paging over one partition (reads offset+limit keys)."""
+        refs: list[str] = []
+        kwargs: dict[str, Any] = {"KeyConditionExpression": Key("PK").eq(keys.WORKSPACE_LIST_PK)}
+        while len(refs) < offset + limit + 1:
+            page = self.table.query(**kwargs, Limit=offset + limit + 1 - len(refs))
+            refs += [i["workspace_id"] for i in page["Items"]]
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        wanted = refs[offset : offset + limit]
+        items = [self.get(ws) for ws in wanted]
+        return items, len(refs) > offset + limit
+
+
+def _strip(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: plain(v) for k, v in item.items() if k not in _INTERNAL}
+
+
+def _ser(item: dict[str, Any]) -> dict[str, Any]:
+    """Item for ``table.meta.client`` calls (the resource's client serialises Python values itself);
+    ``None`` attributes are left out rather than stored as NULL."""
+    return {k: v for k, v in item.items() if v is not None}

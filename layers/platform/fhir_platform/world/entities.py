@@ -1,0 +1,67 @@
+"""World-model entity resolution: which entity a resource belongs to, and how sure we are.
+
+Everything that links a resource to an entity goes through :class:`EntityResolver`, so the
+deterministic rule used now can be replaced by probabilistic matching (demographics, calibrated
+confidence, candidate review band) without touching the write path or the import pipeline.
+
+Current rule (deterministic):
+- a ``Patient`` is its own patient entity: ``entity_id = uuid5(workspace, "Patient/<id>")``,
+  confidence 1.0, evidence "resource id";
+- a resource in a patient's compartment (``subject`` or ``patient`` referencing ``Patient/<id>``)
+  carries that patient's entity: read from the Patient's current item, ``null`` when that patient
+  is not (yet) stored;
+- anything else: no entity yet (``null``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+_NAMESPACE = uuid.UUID("6f1f3a52-1b0e-4c39-9a53-6f3c1e5e2a10")
+
+
+@dataclass(frozen=True)
+class EntityLink:
+    entity_id: str | None
+    confidence: float | None
+    entity_type: str | None = None
+    evidence: tuple[str, ...] = field(default_factory=tuple)
+    owns_entity: bool = False  # the resource *is* the entity's anchor (creates the entity item)
+
+
+NO_LINK = EntityLink(None, None)
+
+
+class EntityResolver(Protocol):
+    def resolve(self, workspace_id: str, resource_type: str, resource_id: str, data: dict[str, Any]) -> EntityLink: ...
+
+
+def patient_reference(data: dict[str, Any]) -> str | None:
+    """The ``Patient/<id>`` a resource's ``subject``/``patient`` points at, if any."""
+    for key in ("subject", "patient"):
+        ref = data.get(key)
+        if isinstance(ref, dict):
+            value = ref.get("reference")
+            if isinstance(value, str) and value.startswith("Patient/") and value.count("/") == 1:
+                return value.split("/", 1)[1]
+    return None
+
+
+class DeterministicResolver:
+    """Links by resource identity. ``patient_entity`` looks up a stored Patient's entity id."""
+
+    def __init__(self, patient_entity: Callable[[str, str], str | None]) -> None:
+        self._patient_entity = patient_entity
+
+    def resolve(self, workspace_id: str, resource_type: str, resource_id: str, data: dict[str, Any]) -> EntityLink:
+        if resource_type == "Patient":
+            entity_id = str(uuid.uuid5(_NAMESPACE, f"{workspace_id}/Patient/{resource_id}"))
+            return EntityLink(entity_id, 1.0, "patient", ("resource id",), owns_entity=True)
+        patient_id = patient_reference(data)
+        if patient_id:
+            entity_id = self._patient_entity(workspace_id, patient_id)
+            if entity_id:
+                return EntityLink(entity_id, 1.0, "patient", (f"reference Patient/{patient_id}",))
+        return NO_LINK
