@@ -50,7 +50,7 @@ def _is_composite_list(value: Any) -> bool:
 
 def _diff(a: Any, b: Any, path: str, out: list[str]) -> None:
     if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b), key=lambda k: (k not in a or k not in b, k)):
+        for key in sorted(set(a) | set(b)):
             sub = f"{path}.{key}" if path else key
             if key not in a or key not in b:
                 out.append(sub)

@@ -1,0 +1,123 @@
+"""The template and the code agree: lint, handlers import, routes ↔ routers, tables, least privilege."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.template import ROOT, function_dir, functions, http_routes, load_function, resources, route_template, template
+
+
+def test_cfn_lint_reports_no_errors() -> None:
+    exe = shutil.which("cfn-lint", path=str(Path(sys.executable).parent)) or "cfn-lint"
+    result = subprocess.run([exe, "--format", "parseable", str(ROOT / "template.yaml")], capture_output=True, text=True)
+    errors = [line for line in result.stdout.splitlines() if ":E" in line]
+    assert result.returncode in (0, 4, 8, 12) and not errors, result.stdout + result.stderr  # 4/8: warnings/info only
+
+
+@pytest.fixture(scope="module")
+def handler_env(tmp_path_factory: pytest.TempPathFactory):
+    mp = pytest.MonkeyPatch()
+    for name in ("TABLE_NAME", "IMPORTS_BUCKET", "IMPORT_QUEUE_URL", "ADMIN_KEY_SECRET_ARN"):
+        mp.setenv(name, f"test-{name.lower()}")
+    mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    yield
+    mp.undo()
+
+
+@pytest.mark.parametrize("logical_id", sorted(functions()))
+def test_every_function_handler_imports(logical_id: str, handler_env: None) -> None:
+    props = functions()[logical_id]["Properties"]
+    module_name, _, attr = props["Handler"].rpartition(".")
+    assert module_name == "app"
+    module = load_function(function_dir(props))
+    assert callable(getattr(module, attr))
+
+
+def test_every_function_directory_is_in_the_template() -> None:
+    on_disk = {p.name for p in (ROOT / "functions").iterdir() if (p / "app.py").exists()}
+    declared = {function_dir(r["Properties"]) for r in functions().values()}
+    assert on_disk == declared
+
+
+def test_routes_and_routers_agree(handler_env: None) -> None:
+    """Every template route is served by its function's router, and every router path has a route."""
+    routes = http_routes()
+    served: dict[tuple[str, str], str] = {}
+    for res in functions().values():
+        directory = function_dir(res["Properties"])
+        module = load_function(directory)
+        app = getattr(module, "app", None)
+        if app is None:
+            continue
+        for route in app._static_routes + app._dynamic_routes:  # Powertools' registered routes
+            served[(route.method.upper(), route_template(route.path))] = directory
+    assert served == routes
+
+
+def test_one_function_per_endpoint() -> None:
+    per_function: dict[str, int] = {}
+    for directory in http_routes().values():
+        per_function[directory] = per_function.get(directory, 0) + 1
+    assert set(per_function.values()) == {1}
+
+
+def test_http_api_authorizer_and_public_health() -> None:
+    api = resources("AWS::Serverless::HttpApi")["HttpApi"]["Properties"]["Auth"]
+    assert api["DefaultAuthorizer"] == "ApiKeyAuthorizer"
+    authorizer = api["Authorizers"]["ApiKeyAuthorizer"]
+    assert authorizer["FunctionArn"] == {"Fn::GetAtt": ["AuthorizerFunction", "Arn"]}
+    assert authorizer["EnableSimpleResponses"] is True
+    for res in functions().values():
+        for event in res["Properties"].get("Events", {}).values():
+            if event["Type"] == "HttpApi":
+                unauthenticated = event["Properties"].get("Auth", {}).get("Authorizer") == "NONE"
+                assert unauthenticated == (event["Properties"]["Path"] == "/health")
+
+
+def test_storage_resources_are_hardened() -> None:
+    table = template()["Resources"]["DataTable"]["Properties"]
+    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert table["SSESpecification"]["SSEEnabled"] is True
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
+    assert table["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+    bucket = template()["Resources"]["ImportsBucket"]["Properties"]
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    policy = template()["Resources"]["ImportsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert any(s["Effect"] == "Deny" and s["Condition"]["Bool"]["aws:SecureTransport"] == "false" for s in policy)
+    for name, queue in resources("AWS::SQS::Queue").items():
+        if "DeadLetter" not in name:
+            assert queue["Properties"]["RedrivePolicy"]["maxReceiveCount"] >= 1
+
+
+def _actions(props: dict) -> set[str]:
+    out: set[str] = set()
+    for policy in props.get("Policies", []):
+        for statement in policy.get("Statement", []) if isinstance(policy, dict) else []:
+            actions = statement.get("Action", [])
+            out |= set([actions] if isinstance(actions, str) else actions)
+    return out
+
+
+def test_least_privilege() -> None:
+    for name, res in functions().items():
+        actions = _actions(res["Properties"])
+        assert "dynamodb:Scan" not in actions, name
+        assert not any(a.endswith(":*") or a == "*" for a in actions), name
+        methods = {e["Properties"]["Method"].upper() for e in res["Properties"].get("Events", {}).values() if e["Type"] == "HttpApi"}
+        if methods == {"GET"}:
+            assert not actions & {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "s3:PutObject"}, name
+
+
+def test_code_has_no_scan_on_request_paths() -> None:
+    offenders = [
+        str(p.relative_to(ROOT))
+        for p in list((ROOT / "layers").rglob("*.py")) + list((ROOT / "functions").rglob("*.py"))
+        if ".scan(" in p.read_text() or '"Scan"' in p.read_text()
+    ]
+    assert offenders == []
