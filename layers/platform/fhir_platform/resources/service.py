@@ -22,7 +22,7 @@ from fhir_platform.fhir.changes import content_hash, fields_affected
 from fhir_platform.fhir.resource_types import ID_PATTERN, is_storable
 from fhir_platform.fhir.validation import FhirValidationError, UnknownResourceTypeError, validate_resource
 from fhir_platform.storage.resources import ResourceChange, ResourceStore, StoredResource, VersionConflict
-from fhir_platform.world.entities import DeterministicResolver, EntityResolver
+from fhir_platform.world.entities import DeterministicResolver, EntityResolver, patient_reference
 
 Indexer = Callable[..., list[dict[str, Any]]]
 MAX_WRITE_ATTEMPTS = 3
@@ -55,6 +55,17 @@ class WriteOutcome:
     resource: StoredResource
     created: bool  # a new resource (first version)
     changed: bool  # a new version was written (False: identical content, nothing written)
+
+
+@dataclass
+class BatchWrite:
+    """What happened to one resource of a batch: created, updated, or skipped (identical)."""
+
+    resource_type: str
+    resource_id: str
+    outcome: str
+    entity_id: str | None
+    entity_created: bool
 
 
 @dataclass
@@ -189,13 +200,60 @@ class ResourceService:
             return WriteOutcome(self._stored(change), created=previous is None, changed=True)
         raise AssertionError("unreachable")
 
+    def write_many(
+        self, ws: str, entries: list[tuple[str, str, dict[str, Any]]], ctx: WriteContext, *, dedup: bool = True
+    ) -> list[BatchWrite]:
+        """Write already-validated resources ``(type, id, data)`` in order, with few DynamoDB calls:
+        one BatchGetItem per 100 current versions, patient entities resolved from the batch itself
+        or one more BatchGetItem, and changes packed several per transaction. Each resource is still
+        all-or-nothing and version-conditioned; a lost race is re-read and retried.
+        ``dedup=False`` writes a new version even when the content is identical."""
+        refs = [(rt, rid) for rt, rid, _ in entries]
+        previous = self.store.batch_get(ws, refs)
+        patient_ids = {pid for _, _, data in entries if (pid := patient_reference(data))}
+        in_batch = {rid for rt, rid, _ in entries if rt == "Patient"}
+        known = {
+            pid: stored.entity_id
+            for (rt, pid), stored in self.store.batch_get(ws, [("Patient", p) for p in patient_ids - in_batch]).items()
+        }
+        resolver = DeterministicResolver(lambda _ws, pid: known.get(pid))
+        results: list[BatchWrite] = []
+        pending: list[tuple[int, ResourceChange]] = []
+        for index, (rt, rid, data) in enumerate(entries):
+            prior = previous.get((rt, rid))
+            change = self.prepare(ws, rt, rid, data, prior, ctx, resolver=resolver, force=not dedup)
+            if change is None:
+                results.append(BatchWrite(rt, rid, "skipped", prior.entity_id if prior else None, False))
+                continue
+            if rt == "Patient" and change.link.entity_id:
+                known[rid] = change.link.entity_id
+            previous[(rt, rid)] = self._stored(change)
+            pending.append((index, change))
+            results.append(BatchWrite(rt, rid, "created" if prior is None else "updated", change.link.entity_id, change.new_entity))
+        lost = {id(c) for c in self.store.commit_many([c for _, c in pending])}
+        for index, change in pending:
+            if id(change) in lost:  # a concurrent writer won: redo this one through the single path
+                rt, rid, data = entries[index]
+                outcome = self._write(ws, rt, rid, data, ctx, if_match=None)
+                results[index] = BatchWrite(rt, rid, "updated" if not outcome.created else "created", outcome.resource.entity_id, outcome.created and rt == "Patient")
+        return results
+
     def prepare(
-        self, ws: str, rt: str, rid: str, data: dict[str, Any], previous: StoredResource | None, ctx: WriteContext
+        self,
+        ws: str,
+        rt: str,
+        rid: str,
+        data: dict[str, Any],
+        previous: StoredResource | None,
+        ctx: WriteContext,
+        *,
+        resolver: EntityResolver | None = None,
+        force: bool = False,
     ) -> ResourceChange | None:
-        """Build the change for ``data`` over ``previous``; ``None`` when the content is unchanged.
-        Shared by single writes and the import pipeline."""
+        """Build the change for ``data`` over ``previous``; ``None`` when the content is unchanged
+        (unless ``force``). Shared by single writes and the import pipeline."""
         digest = content_hash(data)
-        if previous is not None and previous.content_hash == digest:
+        if previous is not None and previous.content_hash == digest and not force:
             return None
         now = self.clock()
         version = (previous.version if previous else 0) + 1
@@ -204,7 +262,7 @@ class ResourceService:
         meta["versionId"] = str(version)
         meta["lastUpdated"] = now
         stored["meta"] = meta
-        link = self.resolver.resolve(ws, rt, rid, stored)
+        link = (resolver or self.resolver).resolve(ws, rt, rid, stored)
         new_index = self.indexer(ws, rt, rid, stored, entity_id=link.entity_id, last_updated=now)
         old_index = (
             self.indexer(ws, rt, rid, previous.data, entity_id=previous.entity_id, last_updated=previous.last_updated)

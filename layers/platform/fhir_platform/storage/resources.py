@@ -29,6 +29,7 @@ from fhir_platform.storage.base import Repository, cancellation_codes, error_cod
 from fhir_platform.world.entities import EntityLink
 
 INLINE_LIMIT = 300_000  # bytes of resource JSON kept inline; above it the data goes to S3
+MAX_TRANSACTION_ITEMS = 100  # DynamoDB's TransactWriteItems cap
 
 
 class VersionConflict(Exception):
@@ -131,6 +132,54 @@ class ResourceStore(Repository):
     # ---- writes ------------------------------------------------------------------------------
 
     def commit(self, change: ResourceChange) -> None:
+        self._transact(self._items(change) + [self._counter_update([change])], label=f"{change.resource_type}/{change.resource_id}")
+
+    def commit_many(self, changes: list[ResourceChange]) -> list[ResourceChange]:
+        """Commit many changes with few calls: changes are packed into transactions of at most
+        :data:`MAX_TRANSACTION_ITEMS` items (one merged counter update each), so each resource is
+        still all-or-nothing. A packed transaction that loses a race is retried change by change;
+        returns the changes that lost (the caller re-reads and retries them)."""
+        lost: list[ResourceChange] = []
+        group: list[ResourceChange] = []
+        group_items: list[dict[str, Any]] = []
+
+        def flush() -> None:
+            if not group:
+                return
+            try:
+                self._transact(group_items + [self._counter_update(group)], label=f"{len(group)} resources")
+            except VersionConflict:
+                for change in group:
+                    try:
+                        self.commit(change)
+                    except VersionConflict:
+                        lost.append(change)
+            group.clear()
+            group_items.clear()
+
+        for change in changes:
+            items = self._items(change)
+            same_resource = any(c.resource_type == change.resource_type and c.resource_id == change.resource_id for c in group)
+            if same_resource or len(group_items) + len(items) + 1 > MAX_TRANSACTION_ITEMS:
+                flush()
+            group.append(change)
+            group_items.extend(items)
+        flush()
+        return lost
+
+    def _transact(self, items: list[dict[str, Any]], label: str) -> None:
+        try:
+            self.table.meta.client.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            codes = cancellation_codes(exc) if error_code(exc) == "TransactionCanceledException" else []
+            if "ConditionalCheckFailed" in codes:
+                raise VersionConflict(f"{label} changed concurrently") from None
+            if "TransactionConflict" in codes:
+                raise VersionConflict(f"{label} is being written concurrently") from None
+            raise
+
+    def _items(self, change: ResourceChange) -> list[dict[str, Any]]:
+        """The transaction items of one change, without the counter update."""
         ws, rt, rid = change.workspace_id, change.resource_type, change.resource_id
         pk = keys.resource_pk(ws, rt, rid)
         body = self._body(ws, rt, rid, change.version, change.data)
@@ -178,7 +227,6 @@ class ResourceStore(Repository):
             items.append({"Delete": {"TableName": table, "Key": _item(key)}})
         for entry in change.index_put:
             items.append({"Put": {"TableName": table, "Item": _item(entry)}})
-        items.append(self._counter_update(change))
         if change.new_entity and change.link.entity_id:
             items.append(
                 {
@@ -200,32 +248,27 @@ class ResourceStore(Repository):
                     }
                 }
             )
-        try:
-            self.table.meta.client.transact_write_items(TransactItems=items)
-        except ClientError as exc:
-            code = error_code(exc)
-            if code == "TransactionCanceledException" and "ConditionalCheckFailed" in cancellation_codes(exc):
-                raise VersionConflict(f"{rt}/{rid} changed concurrently") from None
-            if code == "TransactionCanceledException" and "TransactionConflict" in cancellation_codes(exc):
-                raise VersionConflict(f"{rt}/{rid} is being written concurrently") from None
-            raise
+        return items
 
-    def _counter_update(self, change: ResourceChange) -> dict[str, Any]:
-        names = {"#e": "event_count", "#lc": "last_change_at"}
-        values: dict[str, Any] = {":one": 1, ":now": change.last_updated}
-        adds = ["#e :one"]
-        if change.previous_version is None:
-            names["#rt"] = f"rt_{change.resource_type}"
-            adds.append("#rt :one")
-        if change.new_entity and change.link.entity_type:
-            names["#ec"] = "entity_count"
-            names["#et"] = f"et_{change.link.entity_type}"
-            adds += ["#ec :one", "#et :one"]
+    def _counter_update(self, changes: list[ResourceChange]) -> dict[str, Any]:
+        """One ADD on a random counter shard covering every change of a transaction."""
+        totals: dict[str, int] = {"event_count": len(changes)}
+        for change in changes:
+            if change.previous_version is None:
+                totals[f"rt_{change.resource_type}"] = totals.get(f"rt_{change.resource_type}", 0) + 1
+            if change.new_entity and change.link.entity_type:
+                totals["entity_count"] = totals.get("entity_count", 0) + 1
+                totals[f"et_{change.link.entity_type}"] = totals.get(f"et_{change.link.entity_type}", 0) + 1
+        names = {f"#a{i}": name for i, name in enumerate(totals)}
+        values: dict[str, Any] = {f":a{i}": n for i, n in enumerate(totals.values())}
+        names["#lc"] = "last_change_at"
+        values[":now"] = max(c.last_updated for c in changes)
+        adds = ", ".join(f"#a{i} :a{i}" for i in range(len(totals)))
         return {
             "Update": {
                 "TableName": self.table.name,
-                "Key": _item({"PK": keys.stats_pk(change.workspace_id), "SK": keys.stats_sk(random.randrange(keys.COUNTER_SHARDS))}),
-                "UpdateExpression": f"ADD {', '.join(adds)} SET #lc = :now",
+                "Key": {"PK": keys.stats_pk(changes[0].workspace_id), "SK": keys.stats_sk(random.randrange(keys.COUNTER_SHARDS))},
+                "UpdateExpression": f"ADD {adds} SET #lc = :now",
                 "ExpressionAttributeNames": names,
                 "ExpressionAttributeValues": values,
             }
