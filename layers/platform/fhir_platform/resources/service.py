@@ -21,11 +21,20 @@ from fhir_platform.errors import InvalidInput, NotFound, PreconditionFailed, Unp
 from fhir_platform.fhir.changes import content_hash, fields_affected
 from fhir_platform.fhir.resource_types import ID_PATTERN, is_storable
 from fhir_platform.fhir.validation import FhirValidationError, UnknownResourceTypeError, validate_resource
-from fhir_platform.storage.resources import ResourceChange, ResourceStore, StoredResource, VersionConflict
+from fhir_platform.storage.resources import (
+    CompartmentConflict,
+    CompartmentTouches,
+    ResourceChange,
+    ResourceStore,
+    StoredResource,
+    VersionConflict,
+)
+from fhir_platform.search.indexing import compartment_touch, diff_index_items, touch_key
+from fhir_platform.search.parameters import compartment_patient_ids
 from fhir_platform.world.entities import DeterministicResolver, EntityResolver, patient_reference
 
 Indexer = Callable[..., list[dict[str, Any]]]
-MAX_WRITE_ATTEMPTS = 3
+MAX_WRITE_ATTEMPTS = 5
 
 
 def _default_indexer() -> Indexer:
@@ -190,7 +199,11 @@ class ResourceService:
             if change is None:
                 return WriteOutcome(previous, created=False, changed=False)  # type: ignore[arg-type]
             try:
-                self.store.commit(change)
+                self.store.commit(change, self._touches(ws, [change]))
+            except CompartmentConflict:
+                if attempt == MAX_WRITE_ATTEMPTS - 1:
+                    raise
+                continue
             except VersionConflict:
                 if if_match is not None:
                     raise PreconditionFailed("The resource was changed by another writer; re-read and retry") from None
@@ -230,7 +243,8 @@ class ResourceService:
             previous[(rt, rid)] = self._stored(change)
             pending.append((index, change))
             results.append(BatchWrite(rt, rid, "created" if prior is None else "updated", change.link.entity_id, change.new_entity))
-        lost = {id(c) for c in self.store.commit_many([c for _, c in pending])}
+        changes = [c for _, c in pending]
+        lost = {id(c) for c in self.store.commit_many(changes, self._touches(ws, changes))}
         for index, change in pending:
             if id(change) in lost:  # a concurrent writer won: redo this one through the single path
                 rt, rid, data = entries[index]
@@ -263,14 +277,16 @@ class ResourceService:
         meta["lastUpdated"] = now
         stored["meta"] = meta
         link = (resolver or self.resolver).resolve(ws, rt, rid, stored)
-        new_index = self.indexer(ws, rt, rid, stored, entity_id=link.entity_id, last_updated=now)
+        created_at = previous.created_at if previous else now
+        new_index = self.indexer(ws, rt, rid, stored, entity_id=link.entity_id, last_updated=now, created_at=created_at)
         old_index = (
-            self.indexer(ws, rt, rid, previous.data, entity_id=previous.entity_id, last_updated=previous.last_updated)
+            self.indexer(
+                ws, rt, rid, previous.data, entity_id=previous.entity_id, last_updated=previous.last_updated, created_at=created_at
+            )
             if previous
             else []
         )
-        new_keys = {(i["PK"], i["SK"]) for i in new_index}
-        old_by_key = {(i["PK"], i["SK"]): i for i in old_index}
+        index_put, index_delete = diff_index_items(old_index, new_index)
         return ResourceChange(
             workspace_id=ws,
             resource_type=rt,
@@ -278,7 +294,7 @@ class ResourceService:
             version=version,
             data=stored,
             content_hash=digest,
-            created_at=previous.created_at if previous else now,
+            created_at=created_at,
             last_updated=now,
             link=link,
             previous_version=previous.version if previous else None,
@@ -295,10 +311,22 @@ class ResourceService:
                 "sync_error": ctx.sync_error,
                 "fields_affected": fields_affected(previous.data if previous else None, stored),
             },
-            index_put=[i for i in new_index if old_by_key.get((i["PK"], i["SK"])) != i],
-            index_delete=[{"PK": pk, "SK": sk} for (pk, sk) in old_by_key if (pk, sk) not in new_keys],
+            index_put=index_put,
+            index_delete=index_delete,
             new_entity=link.owns_entity and previous is None,
+            touches=compartment_patient_ids(rt, stored),
         )
+
+    def _touches(self, ws: str, changes: list[ResourceChange]) -> CompartmentTouches:
+        """Read the touch items of every patient these changes are in (one BatchGetItem)."""
+        patients = {pid for c in changes for pid in c.touches}
+        found = self.store.get_items([touch_key(ws, pid) for pid in patients])
+        previous = {pid: found.get((k["PK"], k["SK"])) for pid in patients for k in [touch_key(ws, pid)]}
+
+        def ops(ws_: str, pid: str, event_time: str, prev: dict | None, entity_id: str | None, count: int) -> list[dict]:
+            return compartment_touch(ws_, pid, event_time=event_time, previous=prev, entity_id=entity_id, count=count)
+
+        return CompartmentTouches(ws, previous, ops)
 
     @staticmethod
     def _stored(change: ResourceChange) -> StoredResource:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
@@ -34,6 +34,42 @@ MAX_TRANSACTION_ITEMS = 100  # DynamoDB's TransactWriteItems cap
 
 class VersionConflict(Exception):
     """Another writer changed the resource between our read and our write."""
+
+
+class CompartmentConflict(VersionConflict):
+    """Only a patient's compartment touch item moved (another resource of that patient was
+    written concurrently): the resource itself is unchanged, so the write is simply retried."""
+
+
+# (workspace, patient id, event time, previous touch item, entity id, count) -> transaction ops
+TouchOps = Callable[[str, str, str, "dict[str, Any] | None", "str | None", int], list[dict[str, Any]]]
+
+
+class CompartmentTouches:
+    """Patients' compartment touch items as read before committing, kept current as transactions
+    succeed, so each packed transaction touches every patient exactly once (DynamoDB refuses two
+    operations on one item in a transaction)."""
+
+    def __init__(self, ws: str, previous: dict[str, dict[str, Any] | None], make_ops: TouchOps) -> None:
+        self.ws, self.previous, self._make_ops = ws, previous, make_ops
+
+    def ops(self, changes: list["ResourceChange"]) -> list[dict[str, Any]]:
+        per_patient: dict[str, list[ResourceChange]] = {}
+        for change in changes:
+            for pid in change.touches:
+                per_patient.setdefault(pid, []).append(change)
+        out: list[dict[str, Any]] = []
+        for pid, group in per_patient.items():
+            latest = max(c.last_updated for c in group)
+            entity = next((c.link.entity_id for c in group if c.link.entity_id), None)
+            out += self._make_ops(self.ws, pid, latest, self.previous.get(pid), entity, len(group))
+        return out
+
+    def committed(self, ops: list[dict[str, Any]]) -> None:
+        for op in ops:
+            item = op.get("Put", {}).get("Item", {})
+            if "event_count" in item and "last_event_at" in item:
+                self.previous[item["id"]] = item
 
 
 @dataclass
@@ -67,6 +103,7 @@ class ResourceChange:
     index_put: list[dict[str, Any]] = field(default_factory=list)
     index_delete: list[dict[str, str]] = field(default_factory=list)
     new_entity: bool = False
+    touches: list[str] = field(default_factory=list)  # patients whose compartment this change is in
 
 
 class ResourceStore(Repository):
@@ -113,6 +150,19 @@ class ResourceStore(Repository):
                 return out
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
+    def get_items(self, item_keys: list[dict[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """Arbitrary items by key (consistent BatchGetItem, 100 per call), keyed by (PK, SK)."""
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        unique = list({(k["PK"], k["SK"]): k for k in item_keys}.values())
+        for start in range(0, len(unique), 100):
+            request: dict[str, Any] | None = {self.table.name: {"Keys": unique[start : start + 100], "ConsistentRead": True}}
+            while request:
+                resp = self.table.meta.client.batch_get_item(RequestItems=request)
+                for item in resp.get("Responses", {}).get(self.table.name, []):
+                    found[(item["PK"], item["SK"])] = plain(item)
+                request = resp.get("UnprocessedKeys") or None
+        return found
+
     def batch_get(self, ws: str, refs: list[tuple[str, str]]) -> dict[tuple[str, str], StoredResource]:
         """Current versions of up to 100 resources in one BatchGetItem (retrying unprocessed keys)."""
         found: dict[tuple[str, str], StoredResource] = {}
@@ -131,10 +181,23 @@ class ResourceStore(Repository):
 
     # ---- writes ------------------------------------------------------------------------------
 
-    def commit(self, change: ResourceChange) -> None:
-        self._transact(self._items(change) + [self._counter_update([change])], label=f"{change.resource_type}/{change.resource_id}")
+    def commit(self, change: ResourceChange, touches: CompartmentTouches | None = None) -> None:
+        self._commit_group([change], touches)
 
-    def commit_many(self, changes: list[ResourceChange]) -> list[ResourceChange]:
+    def _commit_group(self, changes: list[ResourceChange], touches: CompartmentTouches | None) -> None:
+        items: list[dict[str, Any]] = []
+        for change in changes:
+            items += self._items(change)
+        items.append(self._counter_update(changes))
+        touch_ops = touches.ops(changes) if touches else []
+        first_touch = len(items)
+        items += [{kind: {"TableName": self.table.name, **body}} for op in touch_ops for kind, body in op.items()]
+        label = f"{changes[0].resource_type}/{changes[0].resource_id}" if len(changes) == 1 else f"{len(changes)} resources"
+        self._transact(items, label, first_touch)
+        if touches:
+            touches.committed(touch_ops)
+
+    def commit_many(self, changes: list[ResourceChange], touches: CompartmentTouches | None = None) -> list[ResourceChange]:
         """Commit many changes with few calls: changes are packed into transactions of at most
         :data:`MAX_TRANSACTION_ITEMS` items (one merged counter update each), so each resource is
         still all-or-nothing. A packed transaction that loses a race is retried change by change;
@@ -147,11 +210,11 @@ class ResourceStore(Repository):
             if not group:
                 return
             try:
-                self._transact(group_items + [self._counter_update(group)], label=f"{len(group)} resources")
+                self._commit_group(list(group), touches)
             except VersionConflict:
                 for change in group:
                     try:
-                        self.commit(change)
+                        self.commit(change, touches)
                     except VersionConflict:
                         lost.append(change)
             group.clear()
@@ -160,19 +223,24 @@ class ResourceStore(Repository):
         for change in changes:
             items = self._items(change)
             same_resource = any(c.resource_type == change.resource_type and c.resource_id == change.resource_id for c in group)
-            if same_resource or len(group_items) + len(items) + 1 > MAX_TRANSACTION_ITEMS:
+            # room for the counter update and up to 3 touch operations per patient of the group
+            patients = {p for c in group for p in c.touches} | set(change.touches)
+            if same_resource or len(group_items) + len(items) + 1 + 3 * len(patients) > MAX_TRANSACTION_ITEMS:
                 flush()
             group.append(change)
             group_items.extend(items)
         flush()
         return lost
 
-    def _transact(self, items: list[dict[str, Any]], label: str) -> None:
+    def _transact(self, items: list[dict[str, Any]], label: str, first_touch: int | None = None) -> None:
         try:
             self.table.meta.client.transact_write_items(TransactItems=items)
         except ClientError as exc:
             codes = cancellation_codes(exc) if error_code(exc) == "TransactionCanceledException" else []
-            if "ConditionalCheckFailed" in codes:
+            failed = [i for i, code in enumerate(codes) if code == "ConditionalCheckFailed"]
+            if failed and first_touch is not None and min(failed) >= first_touch:
+                raise CompartmentConflict(f"{label}: a patient compartment changed concurrently") from None
+            if failed:
                 raise VersionConflict(f"{label} changed concurrently") from None
             if "TransactionConflict" in codes:
                 raise VersionConflict(f"{label} is being written concurrently") from None

@@ -1,0 +1,19 @@
+"""FHIR search over the one DynamoDB table: parameters, parsing, matching, index items, plans.
+
+Pure modules (no AWS): ``normalize`` (string/phone/date normalisation), ``parameters`` (search
+parameters per resource type and value extraction), ``query`` (query-string parsing, ``matches``),
+``indexing`` (the index items a resource version needs, diffing, the patient ``last_event_at`` touch,
+query plans), ``views`` (flattened view rows). ``executor`` runs plans against a boto3 Table.
+
+Write path, per resource change (one TransactWriteItems)::
+
+    new = index_items(ws, type, id, data, entity_id=..., last_updated=..., created_at=...)
+    old = index_items(<the same for the stored CURRENT>)            # [] on create
+    puts, deletes = diff_index_items(old, new)
+    for pid in compartment_patient_ids(type, data) (+ the old version's, if it changed):
+        ops += compartment_touch(ws, pid, event_time=..., previous=<GetItem touch_key(ws, pid)>)
+
+Read path: ``parse_search`` / ``parse_patient_search`` (``QueryError`` → 400/422 naming the
+parameter), then ``executor.search_resources`` / ``search_patients`` / ``patient_view_page``.
+The index design is described in ``indexing`` and in ``docs/search.md``.
+"""

@@ -1,0 +1,734 @@
+"""Search index items (written with the resource) and query plans over them.
+
+All index items live in the one table, under partition keys ``WS#{ws}#IX#...`` (no GSIs: an index
+item is a base-table item written in the same TransactWriteItems as the resource, so a search that
+starts after a write returned sees it). Two layouts:
+
+**exact families** (token, reference, phone; the value is the partition)::
+
+    PK = WS#{ws}#IX#{type}#{family}#{shard}#{key}      SK = {resource id}
+    key: token code (casefolded) | referenced id | phone digits;  attrs: id, k, sys | rt
+
+One Query (``PK = ...``) per shard finds every resource with the value. Token systems (``sys``) and
+reference types (``rt``) are attributes, checked on the index item, so ``system|code``, ``|code``,
+``code``, ``Type/id`` and bare ``id`` all use the one item. Families whose values are few and shared
+(status, gender, code, category: ``HOT`` = 8 shards; practitioner/location/organization: 4) put
+``crc32(id) % shards`` in the key, so one hot value is spread over that many partitions (write
+sharding); readers query all shards in parallel and merge by SK.
+
+**ordered families** (string prefix, ``q`` words, dates, the per-type list, patient sorts)::
+
+    PK = WS#{ws}#IX#{type}#{family}#{shard}              SK = {sort key}#{resource id}
+
+always 8 shards (``crc32(id) % 8``); a search is one Query per shard with an SK condition
+(``begins_with`` for prefixes, ``BETWEEN``/``<``/``>=`` for dates), merged by SK.
+
+==================  =============================  ==================================================
+family              sort key / key                 serves
+==================  =============================  ==================================================
+``_lastUpdated``    meta.lastUpdated (instant)     every resource of a type, newest first (no
+                                                   selective parameter); ``_lastUpdated`` ranges
+string param        each prefix key (≤64 chars)    ``name=smi`` → ``begins_with(SK, "smi")``
+``q``               each word (≤12 per resource)   longest query word → ``begins_with``
+date param          range low bound                ``eq``/``lt``/``le``/``sa`` (+ ``gt``/``ge``/``eb``)
+``{date}.hi``       range high bound, only for     ``gt``/``ge``/``eb`` on values spanning more than a
+                    values longer than one day     day (periods, ``2024``); shorter values are found
+                                                   in the low-bound family shifted by one day
+token/ref/phone     exact (layout above)           ``code=…``, ``patient=…``, ``identifier=…``
+``sort.created_at`` Patient created_at             patient list ``sort_by=created_at``
+``sort.name``       "family given" folded          patient list ``sort_by=name``
+``sort.last_event_at``  last compartment change    patient list ``sort_by=last_event_at`` (moved by
+                                                   :func:`compartment_touch`, not by index_items)
+==================  =============================  ==================================================
+
+Per-patient partition ``WS#{ws}#IX#@patient#{patient id}``: the touch item (``SK=LAST_EVENT``:
+``last_event_at``, ``event_count``) and the patient view's *facts* — one item per active Condition,
+active MedicationRequest/MedicationStatement, active AllergyIntolerance and active Coverage
+(``SK=F#{kind}#{type}#{id}``, attribute ``d`` = display text), emitted by that resource's
+``index_items`` and therefore removed in the same transaction when it stops being active. One Query
+returns everything a patient-view row needs besides the Patient itself.
+
+A resource yields at most ``MAX_INDEX_ITEMS`` (40) items so that old + new index items, the resource
+items and the compartment touch fit one TransactWriteItems (100 items). Beyond the cap, items are
+dropped lowest priority first: ``q`` words, then string prefix keys, then dates, then exact values
+(per-type list, sort, facts and entity items are never dropped). Per family at most
+``MAX_VALUES_PER_FAMILY`` values are indexed. What the index drops, search cannot find.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from fhir_platform.search.normalize import (
+    normalize_phone,
+    normalize_string,
+    normalize_token,
+    parse_instant,
+    prefix_keys,
+    words,
+)
+from fhir_platform.search.parameters import (
+    ORDERED_SHARDS,
+    Kind,
+    SearchParam,
+    compartment_patient_ids,
+    extract,
+    params_for,
+    select,
+)
+from fhir_platform.search.query import (
+    Criterion,
+    DateValue,
+    PatientSearch,
+    SearchQuery,
+    StrValue,
+    date_matches,
+    ref_matches,
+)
+
+__all__ = [
+    "INDEX_VERSION",
+    "KeyCondition",
+    "MAX_INDEX_ITEMS",
+    "Plan",
+    "compartment_touch",
+    "diff_index_items",
+    "index_items",
+    "PatientPlan",
+    "compartment_forget",
+    "patient_item_accepts",
+    "patient_partition_pk",
+    "patient_plan",
+    "plan",
+    "view_fact",
+    "shard_of",
+    "touch_key",
+]
+
+INDEX_VERSION = 1
+MAX_INDEX_ITEMS = 40
+MAX_VALUES_PER_FAMILY = 12
+MAX_STRING_KEY = 64
+MAX_EXACT_KEY = 256
+LONG_SPAN = timedelta(days=1)
+LAST_UPDATED = "_lastUpdated"
+TOUCH_SK = "LAST_EVENT"
+FACT_PREFIX = "F#"
+
+
+def shard_of(resource_id: str, shards: int) -> int:
+    """Stable shard of a resource in a family: the same id always lands in the same partition."""
+    return zlib.crc32(resource_id.encode()) % shards if shards > 1 else 0
+
+
+def _exact_key(key: str) -> str:
+    if len(key.encode()) <= MAX_EXACT_KEY:
+        return key
+    return "~" + hashlib.sha256(key.encode()).hexdigest()
+
+
+def ordered_pk(ws: str, resource_type: str, family: str, shard: int) -> str:
+    return f"WS#{ws}#IX#{resource_type}#{family}#{shard}"
+
+
+def exact_pk(ws: str, resource_type: str, family: str, shard: int, key: str) -> str:
+    return f"WS#{ws}#IX#{resource_type}#{family}#{shard}#{_exact_key(key)}"
+
+
+def patient_partition_pk(ws: str, patient_id: str) -> str:
+    """The per-patient partition: touch item + patient-view facts."""
+    return f"WS#{ws}#IX#@patient#{patient_id}"
+
+
+def touch_key(ws: str, patient_id: str) -> dict:
+    return {"PK": patient_partition_pk(ws, patient_id), "SK": TOUCH_SK}
+
+
+def _is_long(low: str, high: str) -> bool:
+    return _dt(high) - _dt(low) > LONG_SPAN
+
+
+def _dt(iso: str) -> datetime:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00"))
+
+
+def _shift(iso: str, delta: timedelta) -> str:
+    try:
+        moved = _dt(iso) + delta
+    except OverflowError:
+        return iso
+    return f"{moved.year:04d}-{moved.month:02d}-{moved.day:02d}T{moved:%H:%M:%S}Z"
+
+
+# --- items -------------------------------------------------------------------------------------
+
+# Priority when the cap bites (lower survives).
+_P_CORE, _P_EXACT, _P_DATE, _P_STRING, _P_TEXT = range(5)
+_KIND_PRIORITY = {
+    Kind.TOKEN: _P_EXACT,
+    Kind.REFERENCE: _P_EXACT,
+    Kind.PHONE: _P_EXACT,
+    Kind.DATE: _P_DATE,
+    Kind.STRING: _P_STRING,
+    Kind.TEXT: _P_TEXT,
+}
+
+
+def _family_items(ws: str, rtype: str, rid: str, param: SearchParam, data: dict, extra: dict) -> list[dict]:
+    fam, n = param.family, param.shard_count
+    shard = shard_of(rid, n)
+    values = extract(param, data)
+    items: list[dict] = []
+    if param.kind is Kind.TOKEN:
+        systems: dict[str, set[str]] = {}
+        for system, code in values:
+            systems.setdefault(normalize_token(code), set()).add(system)
+        for key, sys in list(systems.items())[:MAX_VALUES_PER_FAMILY]:
+            if key:
+                items.append({"PK": exact_pk(ws, rtype, fam, shard, key), "SK": rid, "k": key, "sys": sorted(sys)})
+    elif param.kind is Kind.REFERENCE:
+        types: dict[str, set[str]] = {}
+        for rt, ref_id in values:
+            types.setdefault(ref_id, set()).add(rt)
+        for key, rts in list(types.items())[:MAX_VALUES_PER_FAMILY]:
+            items.append({"PK": exact_pk(ws, rtype, fam, shard, key), "SK": rid, "k": key, "rt": sorted(rts)})
+    elif param.kind is Kind.PHONE:
+        for digits in values[:MAX_VALUES_PER_FAMILY]:
+            items.append({"PK": exact_pk(ws, rtype, fam, shard, digits), "SK": rid, "k": digits})
+    elif param.kind is Kind.STRING:
+        keys = dict.fromkeys(k[:MAX_STRING_KEY] for s in values for k in prefix_keys(normalize_string(s)) if k)
+        for key in list(keys)[:MAX_VALUES_PER_FAMILY]:
+            items.append({"PK": ordered_pk(ws, rtype, fam, shard), "SK": f"{key}#{rid}"})
+    elif param.kind is Kind.TEXT:
+        ws_ = dict.fromkeys(w[:MAX_STRING_KEY] for s in values for w in words(s))
+        for w in list(ws_)[:MAX_VALUES_PER_FAMILY]:
+            items.append({"PK": ordered_pk(ws, rtype, fam, shard), "SK": f"{w}#{rid}"})
+    elif param.kind is Kind.DATE:
+        for low, high in values[: MAX_VALUES_PER_FAMILY // 3]:
+            items.append({"PK": ordered_pk(ws, rtype, fam, shard), "SK": f"{low}#{rid}", "lo": low, "hi": high})
+            if _is_long(low, high):
+                items.append(
+                    {"PK": ordered_pk(ws, rtype, f"{fam}.hi", shard), "SK": f"{high}#{rid}", "lo": low, "hi": high}
+                )
+    for item in items:
+        item["id"] = rid
+        item.update(extra)
+    return items
+
+
+COMPOSITE = "patient+code"
+
+
+def _composite_items(ws: str, rtype: str, rid: str, data: dict) -> list[dict]:
+    """``patient+code`` items: the commonest clinical query (a patient's observations of one code)
+    becomes one exact Query instead of a patient partition filtered by code."""
+    params = params_for(rtype)
+    patient, code = params.get("patient"), params.get("code")
+    if patient is None or code is None:
+        return []
+    refs: dict[str, set[str]] = {}
+    for rt, pid in extract(patient, data):
+        refs.setdefault(pid, set()).add(rt)
+    codes: dict[str, set[str]] = {}
+    for system, value in extract(code, data):
+        codes.setdefault(normalize_token(value), set()).add(system)
+    items = []
+    for pid, rts in list(refs.items())[:2]:
+        for key, sys in list(codes.items())[:4]:
+            if key:
+                items.append(
+                    {
+                        "PK": exact_pk(ws, rtype, COMPOSITE, 0, f"{pid}|{key}"),
+                        "SK": rid,
+                        "id": rid,
+                        "p": pid,
+                        "k": key,
+                        "rt": sorted(rts),
+                        "sys": sorted(sys),
+                    }
+                )
+    return items
+
+
+def _sort_name(data: dict) -> str:
+    names = [n for n in data.get("name") or [] if isinstance(n, dict)]
+    if not names:
+        return ""
+    name = next((n for n in names if n.get("use") in ("official", "usual")), names[0])
+    parts = [name.get("family") or "", *(name.get("given") or [])]
+    text = " ".join(p for p in parts if isinstance(p, str) and p) or name.get("text") or ""
+    return normalize_string(text)[:MAX_STRING_KEY]
+
+
+# What the patient view lists, and when a resource counts as active.
+_ACTIVE_CLINICAL = {"active", "recurrence", "relapse"}
+_REFUTED = {"refuted", "entered-in-error"}
+
+
+def _codes(data: dict, path: str) -> set[str]:
+    return {c for _, c in (t for node in select(data, path) for t in _token_pairs(node))}
+
+
+def _token_pairs(node: object) -> list[tuple[str, str]]:
+    if isinstance(node, str):
+        return [("", node)]
+    if isinstance(node, dict):
+        return [(c.get("system", ""), c["code"]) for c in node.get("coding") or [] if isinstance(c.get("code"), str)]
+    return []
+
+
+def _display(data: dict, *paths: str) -> str | None:
+    """First human-readable text at the paths: text, display, a coding's display, else its code.
+    A ``#id`` reference is looked up in ``contained`` (Synthea/HL7 medications are often there)."""
+    for path in paths:
+        for node in select(data, path):
+            if isinstance(node, str) and node:
+                return node
+            if not isinstance(node, dict):
+                continue
+            ref = node.get("reference")
+            if isinstance(ref, str) and ref.startswith("#") and not node.get("display"):
+                node = next((c.get("code") for c in data.get("contained") or [] if c.get("id") == ref[1:]), None) or {}
+            codings = [c for c in node.get("coding") or [] if isinstance(c, dict)]
+            text = node.get("text") or node.get("display")
+            text = text or next((c["display"] for c in codings if c.get("display")), None)
+            text = text or next((c["code"] for c in codings if c.get("code")), None)
+            if text:
+                return text
+    return None
+
+
+def view_fact(resource_type: str, data: dict) -> tuple[str, dict] | None:
+    """``(kind, attributes)`` when ``data`` is an active fact the patient view lists, else ``None``."""
+    if resource_type == "Condition":
+        if _codes(data, "verificationStatus") & _REFUTED:
+            return None
+        if _codes(data, "clinicalStatus") & _ACTIVE_CLINICAL:
+            return "condition", {"d": _display(data, "code") or "Unknown condition"}
+    elif resource_type in ("MedicationRequest", "MedicationStatement"):
+        if data.get("status") == "active":
+            return "medication", {"d": _display(data, "medicationCodeableConcept", "medicationReference") or "Unknown"}
+    elif resource_type == "AllergyIntolerance":
+        if _codes(data, "verificationStatus") & _REFUTED:
+            return None
+        clinical = _codes(data, "clinicalStatus")
+        if not clinical or "active" in clinical:
+            return "allergy", {"d": _display(data, "code") or "Unknown allergy"}
+    elif resource_type == "Coverage":
+        if data.get("status") == "active":
+            attrs = {
+                "d": _display(data, "payor", "type") or "Coverage",
+                "payer": _display(data, "payor"),
+                "member_id": data.get("subscriberId")
+                or next((i.get("value") for i in data.get("identifier") or [] if isinstance(i, dict)), None),
+                "relationship": _display(data, "relationship"),
+                "policyholder": _display(data, "policyHolder", "subscriber"),
+                "type": _display(data, "type"),
+                "order": data.get("order"),
+            }
+            return "insurance", {k: v for k, v in attrs.items() if v is not None}
+    return None
+
+
+def index_items(
+    workspace_id: str,
+    resource_type: str,
+    resource_id: str,
+    data: dict,
+    *,
+    entity_id: str | None,
+    last_updated: str,
+    created_at: str,
+) -> list[dict]:
+    """The index items that must exist for this version of the resource (see module docstring).
+
+    Deterministic: the same arguments give the same items, so the write path can recompute the old
+    version's items from the stored CURRENT (``data``, ``entity_id``, ``last_updated``,
+    ``created_at``) and apply :func:`diff_index_items`. ``last_updated`` must equal the
+    ``meta.lastUpdated`` stamped on ``data``. Values are str / int / list of str only.
+    """
+    ws, rtype, rid = workspace_id, resource_type, resource_id
+    lu = parse_instant(last_updated)
+    core: list[dict] = [
+        {
+            "PK": ordered_pk(ws, rtype, LAST_UPDATED, shard_of(rid, ORDERED_SHARDS)),
+            "SK": f"{lu}#{rid}",
+            "id": rid,
+            "lo": lu,
+            "hi": _shift(lu, timedelta(seconds=1)),
+        }
+    ]
+    patient_extra: dict = {}
+    if rtype == "Patient":
+        ca = parse_instant(created_at)
+        nm = _sort_name(data)
+        patient_extra = {"ca": ca, "nm": nm, **({"e": entity_id} if entity_id else {})}
+        shard = shard_of(rid, ORDERED_SHARDS)
+        core.append(
+            {"PK": ordered_pk(ws, rtype, "sort.created_at", shard), "SK": f"{ca}#{rid}", "id": rid, **patient_extra}
+        )
+        core.append({"PK": ordered_pk(ws, rtype, "sort.name", shard), "SK": f"{nm}#{rid}", "id": rid, **patient_extra})
+        if entity_id:
+            core.append(
+                {
+                    "PK": exact_pk(ws, rtype, "entity", 0, entity_id),
+                    "SK": rid,
+                    "id": rid,
+                    "k": entity_id,
+                    **patient_extra,
+                }
+            )
+    fact = view_fact(rtype, data)
+    if fact:
+        kind, attrs = fact
+        for pid in compartment_patient_ids(rtype, data)[:2]:
+            core.append(
+                {"PK": patient_partition_pk(ws, pid), "SK": f"{FACT_PREFIX}{kind}#{rtype}#{rid}", "id": rid, **attrs}
+            )
+
+    ranked: list[tuple[int, dict]] = []
+    seen_families: set[str] = set()
+    for param in params_for(rtype).values():
+        if param.kind is Kind.ID or param.family == LAST_UPDATED or param.family in seen_families:
+            continue
+        seen_families.add(param.family)
+        extra = patient_extra if rtype == "Patient" and param.family in ("q", "mrn", "phone", "identifier") else {}
+        if rtype == "Patient" and param.family == "q":
+            extra = {
+                **extra,
+                "w": list(dict.fromkeys(w for s in extract(param, data) for w in words(s)))[:MAX_VALUES_PER_FAMILY],
+            }
+        ranked += [(_KIND_PRIORITY[param.kind], it) for it in _family_items(ws, rtype, rid, param, data, extra)]
+    ranked = [(_P_EXACT, it) for it in _composite_items(ws, rtype, rid, data)] + ranked
+    ranked.sort(key=lambda pair: pair[0])  # stable: keeps registry order within a priority
+    room = max(0, MAX_INDEX_ITEMS - len(core))
+    return core + [item for _, item in ranked[:room]]
+
+
+def diff_index_items(old: list[dict], new: list[dict]) -> tuple[list[dict], list[dict]]:
+    """``(puts, delete_keys)`` turning the ``old`` index items into the ``new`` ones.
+
+    An item whose key and attributes are unchanged is neither put nor deleted; a changed item is put
+    (overwriting); an item whose key vanished is deleted. Keys are ``{"PK", "SK"}`` dicts.
+    """
+    key = lambda it: (it["PK"], it["SK"])  # noqa: E731
+    old_by_key = {key(it): it for it in old}
+    new_keys = {key(it) for it in new}
+    puts = [it for it in new if old_by_key.get(key(it)) != it]
+    deletes = [{"PK": pk, "SK": sk} for (pk, sk) in old_by_key if (pk, sk) not in new_keys]
+    return puts, deletes
+
+
+# --- compartment touch (patient last_event_at) -------------------------------------------------
+
+
+def compartment_touch(
+    workspace_id: str,
+    patient_id: str,
+    *,
+    event_time: str,
+    previous: dict | None,
+    entity_id: str | None = None,
+    count: int = 1,
+) -> list[dict]:
+    """Transaction operations that record ``count`` changes in ``patient_id``'s compartment, the
+    latest at ``event_time``. (A transaction may not touch one item twice: when several changes
+    packed into one transaction share a patient, call this once with their number and latest time.)
+
+    ``previous`` is the patient's touch item as read before the transaction (``GetItem``/
+    ``BatchGetItem`` of :func:`touch_key`), ``None`` when absent. Returns operations shaped like
+    TransactWriteItems entries with plain Python values: add ``TableName`` and send them through
+    the Table resource's client (``table.meta.client``), which serialises plain values:
+
+    - ``Put`` of the touch item (``last_event_at`` = max(previous, event_time), ``event_count`` +
+      ``count``),
+      conditioned on the touch item being exactly as read (``attribute_not_exists(PK)`` or the same
+      ``event_count``), so concurrent writers in one compartment serialise: the loser's transaction is
+      cancelled and the write path retries it after re-reading;
+    - when ``last_event_at`` moves: ``Delete`` of the old ``sort.last_event_at`` entry and ``Put`` of
+      the new one.
+    """
+    ws = workspace_id
+    prev_time = (previous or {}).get("last_event_at")
+    prev_count = int((previous or {}).get("event_count", 0))
+    now = parse_instant(event_time)
+    new_time = max(prev_time, now) if prev_time else now
+    touch = {
+        **touch_key(ws, patient_id),
+        "id": patient_id,
+        "last_event_at": new_time,
+        "event_count": prev_count + count,
+        **({"e": entity_id} if entity_id else ({"e": previous["e"]} if previous and previous.get("e") else {})),
+    }
+    if previous is None:
+        ops = [{"Put": {"Item": touch, "ConditionExpression": "attribute_not_exists(PK)"}}]
+    else:
+        ops = [
+            {
+                "Put": {
+                    "Item": touch,
+                    "ConditionExpression": "event_count = :prev_count",
+                    "ExpressionAttributeValues": {":prev_count": prev_count},
+                }
+            }
+        ]
+    if new_time != prev_time:
+        shard = shard_of(patient_id, ORDERED_SHARDS)
+        pk = ordered_pk(ws, "Patient", "sort.last_event_at", shard)
+        if prev_time:
+            ops.append({"Delete": {"Key": {"PK": pk, "SK": f"{prev_time}#{patient_id}"}}})
+        ops.append(
+            {
+                "Put": {
+                    "Item": {
+                        "PK": pk,
+                        "SK": f"{new_time}#{patient_id}",
+                        "id": patient_id,
+                        **({"e": touch["e"]} if "e" in touch else {}),
+                    }
+                }
+            }
+        )
+    return ops
+
+
+def compartment_forget(workspace_id: str, patient_id: str, previous: dict | None) -> list[dict]:
+    """Keys to delete when a Patient is deleted: its touch item and ``sort.last_event_at`` entry."""
+    keys = [touch_key(workspace_id, patient_id)]
+    if previous and previous.get("last_event_at"):
+        pk = ordered_pk(workspace_id, "Patient", "sort.last_event_at", shard_of(patient_id, ORDERED_SHARDS))
+        keys.append({"PK": pk, "SK": f"{previous['last_event_at']}#{patient_id}"})
+    return keys
+
+
+# --- query plans -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeyCondition:
+    """One DynamoDB Query: ``PK = pk`` and, unless ``op == "all"``, an SK condition.
+
+    ``op``: ``begins_with`` (values[0]), ``between`` (values[0]..values[1] inclusive), ``<``, ``>=``.
+    """
+
+    pk: str
+    op: str = "all"
+    values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How to run a search: Query every ``queries`` entry (``ScanIndexForward=forward``), merge the
+    streams by SK, keep index items ``accepts()`` approves, de-duplicate resource ids (first wins),
+    fetch the current resources and keep those ``matches(residual, ...)``. When ``ids`` is set there
+    is nothing to query: fetch those resources directly (``_id``)."""
+
+    resource_type: str
+    queries: tuple[KeyCondition, ...] = ()
+    forward: bool = True
+    driver: Criterion | tuple[Criterion, Criterion] | None = None
+    residual: tuple[Criterion, ...] = ()
+    ids: tuple[str, ...] | None = None
+    notes: tuple[str, ...] = field(default=(), compare=False)
+
+    def accepts(self, item: dict) -> bool:
+        """Checks the driving criterion can make on the index item alone (systems, types, ranges)."""
+        c = self.driver
+        if c is None:
+            return True
+        if isinstance(c, tuple):  # (patient, code) composite
+            ref_c, code_c = c
+            return any(ref_matches(v, rt, item["p"]) for v in ref_c.values for rt in item["rt"]) and any(
+                v.code == item["k"] and (v.system is None or v.system in item["sys"]) for v in code_c.values
+            )
+        kind = c.param.kind
+        if kind is Kind.TOKEN:
+            return any(v.code == item.get("k") and (v.system is None or v.system in item["sys"]) for v in c.values)
+        if kind is Kind.REFERENCE:
+            return any(ref_matches(v, rt, item.get("k")) for v in c.values for rt in item.get("rt", []))
+        if kind is Kind.DATE:
+            lo, hi = item["lo"], item["hi"]
+            in_hi_family = item["SK"].startswith(hi + "#")
+            for v in c.values:
+                if not date_matches(v.prefix, v.low, v.high, lo, hi):
+                    continue
+                if v.prefix in ("gt", "ge", "eb") and _is_long(lo, hi) != in_hi_family:
+                    continue  # long values are answered by the .hi family, short ones by the low-bound family
+                return True
+            return False
+        return True
+
+
+def _string_conditions(pk_of, value: StrValue) -> tuple[list[KeyCondition], bool]:
+    prefix = value.norm[:MAX_STRING_KEY]
+    return [KeyCondition(pk, "begins_with", (prefix,)) for pk in pk_of()], len(value.norm) > MAX_STRING_KEY
+
+
+def _date_conditions(ws: str, rtype: str, param: SearchParam, v: DateValue) -> list[KeyCondition]:
+    lo_pks = [ordered_pk(ws, rtype, param.family, s) for s in range(ORDERED_SHARDS)]
+    hi_pks = (
+        []
+        if param.family == LAST_UPDATED
+        else [ordered_pk(ws, rtype, f"{param.family}.hi", s) for s in range(ORDERED_SHARDS)]
+    )
+    day = LONG_SPAN
+    if v.prefix == "eq":
+        return [KeyCondition(pk, "between", (v.low, v.high)) for pk in lo_pks]
+    if v.prefix == "lt":
+        return [KeyCondition(pk, "<", (v.low,)) for pk in lo_pks]
+    if v.prefix == "le":
+        return [KeyCondition(pk, "<", (v.high,)) for pk in lo_pks]
+    if v.prefix == "sa":
+        return [KeyCondition(pk, ">=", (v.high,)) for pk in lo_pks]
+    if v.prefix == "gt":
+        return [KeyCondition(pk, ">=", (_shift(v.high, -day),)) for pk in lo_pks] + [
+            KeyCondition(pk, ">=", (v.high,)) for pk in hi_pks
+        ]
+    if v.prefix == "ge":
+        return [KeyCondition(pk, ">=", (_shift(v.low, -day),)) for pk in lo_pks] + [
+            KeyCondition(pk, ">=", (v.low,)) for pk in hi_pks
+        ]
+    if v.prefix == "eb":
+        return [KeyCondition(pk, "<", (v.low,)) for pk in lo_pks] + [
+            KeyCondition(pk, "<", (v.low + "$",)) for pk in hi_pks
+        ]
+    raise ValueError(v.prefix)
+
+
+def _score(c: Criterion) -> float | None:
+    """Lower is more selective; ``None``: this criterion cannot drive an index query."""
+    kind, mod = c.param.kind, c.modifier
+    n = len(c.values)
+    if kind is Kind.ID:
+        return 0
+    if kind is Kind.TOKEN and (mod == "not" or any(v.code is None for v in c.values)):
+        return None
+    if kind in (Kind.TOKEN, Kind.REFERENCE, Kind.PHONE):
+        return (10 if c.param.shard_count == 1 else 30) + 2 * (n - 1)
+    if kind is Kind.STRING:
+        return 30 - min(min(len(v.norm) for v in c.values), 8) + 2 * (n - 1)
+    if kind is Kind.TEXT:
+        return 30 - min(min(max(len(w) for w in v) for v in c.values), 8) + 2 * (n - 1)
+    if kind is Kind.DATE:
+        if any(v.prefix == "ne" for v in c.values):
+            return None
+        narrow = all(v.prefix == "eq" and not _is_long(v.low, v.high) for v in c.values)
+        return (25 if narrow else 35 if all(v.prefix == "eq" for v in c.values) else 45) + 2 * (n - 1)
+    return None
+
+
+def _composite_plan(ws: str, query: SearchQuery) -> Plan | None:
+    by_name = {c.param.name: c for c in query.criteria}
+    ref_c, code_c = by_name.get("patient"), by_name.get("code")
+    if ref_c is None or code_c is None or _score(code_c) is None or "_id" in by_name:
+        return None
+    if len(ref_c.values) * len(code_c.values) > 20:
+        return None
+    conds = [
+        KeyCondition(exact_pk(ws, query.resource_type, COMPOSITE, 0, f"{r.id}|{t.code}"))
+        for r in ref_c.values
+        for t in code_c.values
+    ]
+    residual = tuple(c for c in query.criteria if c is not ref_c and c is not code_c)
+    return Plan(query.resource_type, tuple(conds), True, (ref_c, code_c), residual)
+
+
+def plan(workspace_id: str, query: SearchQuery) -> Plan:
+    """Pick the most selective criterion's index partition(s); the rest become residual filters.
+
+    No usable criterion (none, or only ``ne``/``:not``/``system|``): the per-type ``_lastUpdated``
+    family, newest first, every criterion residual.
+    """
+    ws, rtype = workspace_id, query.resource_type
+    scored = [(s, i, c) for i, c in enumerate(query.criteria) if (s := _score(c)) is not None]
+    if not scored:
+        pks = [ordered_pk(ws, rtype, LAST_UPDATED, s) for s in range(ORDERED_SHARDS)]
+        return Plan(rtype, tuple(KeyCondition(pk) for pk in pks), False, None, query.criteria, notes=("type-list",))
+    composite = _composite_plan(ws, query)
+    if composite is not None:
+        return composite
+    _, index, driver = min(scored)
+    residual = [c for i, c in enumerate(query.criteria) if i != index]
+    param = driver.param
+    if param.kind is Kind.ID:
+        return Plan(rtype, (), True, None, tuple(residual), ids=tuple(driver.values))
+    conditions: list[KeyCondition] = []
+    keep_driver_residual = False
+    shards = range(param.shard_count)
+    for v in driver.values:
+        if param.kind is Kind.TOKEN:
+            conditions += [KeyCondition(exact_pk(ws, rtype, param.family, s, v.code)) for s in shards]
+        elif param.kind is Kind.REFERENCE:
+            conditions += [KeyCondition(exact_pk(ws, rtype, param.family, s, v.id)) for s in shards]
+        elif param.kind is Kind.PHONE:
+            conditions += [KeyCondition(exact_pk(ws, rtype, param.family, s, v)) for s in shards]
+        elif param.kind is Kind.STRING:
+            conds, truncated = _string_conditions(lambda: [ordered_pk(ws, rtype, param.family, s) for s in shards], v)
+            conditions += conds
+            keep_driver_residual |= truncated or driver.modifier == "exact"
+        elif param.kind is Kind.TEXT:
+            longest = max(v, key=len)[:MAX_STRING_KEY]
+            conditions += [
+                KeyCondition(ordered_pk(ws, rtype, param.family, s), "begins_with", (longest,)) for s in shards
+            ]
+            keep_driver_residual |= len(v) > 1 or len(max(v, key=len)) > MAX_STRING_KEY
+        elif param.kind is Kind.DATE:
+            conditions += _date_conditions(ws, rtype, param, v)
+    if keep_driver_residual:
+        residual.insert(0, driver)
+    return Plan(rtype, tuple(dict.fromkeys(conditions)), True, driver, tuple(residual))
+
+
+# --- the patient list (GET /fhir/patients) -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PatientPlan:
+    """How to list patients: with no ``groups``, walk ``sort`` (the sort family's shard Queries,
+    merged by SK in ``forward`` order) and page. Otherwise each group is a union of Queries for one
+    filter; a patient matches when it is in every group (items of ``q`` Queries must also pass
+    :func:`patient_item_accepts`); matches are then ordered by ``sort_field``."""
+
+    sort_field: str
+    forward: bool
+    sort: tuple[KeyCondition, ...]
+    groups: tuple[tuple[KeyCondition, ...], ...] = ()
+    q_words: tuple[str, ...] = ()
+
+
+def patient_plan(workspace_id: str, search: PatientSearch) -> PatientPlan:
+    ws = workspace_id
+    sort = tuple(KeyCondition(ordered_pk(ws, "Patient", f"sort.{search.sort_field}", s)) for s in range(ORDERED_SHARDS))
+    groups: list[tuple[KeyCondition, ...]] = []
+    q_words: tuple[str, ...] = ()
+    if search.q:
+        q_words = tuple(words(search.q))
+        group: list[KeyCondition] = []
+        if q_words:
+            longest = max(q_words, key=len)[:MAX_STRING_KEY]
+            group += [
+                KeyCondition(ordered_pk(ws, "Patient", "q", s), "begins_with", (longest,))
+                for s in range(ORDERED_SHARDS)
+            ]
+        group.append(KeyCondition(exact_pk(ws, "Patient", "identifier", 0, normalize_token(search.q))))
+        group.append(KeyCondition(exact_pk(ws, "Patient", "entity", 0, search.q.strip())))
+        digits = normalize_phone(search.q)
+        if len(digits) >= 7 and not any(c.isalpha() for c in search.q):
+            group.append(KeyCondition(exact_pk(ws, "Patient", "phone", 0, digits)))
+        groups.append(tuple(group))
+    if search.mrn:
+        groups.append((KeyCondition(exact_pk(ws, "Patient", "mrn", 0, normalize_token(search.mrn))),))
+    if search.phone:
+        groups.append((KeyCondition(exact_pk(ws, "Patient", "phone", 0, normalize_phone(search.phone))),))
+    return PatientPlan(search.sort_field, not search.descending, sort, tuple(groups), q_words)
+
+
+def patient_item_accepts(plan_: PatientPlan, item: dict) -> bool:
+    """A ``q`` name-word item matches only if every query word prefixes one of the name's words."""
+    if "w" not in item:
+        return True
+    name_words = set(item["w"])
+    return all(any(w.startswith(q) for w in name_words) for q in plan_.q_words)

@@ -1,0 +1,168 @@
+"""Value normalisation shared by indexing (write time) and matching (read time).
+
+Index keys and query values go through the same functions, so "what is stored" and "what is asked"
+compare equal exactly when FHIR search semantics say they should:
+
+- strings: NFKD, combining marks dropped, casefolded, whitespace collapsed (``"  José\tÁlvarez "``
+  → ``"jose alvarez"``) — FHIR string search is case- and accent-insensitive;
+- words (for ``q``): the normalised string with apostrophes removed, split on anything that is not
+  a letter or digit (``"O'Hara-Smith"`` → ``["ohara", "smith"]``);
+- phones: digits only, extension dropped, North-American numbers reduced to the 10-digit national
+  form (``(555) 010-0012``, ``+1 555-010-0012``, ``1-555-010-0012`` and ``5550100012`` are equal);
+- dates: a FHIR date, dateTime or instant of any precision is the half-open UTC range
+  ``[low, high)`` it denotes (``2024`` → the whole year, ``2024-03-05T10:00+02:00`` → one minute),
+  rendered as fixed-width ``YYYY-MM-DDTHH:MM:SSZ`` strings so that string order is time order
+  (DynamoDB sort keys compare strings). Sub-second digits are dropped: the finest precision is the
+  second.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import UTC, datetime, timedelta, timezone
+
+__all__ = [
+    "DATE_MAX",
+    "DATE_MIN",
+    "DateRange",
+    "date_range",
+    "normalize_phone",
+    "normalize_string",
+    "normalize_token",
+    "parse_instant",
+    "prefix_keys",
+    "words",
+]
+
+_WS = re.compile(r"\s+")
+_NON_WORD = re.compile(r"[^\w]+|_+")
+_APOSTROPHES = str.maketrans("", "", "'\u2019\u02bc`")
+
+
+def normalize_string(value: str) -> str:
+    """Case-, accent- and whitespace-insensitive form of ``value`` (NFKD, marks dropped, casefold)."""
+    decomposed = unicodedata.normalize("NFKD", value)
+    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return _WS.sub(" ", stripped.casefold()).strip()
+
+
+def words(value: str) -> list[str]:
+    """The normalised words of ``value``, in order (duplicates kept)."""
+    return [w for w in _NON_WORD.split(normalize_string(value).translate(_APOSTROPHES)) if w]
+
+
+MAX_SUFFIXES = 3
+_WORD_START = re.compile(r"(?<=[ \-])(?=\w)")
+
+
+def prefix_keys(normalized: str) -> list[str]:
+    """The keys a normalised string is found by with a prefix search: itself, then the text after
+    each space or hyphen (at most ``MAX_SUFFIXES``), so ``name=jones`` finds ``"Smith-Jones"`` and
+    ``name=ann`` finds ``"Mary Ann"``."""
+    keys = [normalized]
+    for m in list(_WORD_START.finditer(normalized))[:MAX_SUFFIXES]:
+        keys.append(normalized[m.start() :])
+    return keys
+
+
+def normalize_token(value: str) -> str:
+    """Token codes and identifier values compare case-insensitively, surrounding spaces ignored."""
+    return value.strip().casefold()
+
+
+_EXTENSION = re.compile(r"(?:x|ext\.?|extension|#)\s*\d+\s*$", re.IGNORECASE)
+
+
+def normalize_phone(value: str) -> str:
+    """Digits of a phone number; US/NANP numbers to their 10-digit national form.
+
+    ``+1 (555) 010-0012 ext. 7`` → ``5550100012``. Other international numbers keep all their digits
+    (``+44 20 7946 0958`` → ``442079460958``). Returns ``""`` when there are no digits.
+    """
+    digits = re.sub(r"\D", "", _EXTENSION.sub("", value.strip()))
+    if value.strip().startswith("+") and not digits.startswith("1"):
+        return digits
+    if len(digits) == 11 and digits.startswith("1"):
+        return digits[1:]
+    return digits
+
+
+# --- dates -------------------------------------------------------------------------------------
+
+DATE_MIN = "0001-01-01T00:00:00Z"
+DATE_MAX = "9999-12-31T23:59:59Z"
+
+DateRange = tuple[str, str]
+
+_DATE_RE = re.compile(
+    r"""^(?P<y>\d{4})(?:-(?P<m>\d{2})(?:-(?P<d>\d{2})
+        (?:T(?P<H>\d{2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?:\.\d+)?)?
+        (?P<tz>Z|[+-]\d{2}:\d{2})?)?)?)?$""",
+    re.VERBOSE,
+)
+
+
+def _fmt(dt: datetime) -> str:
+    u = dt.astimezone(UTC)
+    return f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}Z"
+
+
+def _add_months(dt: datetime, months: int) -> datetime:
+    y, m = divmod(dt.month - 1 + months, 12)
+    return dt.replace(year=dt.year + y, month=m + 1)
+
+
+def date_range(value: str) -> DateRange:
+    """The half-open UTC range ``(low, high)`` a FHIR date/dateTime/instant denotes.
+
+    Accepts ``YYYY``, ``YYYY-MM``, ``YYYY-MM-DD``, ``YYYY-MM-DDThh:mm[:ss[.fff]][Z|±hh:mm]``.
+    A time without a zone is taken as UTC; a date without a time is a UTC calendar day.
+    Raises ``ValueError`` for anything else (including impossible dates such as ``2023-02-30``).
+    """
+    match = _DATE_RE.match(value.strip())
+    if not match:
+        raise ValueError(f"not a FHIR date/dateTime: {value!r}")
+    g = match.groupdict()
+    tz: timezone = UTC
+    if g["tz"] and g["tz"] != "Z":
+        sign = 1 if g["tz"][0] == "+" else -1
+        hh, mm = int(g["tz"][1:3]), int(g["tz"][4:6])
+        if hh > 23 or mm > 59:
+            raise ValueError(f"bad time zone offset in {value!r}")
+        tz = timezone(sign * timedelta(hours=hh, minutes=mm))
+    year = int(g["y"])
+    if year < 1:
+        raise ValueError(f"year out of range in {value!r}")
+    try:
+        return _range(g, year, tz)
+    except OverflowError:
+        raise ValueError(f"date out of range: {value!r}") from None
+
+
+def _range(g: dict, year: int, tz: timezone) -> DateRange:
+    low = datetime(
+        year,
+        int(g["m"] or 1),
+        int(g["d"] or 1),
+        int(g["H"] or 0),
+        int(g["M"] or 0),
+        int(g["S"] or 0),
+        tzinfo=tz,
+    )
+    if g["S"] is not None:
+        high = low + timedelta(seconds=1)
+    elif g["M"] is not None:
+        high = low + timedelta(minutes=1)
+    elif g["d"] is not None:
+        high = low + timedelta(days=1)
+    elif g["m"] is not None:
+        high = _add_months(low, 1) if not (year == 9999 and low.month == 12) else None
+    else:
+        high = low.replace(year=year + 1) if year < 9999 else None
+    return _fmt(low), (_fmt(high) if high is not None else DATE_MAX)
+
+
+def parse_instant(value: str) -> str:
+    """The low bound of ``value`` (an instant such as ``meta.lastUpdated``) as a sort-key string."""
+    return date_range(value)[0]
