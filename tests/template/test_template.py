@@ -121,3 +121,36 @@ def test_code_has_no_scan_on_request_paths() -> None:
         if ".scan(" in p.read_text() or '"Scan"' in p.read_text()
     ]
     assert offenders == []
+
+
+def _references(node: object) -> set[str]:
+    """Logical ids a template fragment refers to (Ref, GetAtt, ${X} / ${X.Attr} in Sub)."""
+    import re
+
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Ref" and isinstance(value, str):
+                found.add(value)
+            elif key == "Fn::GetAtt":
+                found.add(value[0] if isinstance(value, list) else str(value).split(".")[0])
+            elif key == "Fn::Sub":
+                text = value[0] if isinstance(value, list) else value
+                found |= {m.split(".")[0] for m in re.findall(r"\$\{([^}!]+)\}", text)}
+            found |= _references(value)
+    elif isinstance(node, list):
+        for value in node:
+            found |= _references(value)
+    return found
+
+
+def test_bucket_triggered_functions_do_not_depend_on_their_bucket() -> None:
+    """A function notified by a bucket must not reference it (directly or via Globals): the
+    bucket's notification depends on the function, so that would be a deployment cycle."""
+    globals_refs = _references(template().get("Globals", {}))
+    for name, res in functions().items():
+        for event in res["Properties"].get("Events", {}).values():
+            if event["Type"] == "S3":
+                bucket = event["Properties"]["Bucket"]["Ref"]
+                own = _references({k: v for k, v in res["Properties"].items() if k != "Events"})
+                assert bucket not in own | globals_refs, name

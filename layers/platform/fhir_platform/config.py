@@ -10,7 +10,7 @@ variable                      meaning
 ``IMPORTS_BUCKET``            S3 bucket for import uploads and oversized resources
 ``IMPORT_QUEUE_URL``          SQS queue the bundle splitter fans chunks out to
 ``ADMIN_KEY_SECRET_ARN``      Secrets Manager secret holding the platform admin key
-``MAX_REQUEST_BYTES``         request-body cap for JSON endpoints (default 5 MiB)
+``MAX_REQUEST_BYTES``         request-body cap for JSON endpoints (default 4 MiB)
 ``AWS_ENDPOINT_URL``          optional: any AWS-compatible endpoint (moto locally)
 ============================  ==========================================================
 """
@@ -50,4 +50,4 @@ def admin_key_secret_arn() -> str:
 
 @lru_cache(maxsize=1)
 def max_request_bytes() -> int:
-    return int(os.environ.get("MAX_REQUEST_BYTES", str(5 * 1024 * 1024)))
+    return int(os.environ.get("MAX_REQUEST_BYTES", str(4 * 1024 * 1024)))

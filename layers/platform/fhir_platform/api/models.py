@@ -208,3 +208,287 @@ class ErrorResponse(BaseModel):
     error: str
     message: str
     detail: list[dict[str, Any]] = Field(default_factory=list)
+
+
+# ---- imports --------------------------------------------------------------------------------
+
+
+class FhirImportRequest(Strict):
+    bundle: dict[str, Any]
+    source: Annotated[str, StringConstraints(max_length=128)] = "fhir_import"
+    source_system: Annotated[str, StringConstraints(max_length=128)] | None = None
+    data_source_id: UUID | None = None
+    dedup: bool = True
+    unsupported_resource_policy: Literal["error", "skip"] = "error"
+
+
+class FhirUnsupportedResourceItem(BaseModel):
+    resource_type: str | None = None
+    resource_id: str | None = None
+    location: str
+    reason: str
+
+
+class FhirImportResponse(BaseModel):
+    events_created: int
+    events_skipped: int = 0
+    events_updated: int = 0
+    entities_created: int
+    entities_updated: int
+    error_count: int = 0
+    errors: list[str] = Field(default_factory=list)
+    errors_truncated: bool = False
+    unsupported_resource_count: int = 0
+    unsupported_resources: list[FhirUnsupportedResourceItem] = Field(default_factory=list)
+    unsupported_resources_truncated: bool = False
+    upsert_semantics: Literal["same_resource_id_upsert"] = "same_resource_id_upsert"
+    absence_semantics: Literal["absent_resources_persist"] = "absent_resources_persist"
+
+
+class CreateImportJobRequest(Strict):
+    """``POST /v1/{ws}/fhir/imports`` (addition): options of an S3 import, and the file's format."""
+
+    format: Literal["bundle", "ndjson"] = "bundle"
+    source: Annotated[str, StringConstraints(min_length=1, max_length=128)] = "fhir_import"
+    source_system: Annotated[str, StringConstraints(max_length=128)] | None = None
+    data_source_id: UUID | None = None
+    dedup: bool = True
+    unsupported_resource_policy: Literal["error", "skip"] = "error"
+
+
+class ImportJobResponse(BaseModel):
+    """An asynchronous import (addition): status, progress and the import counts so far."""
+
+    job_id: str
+    status: Literal["pending", "running", "completed", "failed"]
+    origin: str
+    object_key: str
+    format: str | None = None
+    bundle_type: str | None = None
+    created_at: str
+    updated_at: str | None = None
+    started_at: str | None = None
+    completed_at: str | None = None
+    total: int | None = None
+    processed: int = 0
+    chunk_count: int | None = None
+    chunks_done: int = 0
+    failure: str | None = None
+    events_created: int = 0
+    events_updated: int = 0
+    events_skipped: int = 0
+    entities_created: int = 0
+    entities_updated: int = 0
+    error_count: int = 0
+    errors: list[str] = Field(default_factory=list)
+    errors_truncated: bool = False
+    unsupported_resource_count: int = 0
+    unsupported_resources: list[FhirUnsupportedResourceItem] = Field(default_factory=list)
+    unsupported_resources_truncated: bool = False
+
+
+class CreateImportJobResponse(ImportJobResponse):
+    upload_url: str
+    upload_method: str = "PUT"
+    upload_headers: dict[str, str] = Field(default_factory=dict)
+    expires_at: str
+
+
+class ImportJobPage(BaseModel):
+    jobs: list[ImportJobResponse]
+    total: int | None = None
+    has_more: bool
+    next_offset: int | None = None
+
+
+# ---- search and views -----------------------------------------------------------------------
+
+
+class FhirSearchResponse(BaseModel):
+    """``GET .../fhir/resources/{type}``: ``entries`` are ``FhirResourceResponse`` objects;
+    ``total`` is ``null`` when more results remain and counting them would mean reading them all;
+    ``next_url`` is the relative URL of the next page (same parameters, next ``_offset``)."""
+
+    resource_type: str
+    total: int | None
+    entries: list[dict[str, Any]]
+    next_url: str | None = None
+
+
+class PatientListItem(BaseModel):
+    entity_id: UUID
+    name: str | None = None
+    birth_date: str | None = None
+    gender: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    mrn: str | None = None
+    event_count: int = 0
+    last_event_at: str | None = None
+
+
+class PatientSearchResponse(BaseModel):
+    patients: list[PatientListItem]
+    total: int
+    has_more: bool = False
+    next_offset: int | None = None
+
+
+class FhirPatientView(BaseModel):
+    entity_id: UUID
+    name: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    birth_date: str | None = None
+    gender: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    mrn: str | None = None
+    address: dict[str, Any] | None = None
+    address_state: str | None = None
+    address_postal_code: str | None = None
+    address_city: str | None = None
+    active_conditions: list[str] = Field(default_factory=list)
+    active_medications: list[str] = Field(default_factory=list)
+    allergies: list[str] = Field(default_factory=list)
+    insurance: list[dict[str, Any]] = Field(default_factory=list)
+    primary_payer_name: str | None = None
+    practice_payer_id: str | None = None
+    member_id: str | None = None
+    policyholder_name: str | None = None
+    policyholder_relationship: str | None = None
+    policyholder_dob: str | None = None
+    source_system: str | None = None
+    canonical_id: str | None = None
+    event_count: int = 0
+    confidence: float = 1.0
+    last_event_at: str | None = None
+    created_at: str | None = None
+
+
+class FhirPractitionerView(BaseModel):
+    entity_id: UUID
+    name: str | None = None
+    npi: str | None = None
+    specialty: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    member_id: str | None = None
+    scheduling_eligible: bool | None = None
+    source_system: str | None = None
+    canonical_id: str | None = None
+    event_count: int = 0
+    last_event_at: str | None = None
+
+
+class FhirLocationView(BaseModel):
+    entity_id: UUID
+    name: str | None = None
+    address: dict[str, Any] | None = None
+    address_line: str | None = None
+    city: str | None = None
+    state: str | None = None
+    postal_code: str | None = None
+    country: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    timezone: str | None = None
+    facility_id: str | None = None
+    phone: str | None = None
+    hours: dict[str, Any] | None = None
+    source_system: str | None = None
+    canonical_id: str | None = None
+    event_count: int = 0
+    last_event_at: str | None = None
+
+
+class FhirAppointmentView(BaseModel):
+    entity_id: UUID
+    status: str | None = None
+    start: str | None = None
+    end: str | None = None
+    patient_name: str | None = None
+    practitioner_name: str | None = None
+    location_name: str | None = None
+    reason: str | None = None
+    cancel_reason: str | None = None
+    appointment_type: str | None = None
+    duration_minutes: int | None = None
+    modality: str | None = None
+    source_system: str | None = None
+    canonical_id: str | None = None
+    event_count: int = 0
+    last_event_at: str | None = None
+
+
+class FhirSlotView(BaseModel):
+    entity_id: UUID
+    status: str | None = None
+    start: str | None = None
+    end: str | None = None
+    schedule_ref: str | None = None
+    provider_name: str | None = None
+    provider_id: str | None = None
+    facility_id: str | None = None
+    specialty: str | None = None
+    visit_type_ids: str | None = None
+    visit_type_names: str | None = None
+    source_system: str | None = None
+    canonical_id: str | None = None
+    event_count: int = 0
+    last_event_at: str | None = None
+
+
+class FhirOrganizationView(BaseModel):
+    entity_id: UUID
+    name: str | None = None
+    phone: str | None = None
+    domain: str | None = None
+    industry: str | None = None
+    address: dict[str, Any] | None = None
+    source_system: str | None = None
+    canonical_id: str | None = None
+    event_count: int = 0
+    last_event_at: str | None = None
+
+
+class FhirPatientListResponse(BaseModel):
+    patients: list[FhirPatientView]
+    total: int
+    has_more: bool = False
+    next_offset: int | None = None
+
+
+class FhirPractitionerListResponse(BaseModel):
+    practitioners: list[FhirPractitionerView]
+    total: int
+    has_more: bool = False
+    next_offset: int | None = None
+
+
+class FhirLocationListResponse(BaseModel):
+    locations: list[FhirLocationView]
+    total: int
+    has_more: bool = False
+    next_offset: int | None = None
+
+
+class FhirAppointmentListResponse(BaseModel):
+    appointments: list[FhirAppointmentView]
+    total: int
+    has_more: bool = False
+    next_offset: int | None = None
+
+
+class FhirSlotListResponse(BaseModel):
+    slots: list[FhirSlotView]
+    total: int
+    has_more: bool = False
+    next_offset: int | None = None
+
+
+class FhirOrganizationListResponse(BaseModel):
+    organizations: list[FhirOrganizationView]
+    total: int
+    has_more: bool = False
+    next_offset: int | None = None

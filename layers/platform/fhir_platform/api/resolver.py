@@ -21,6 +21,8 @@ from fhir_platform.auth.principal import Principal
 from fhir_platform.observability import logger, tracer
 
 _STATUS: dict[type[errors.DomainError], HTTPStatus] = {
+    errors.InvalidQuery: HTTPStatus.UNPROCESSABLE_ENTITY,
+    errors.QueryTooBroad: HTTPStatus.BAD_REQUEST,
     errors.InvalidInput: HTTPStatus.BAD_REQUEST,
     errors.Unauthorized: HTTPStatus.UNAUTHORIZED,
     errors.Forbidden: HTTPStatus.FORBIDDEN,
@@ -34,6 +36,8 @@ _STATUS: dict[type[errors.DomainError], HTTPStatus] = {
 _CODES = {
     errors.FhirNotConfigured: "fhir_not_configured",
     errors.PreconditionFailed: "precondition_failed",
+    errors.InvalidQuery: "validation_error",
+    errors.QueryTooBroad: "search_too_broad",
 }
 
 

@@ -1,0 +1,12 @@
+"""Lambda entry point: S3 ObjectCreated under imports/{workspace_id}/ -> split into chunks, queue them."""
+
+from fhir_platform.imports.handlers import handle_s3_event
+from fhir_platform.imports.service import ImportService
+from fhir_platform.observability import logger
+
+service = ImportService()
+
+
+@logger.inject_lambda_context(log_event=False)
+def handler(event, context):
+    return handle_s3_event(event, service)

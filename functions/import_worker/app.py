@@ -1,0 +1,12 @@
+"""Lambda entry point: SQS import chunks -> the write path (partial batch failures reported)."""
+
+from fhir_platform.imports.handlers import handle_sqs_event
+from fhir_platform.imports.service import ImportService
+from fhir_platform.observability import logger
+
+service = ImportService()
+
+
+@logger.inject_lambda_context(log_event=False)
+def handler(event, context):
+    return handle_sqs_event(event, context, service)

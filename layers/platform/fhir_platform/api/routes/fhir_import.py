@@ -1,0 +1,110 @@
+"""FHIR import endpoints: synchronous Bundle, NDJSON stream, and S3 import jobs."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated, Literal
+from uuid import UUID
+
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+
+from fhir_platform import config
+from fhir_platform.api import deps
+from fhir_platform.api.models import (
+    CreateImportJobRequest,
+    CreateImportJobResponse,
+    FhirImportRequest,
+    FhirImportResponse,
+    ImportJobPage,
+    ImportJobResponse,
+)
+from fhir_platform.api.resolver import json_response
+from fhir_platform.auth.permissions import IMPORT, READ
+from fhir_platform.imports import STREAM_MAX_BODY_BYTES, SYNC_MAX_BODY_BYTES, ImportOptions, check_body_size
+
+import_bundle = APIGatewayHttpRouter()
+import_stream = APIGatewayHttpRouter()
+create_import_job = APIGatewayHttpRouter()
+list_import_jobs = APIGatewayHttpRouter()
+get_import_job = APIGatewayHttpRouter()
+
+
+def _raw_body(router: APIGatewayHttpRouter) -> bytes:
+    event = router.current_event
+    body = event.body or ""
+    return base64.b64decode(body) if event.is_base64_encoded else body.encode("utf-8")
+
+
+@import_bundle.post("/v1/<workspace_id>/fhir/import")
+def post_import(workspace_id: UUID, body: FhirImportRequest):
+    deps.authorize_fhir(import_bundle, workspace_id, IMPORT)
+    check_body_size(len(_raw_body(import_bundle)), workspace_id=str(workspace_id), bucket=config.imports_bucket(), limit=SYNC_MAX_BODY_BYTES)
+    options = ImportOptions(
+        source=body.source,
+        source_system=body.source_system,
+        data_source_id=str(body.data_source_id) if body.data_source_id else None,
+        dedup=body.dedup,
+        unsupported_resource_policy=body.unsupported_resource_policy,
+    )
+    result = deps.imports().import_bundle(str(workspace_id), body.bundle, options)
+    return json_response(200, FhirImportResponse.model_validate(result))
+
+
+@import_stream.post("/v1/<workspace_id>/fhir/import-stream")
+def post_import_stream(
+    workspace_id: UUID,
+    source: Annotated[str, Query(max_length=128)] = "fhir_import",
+    source_system: Annotated[str | None, Query(max_length=128)] = None,
+    data_source_id: Annotated[UUID | None, Query()] = None,
+    dedup: Annotated[bool, Query()] = True,
+    unsupported_resource_policy: Annotated[Literal["error", "skip"], Query()] = "error",
+):
+    deps.authorize_fhir(import_stream, workspace_id, IMPORT)
+    raw = _raw_body(import_stream)
+    check_body_size(len(raw), workspace_id=str(workspace_id), bucket=config.imports_bucket(), limit=STREAM_MAX_BODY_BYTES)
+    options = ImportOptions(
+        source=source,
+        source_system=source_system,
+        data_source_id=str(data_source_id) if data_source_id else None,
+        dedup=dedup,
+        unsupported_resource_policy=unsupported_resource_policy,
+    )
+    result = deps.imports().import_stream(str(workspace_id), raw, options)
+    return json_response(200, FhirImportResponse.model_validate(result))
+
+
+@create_import_job.post("/v1/<workspace_id>/fhir/imports")
+def post_import_job(workspace_id: UUID, body: CreateImportJobRequest):
+    deps.authorize_fhir(create_import_job, workspace_id, IMPORT)
+    options = ImportOptions(
+        source=body.source,
+        source_system=body.source_system,
+        data_source_id=str(body.data_source_id) if body.data_source_id else None,
+        dedup=body.dedup,
+        unsupported_resource_policy=body.unsupported_resource_policy,
+    )
+    job = deps.imports().create_job(str(workspace_id), options, "json" if body.format == "bundle" else "ndjson")
+    return json_response(201, CreateImportJobResponse.model_validate(job))
+
+
+@list_import_jobs.get("/v1/<workspace_id>/fhir/imports")
+def get_import_jobs(
+    workspace_id: UUID,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0)] = 0,
+):
+    deps.authorize_fhir(list_import_jobs, workspace_id, READ)
+    jobs, has_more = deps.imports().list_jobs(str(workspace_id), limit, offset)
+    page = ImportJobPage(
+        jobs=[ImportJobResponse.model_validate(j) for j in jobs],
+        has_more=has_more,
+        next_offset=offset + len(jobs) if has_more else None,
+    )
+    return json_response(200, page)
+
+
+@get_import_job.get("/v1/<workspace_id>/fhir/imports/<job_id>")
+def get_one_import_job(workspace_id: UUID, job_id: Annotated[str, Path(max_length=64)]):
+    deps.authorize_fhir(get_import_job, workspace_id, READ)
+    return json_response(200, ImportJobResponse.model_validate(deps.imports().get_job(str(workspace_id), job_id)))
