@@ -49,3 +49,12 @@ class PayloadTooLarge(DomainError):
 
 class FhirNotConfigured(DomainError):
     """The workspace has no EHR type / FHIR store URL, so FHIR endpoints are closed (409)."""
+
+
+class InvalidQuery(Unprocessable):
+    """A query parameter is unknown or its value is malformed (422); ``details[].loc`` is
+    ``["query", <parameter>]``."""
+
+
+class QueryTooBroad(InvalidInput):
+    """A search would read more than its per-request budget (400): add a more selective parameter."""
