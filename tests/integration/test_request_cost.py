@@ -1,0 +1,43 @@
+"""DynamoDB calls per request do not grow with history length or workspace size (no scans)."""
+
+from __future__ import annotations
+
+from bench.aws_calls import counting
+from tests.support.gateway import Gateway
+
+PATIENT = {"resourceType": "Patient", "name": [{"family": "Cost"}]}
+
+
+def ddb_calls(fn) -> dict[str, int]:
+    with counting() as c:
+        reply = fn()
+    assert reply.status == 200, reply.body
+    calls = {k: v for k, v in c.items() if k.startswith("dynamodb:")}
+    assert "dynamodb:Scan" not in calls
+    return calls
+
+
+def test_history_page_cost_is_independent_of_history_length(gateway: Gateway, workspace: dict) -> None:
+    url = f"/v1/{workspace['id']}/fhir/resources/Patient/long"
+    for i in range(60):
+        gateway.call("PUT", url, token=workspace["key"], body={"data": {**PATIENT, "name": [{"family": f"Cost{i}"}]}})
+    newest = ddb_calls(lambda: gateway.call("GET", f"{url}/history", token=workspace["key"], query={"limit": "10"}))
+    deep = ddb_calls(lambda: gateway.call("GET", f"{url}/history", token=workspace["key"], query={"limit": "10", "offset": "45"}))
+    assert newest == deep and sum(newest.values()) <= 4  # authorizer + FHIR gate + current + one Query
+
+
+def test_request_cost_is_independent_of_workspace_size(gateway: Gateway, workspace: dict) -> None:
+    base = f"/v1/{workspace['id']}/fhir/resources/Patient"
+    gateway.call("PUT", f"{base}/probe", token=workspace["key"], body={"data": PATIENT})
+    probes = {
+        "read": lambda: gateway.call("GET", f"{base}/probe", token=workspace["key"]),
+        "history": lambda: gateway.call("GET", f"{base}/probe/history", token=workspace["key"]),
+        "status": lambda: gateway.call("GET", f"/v1/{workspace['id']}/fhir/status", token=workspace["key"]),
+        "update": lambda: gateway.call("PUT", f"{base}/probe", token=workspace["key"], body={"data": {**PATIENT, "gender": "other"}}),
+    }
+    small = {name: ddb_calls(probe) for name, probe in probes.items()}
+    for i in range(150):
+        gateway.call("PUT", f"{base}/bulk-{i}", token=workspace["key"], body={"data": {**PATIENT, "id": f"bulk-{i}"}})
+    probes["update"] = lambda: gateway.call("PUT", f"{base}/probe", token=workspace["key"], body={"data": {**PATIENT, "gender": "female"}})
+    large = {name: ddb_calls(probe) for name, probe in probes.items()}
+    assert small == large
