@@ -57,7 +57,19 @@ def _domain_error(exc: errors.DomainError) -> Response:
 
 def _validation_error(exc: RequestValidationError) -> Response:
     # loc/msg/type only: never echo the input (it may be PHI or a secret)
-    detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "invalid"), "type": e.get("type", "value_error")} for e in exc.errors()]
+    detail: list[dict[str, Any]] = []
+    for e in exc.errors():
+        item = {"loc": list(e.get("loc", ())), "msg": e.get("msg", "invalid"), "type": e.get("type", "value_error")}
+        if item["loc"][:1] == ["query"]:
+            # query parameters are flat: drop pydantic's union/list labels ("a string or a list of
+            # strings" gives one error per alternative) and keep one, the most telling, per parameter
+            item["loc"] = item["loc"][:2]
+            same = next((d for d in detail if d["loc"] == item["loc"]), None)
+            if same is not None:
+                if same["type"] in ("string_type", "list_type"):
+                    same.update(item)
+                continue
+        detail.append(item)
     where = ", ".join(".".join(str(p) for p in d["loc"]) for d in detail[:5])
     return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error", f"Request validation failed at: {where}", detail)
 

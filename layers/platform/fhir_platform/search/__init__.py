@@ -3,7 +3,8 @@
 Pure modules (no AWS): ``normalize`` (string/phone/date normalisation), ``parameters`` (search
 parameters per resource type and value extraction), ``query`` (query-string parsing, ``matches``),
 ``indexing`` (the index items a resource version needs, diffing, the patient ``last_event_at`` touch,
-query plans), ``views`` (flattened view rows). ``executor`` runs plans against a boto3 Table.
+query plans), ``views`` (flattened view rows), ``slots`` (the slot view's filters). ``executor`` runs
+plans against a boto3 Table; ``listing`` builds the patient list and the views' pages on it.
 
 Write path, per resource change (one TransactWriteItems)::
 
@@ -14,6 +15,7 @@ Write path, per resource change (one TransactWriteItems)::
         ops += compartment_touch(ws, pid, event_time=..., previous=<GetItem touch_key(ws, pid)>)
 
 Read path: ``parse_search`` / ``parse_patient_search`` (``QueryError`` → 400/422 naming the
-parameter), then ``executor.search_resources`` / ``search_patients`` / ``patient_view_page``.
+parameter), then ``executor.search_resources`` / ``search_patients`` / ``patient_view_page``, or
+``listing.patient_list_page`` / ``patient_view_page`` / ``resource_view_page`` for the HTTP lists.
 The index design is described in ``indexing`` and in ``docs/search.md``.
 """

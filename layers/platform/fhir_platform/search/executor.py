@@ -44,6 +44,7 @@ from fhir_platform.search.query import PatientSearch, SearchQuery, matches
 from fhir_platform.storage.keys import CURRENT_SK, resource_pk
 
 __all__ = [
+    "Keep",
     "PatientPage",
     "SearchPage",
     "SearchTooBroad",
@@ -55,10 +56,14 @@ __all__ = [
 
 MAX_EXAMINED = 1000  # resources fetched to apply residual criteria, per request
 MAX_INDEX_READ = 50_000  # index items read per request
-MAX_PATIENT_MATCHES = 1000  # filtered patient lists are sorted in memory up to this many matches
+MAX_PATIENT_MATCHES = 10_000  # filtered patient lists are ordered in memory up to this many matches
 FIRST_PAGE_LIMIT = 100
 NEXT_PAGE_LIMIT = 1000
 BATCH_GET_MAX = 100
+
+
+# An extra residual filter: given fetched entries (CURRENT item + ``resource``), those to keep, in order.
+Keep = Callable[[list[dict]], list[dict]]
 
 
 class SearchTooBroad(Exception):
@@ -209,6 +214,8 @@ def search_resources(
     *,
     known_total: int | None = None,
     load_data: Callable[[dict], dict] | None = None,
+    keep: Keep | None = None,
+    exact_total: bool = False,
 ) -> SearchPage:
     """One page of ``GET /fhir/resources/{type}``.
 
@@ -216,6 +223,12 @@ def search_resources(
     has no criteria. Otherwise ``total`` is exact when the walk reached the end of the index and
     ``None`` when more results remain (FHIR allows an absent total). ``load_data(item)`` returns the
     resource of a CURRENT item kept in S3 (``data_s3_key``); without it such resources are skipped.
+
+    ``keep(entries)``: an extra residual filter over each fetched batch of matching entries (in
+    order; it may read more, e.g. the current versions' events for ``data_source_id``); it forces the
+    residual path, so the ``MAX_EXAMINED`` budget applies. ``exact_total``: when more results remain,
+    walk on to count them (ids only when the index decides; otherwise fetching candidates within
+    ``MAX_EXAMINED``, else :class:`SearchTooBroad`) — the views' ``total`` is required.
     """
     calls: Counter = Counter()
     reader = _Reader(table, calls, load_data)
@@ -224,12 +237,14 @@ def search_resources(
     if p.ids is not None:
         found = reader.current(workspace_id, rtype, list(dict.fromkeys(p.ids)))
         hits = [found[i] for i in dict.fromkeys(p.ids) if i in found and matches(p.residual, found[i]["resource"])]
+        if keep is not None and hits:
+            hits = keep(hits)
         page = hits[offset : offset + count]
         more = len(hits) > offset + count
         return SearchPage(page, len(hits), more, offset + count if more else None, calls)
 
     stream = _ids(reader, p)
-    if not p.residual:  # the index alone decides: skip ``offset`` ids without fetching them
+    if not p.residual and keep is None:  # the index alone decides: skip ``offset`` ids without fetching them
         skipped = sum(1 for _ in islice(stream, offset))
         page_ids = list(islice(stream, count + 1))
         found = reader.current(workspace_id, rtype, page_ids[:count])
@@ -238,6 +253,8 @@ def search_resources(
         total = None if has_more else skipped + len(page_ids)
         if not query.criteria and known_total is not None:
             total = known_total
+        elif total is None and exact_total:
+            total = skipped + len(page_ids) + sum(1 for _ in stream)
         return SearchPage(entries, total, has_more, offset + count if has_more else None, calls)
 
     matched = examined = 0
@@ -245,25 +262,23 @@ def search_resources(
     for batch in _chunks(stream, BATCH_GET_MAX):
         examined += len(batch)
         if examined > MAX_EXAMINED:
+            what = "to count the results" if len(page) > count else "for this page"
             raise SearchTooBroad(
-                f"more than {MAX_EXAMINED} candidates must be checked for this page; add a more selective parameter"
+                f"more than {MAX_EXAMINED} candidates must be checked {what}; add a more selective parameter"
             )
         found = reader.current(workspace_id, rtype, batch)
-        for rid in batch:
-            entry = found.get(rid)
-            if entry is None or not matches(p.residual, entry["resource"]):
-                continue
+        hits = [found[rid] for rid in batch if rid in found and matches(p.residual, found[rid]["resource"])]
+        if keep is not None and hits:
+            hits = keep(hits)
+        for entry in hits:
             matched += 1
-            if matched > offset:
+            if matched > offset and len(page) <= count:
                 page.append(entry)
-            if len(page) > count:
-                break
-        if len(page) > count:
+        if len(page) > count and not exact_total:
             break
     has_more = len(page) > count
-    return SearchPage(
-        page[:count], None if has_more else matched, has_more, offset + count if has_more else None, calls
-    )
+    total = matched if exact_total or not has_more else None
+    return SearchPage(page[:count], total, has_more, offset + count if has_more else None, calls)
 
 
 # --- GET /fhir/patients ------------------------------------------------------------------------
@@ -315,17 +330,31 @@ def search_patients(
     *,
     total_patients: int | None = None,
     load_data: Callable[[dict], dict] | None = None,
+    keep: Keep | None = None,
 ) -> PatientPage:
     """One page of ``GET /fhir/patients``.
 
     ``total_patients``: the workspace's Patient count from the counters (used for unfiltered lists;
     without it the ``sort.created_at`` shards are counted with ``Select=COUNT``, which reads the
-    whole family: pass the counter). ``load_data`` as for :func:`search_resources`.
+    whole family: pass the counter). ``load_data`` as for :func:`search_resources`. ``keep``: an
+    extra filter over fetched Patient entries (as for :func:`search_resources`); the list is then
+    filtered in full before paging, so at most ``MAX_EXAMINED`` patients may be candidates.
     """
     calls: Counter = Counter()
     reader = _Reader(table, calls, load_data)
     ws, limit, offset = workspace_id, search.limit, search.offset
     pp: PatientPlan = patient_plan(ws, search)
+    if keep is not None and not pp.groups:
+        ordered: list[str] = []
+        seen_ids: set[str] = set()
+        for item in reader.merged(pp.sort, pp.forward):
+            if item["id"] in seen_ids:
+                continue
+            seen_ids.add(item["id"])
+            ordered.append(item["id"])
+            if len(ordered) > MAX_EXAMINED:
+                raise SearchTooBroad(f"more than {MAX_EXAMINED} patients must be checked; refine the search")
+        return _kept_page(reader, ws, ordered, keep, limit, offset)
     if not pp.groups:
         ids: list[str] = []
         seen: set[str] = set()
@@ -360,6 +389,17 @@ def search_patients(
                 raise SearchTooBroad(f"more than {MAX_PATIENT_MATCHES} patients match; refine the search")
         matched = group_ids if matched is None else matched & group_ids
     ordered = list(matched or ())
+    if keep is not None and len(ordered) > MAX_EXAMINED:
+        raise SearchTooBroad(f"more than {MAX_EXAMINED} patients must be checked; refine the search")
+    if pp.sort_field == "last_event_at" and keep is None and len(ordered) > 2 * BATCH_GET_MAX:
+        # many matches: walk the sort family (ids only) until the page's matches are found, rather
+        # than reading every match's touch item
+        walked = _first_in_sort_order(reader, pp, set(ordered), offset + limit)
+        if walked is not None:
+            page_ids = walked[offset : offset + limit]
+            rows = _with_touch(reader, ws, page_ids, reader.current(ws, "Patient", page_ids))
+            has_more = len(ordered) > offset + limit
+            return PatientPage(rows, len(ordered), has_more, offset + limit if has_more else None, calls)
     if pp.sort_field == "last_event_at":
         touches = {t["id"]: t.get("last_event_at") or "" for t in reader.batch_get([touch_key(ws, i) for i in ordered])}
         value = {i: touches.get(i, "") for i in ordered}
@@ -367,10 +407,46 @@ def search_patients(
         value = {i: attrs[i].get("ca" if pp.sort_field == "created_at" else "nm", "") for i in ordered}
     # the same order as the sort family's SKs ("{value}#{id}"), so filtered and unfiltered lists agree
     ordered.sort(key=lambda i: f"{value[i]}#{i}", reverse=not pp.forward)
+    if keep is not None:
+        return _kept_page(reader, ws, ordered, keep, limit, offset)
     page_ids = ordered[offset : offset + limit]
     rows = _with_touch(reader, ws, page_ids, reader.current(ws, "Patient", page_ids))
     has_more = len(ordered) > offset + limit
     return PatientPage(rows, len(ordered), has_more, offset + limit if has_more else None, calls)
+
+
+def _first_in_sort_order(reader: _Reader, pp: PatientPlan, wanted: set[str], n: int) -> list[str] | None:
+    """The first ``n`` of ``wanted`` in the sort family's order; ``None`` when the family lacks some
+    of them (a patient without a touch item), so the caller orders them itself."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for item in reader.merged(pp.sort, pp.forward):
+        pid = item["id"]
+        if pid in wanted and pid not in seen:
+            seen.add(pid)
+            out.append(pid)
+            if len(out) >= n:
+                return out
+    return out if len(seen) == len(wanted) else None
+
+
+def _kept_page(reader: _Reader, ws: str, ordered: list[str], keep: Keep, limit: int, offset: int) -> PatientPage:
+    """Filter the whole ordered candidate list with ``keep`` (fetching it in batches), then page."""
+    kept: list[str] = []
+    current: dict[str, dict] = {}
+    for i in range(0, len(ordered), BATCH_GET_MAX):
+        batch = ordered[i : i + BATCH_GET_MAX]
+        found = reader.current(ws, "Patient", batch)
+        hits = keep([found[pid] for pid in batch if pid in found]) if found else []
+        for entry in hits:
+            pid = entry["resource"]["id"]
+            kept.append(pid)
+            if len(kept) <= offset + limit:
+                current[pid] = entry
+    page_ids = kept[offset : offset + limit]
+    rows = _with_touch(reader, ws, page_ids, current)
+    has_more = len(kept) > offset + limit
+    return PatientPage(rows, len(kept), has_more, offset + limit if has_more else None, reader.calls)
 
 
 # --- GET /fhir/views/patients ------------------------------------------------------------------
@@ -396,6 +472,7 @@ def patient_view_page(
     *,
     total_patients: int | None = None,
     load_data: Callable[[dict], dict] | None = None,
+    keep: Keep | None = None,
 ) -> tuple[list[dict], PatientPage]:
     """Rows of ``GET /fhir/views/patients`` (``FhirPatientView``) and the page they came from.
 
@@ -403,7 +480,9 @@ def patient_view_page(
     """
     from fhir_platform.search.views import patient_row
 
-    page = search_patients(table, workspace_id, search, total_patients=total_patients, load_data=load_data)
+    page = search_patients(
+        table, workspace_id, search, total_patients=total_patients, load_data=load_data, keep=keep
+    )
     ids = [row["resource"]["id"] for row in page.rows]
     partitions = patient_partitions(table, workspace_id, ids, page.calls)
     return [patient_row(row, partitions.get(pid, [])) for row, pid in zip(page.rows, ids, strict=True)], page

@@ -598,6 +598,15 @@ def _date_conditions(ws: str, rtype: str, param: SearchParam, v: DateValue) -> l
     raise ValueError(v.prefix)
 
 
+# Token families with a handful of values, each shared by a large part of the type (every final
+# Observation, every female Patient): such a criterion drives a search only when nothing else can,
+# otherwise ``status=final&code=X&date=2020`` would walk every final Observation.
+FEW_VALUED = frozenset(
+    {"status", "clinical-status", "verification-status", "lifecycle-status", "achievement-status", "gender",
+     "active", "intent", "use", "priority", "criticality", "class", "category"}
+)
+
+
 def _score(c: Criterion) -> float | None:
     """Lower is more selective; ``None``: this criterion cannot drive an index query."""
     kind, mod = c.param.kind, c.modifier
@@ -606,6 +615,8 @@ def _score(c: Criterion) -> float | None:
         return 0
     if kind is Kind.TOKEN and (mod == "not" or any(v.code is None for v in c.values)):
         return None
+    if kind is Kind.TOKEN and c.param.family in FEW_VALUED:
+        return 40 + 2 * (n - 1)  # a handful of values shared by everything: after codes and date ranges
     if kind in (Kind.TOKEN, Kind.REFERENCE, Kind.PHONE):
         return (10 if c.param.shard_count == 1 else 30) + 2 * (n - 1)
     if kind is Kind.STRING:

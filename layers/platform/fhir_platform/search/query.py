@@ -58,6 +58,7 @@ __all__ = [
     "parse_patient_search",
     "parse_sort",
     "parse_search",
+    "parse_search_pairs",
 ]
 
 DEFAULT_COUNT = 20
@@ -248,6 +249,26 @@ def parse_search(resource_type: str, params: Mapping[str, str | None]) -> Search
         values = tuple(dict.fromkeys(_parse_value(param, mod, p, name) for p in parts))
         criteria.append(Criterion(param, values, None if param.kind is Kind.REFERENCE else mod))
     return SearchQuery(resource_type, tuple(criteria), count, offset)
+
+
+def parse_search_pairs(resource_type: str, pairs: Iterable[tuple[str, str]]) -> SearchQuery:
+    """:func:`parse_search` for a query string's ``(name, value)`` pairs in order, where a parameter
+    may repeat: repetitions AND (``date=ge2020&date=lt2021``), as FHIR specifies; ``_count`` and
+    ``_offset`` may appear once."""
+    layers: list[dict[str, str]] = []
+    for name, value in pairs:
+        layer = next((lay for lay in layers if name not in lay), None)
+        if layer is None:
+            layers.append(layer := {})
+        layer[name] = value
+    for name in ("_count", "_offset"):
+        if any(name in lay for lay in layers[1:]):
+            raise QueryError(name, "must not be repeated")
+    first = parse_search(resource_type, layers[0] if layers else {})
+    criteria = list(first.criteria)
+    for lay in layers[1:]:
+        criteria += parse_search(resource_type, lay).criteria
+    return SearchQuery(resource_type, tuple(criteria), first.count, first.offset)
 
 
 # --- GET /fhir/patients ------------------------------------------------------------------------

@@ -21,6 +21,7 @@ __all__ = [
     "appointment_row",
     "location_row",
     "organization_row",
+    "patient_list_item",
     "patient_row",
     "practitioner_row",
     "slot_row",
@@ -128,6 +129,23 @@ def patient_row(item: dict, partition: list[dict]) -> dict:
         "policyholder_dob": None,
         "confidence": float(item.get("confidence", 1.0)),
         "created_at": item.get("created_at"),
+    }
+
+
+def patient_list_item(item: dict) -> dict:
+    """``PatientListItem`` (``GET /fhir/patients``) from a patient page row (CURRENT item +
+    ``resource`` + ``last_event_at``/``event_count`` from the touch item)."""
+    p = item["resource"]
+    return {
+        "entity_id": item.get("entity_id"),
+        "name": _name(p)[0],
+        "birth_date": p.get("birthDate"),
+        "gender": p.get("gender"),
+        "phone": _telecom(p, "phone"),
+        "email": _telecom(p, "email"),
+        "mrn": _mrn(p),
+        "event_count": int(item.get("event_count", 0) or 0),
+        "last_event_at": item.get("last_event_at"),
     }
 
 
@@ -247,7 +265,7 @@ def slot_row(item: dict, schedule: dict | None = None) -> dict:
         "provider_name": provider.get("display"),
         "provider_id": str(provider.get("reference", "")).split("/")[-1] or None,
         "facility_id": str(facility.get("reference", "")).split("/")[-1] or None,
-        "specialty": _text(s.get("specialty")),
+        "specialty": _text(s.get("specialty")) or _text((schedule or {}).get("specialty")),
         "visit_type_ids": ",".join(codes) or None,
         "visit_type_names": ", ".join(names) or None,
     }

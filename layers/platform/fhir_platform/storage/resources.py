@@ -374,6 +374,37 @@ class ResourceStore(Repository):
         body = self.s3.get_object(Bucket=config.imports_bucket(), Key=item["data_s3_key"])["Body"].read()
         return json.loads(body)
 
+    def load_data(self, item: dict[str, Any]) -> dict[str, Any]:
+        """The resource JSON of a CURRENT or event item: inline ``data``, or the S3 object named by
+        ``data_s3_key`` (versions over :data:`INLINE_LIMIT`). Search passes this to the executor."""
+        return self._load(item)
+
+    def event_sources(self, ws: str, versions: list[tuple[str, str, int]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """``source_system`` / ``data_source_id`` / ``source`` of the given versions' events
+        (``(type, id, version)``), keyed by ``(type, id)``: consistent BatchGetItem with a projection
+        (the events' ``data`` is not read), 100 keys per call."""
+        names = {"#ss": "source_system", "#ds": "data_source_id", "#so": "source", "#rt": "resource_type", "#ri": "resource_id"}
+        wanted = list({(t, i): (t, i, v) for t, i, v in versions}.values())
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for start in range(0, len(wanted), 100):
+            chunk = wanted[start : start + 100]
+            request: dict[str, Any] | None = {
+                self.table.name: {
+                    "Keys": [{"PK": keys.resource_pk(ws, t, i), "SK": keys.version_sk(v)} for t, i, v in chunk],
+                    "ConsistentRead": True,
+                    "ProjectionExpression": ", ".join(names),
+                    "ExpressionAttributeNames": names,
+                }
+            }
+            while request:
+                resp = self.table.meta.client.batch_get_item(RequestItems=request)
+                for item in resp.get("Responses", {}).get(self.table.name, []):
+                    found[(item["resource_type"], item["resource_id"])] = {
+                        k: item.get(k) for k in ("source_system", "data_source_id", "source")
+                    }
+                request = resp.get("UnprocessedKeys") or None
+        return found
+
     def _to_stored(self, item: dict[str, Any]) -> StoredResource:
         return StoredResource(
             resource_type=item["resource_type"],

@@ -34,6 +34,14 @@ class EntityLink:
 NO_LINK = EntityLink(None, None)
 
 
+def anchor_entity_id(workspace_id: str, resource_type: str, resource_id: str) -> str:
+    """The id of the entity a resource anchors: ``uuid5(workspace/Type/id)``. The resolver gives
+    every Patient this id; the directory views (practitioners, locations, …) report it for
+    resources not linked to an entity yet, so a row's ``entity_id`` is stable and equals the id
+    the resource's own entity gets when the resolver starts anchoring those types."""
+    return str(uuid.uuid5(_NAMESPACE, f"{workspace_id}/{resource_type}/{resource_id}"))
+
+
 class EntityResolver(Protocol):
     def resolve(self, workspace_id: str, resource_type: str, resource_id: str, data: dict[str, Any]) -> EntityLink: ...
 

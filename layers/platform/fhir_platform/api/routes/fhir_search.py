@@ -15,6 +15,7 @@ from uuid import UUID
 
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+from pydantic import StringConstraints
 
 from fhir_platform.api import deps
 from fhir_platform.api.models import FhirResourceResponse, FhirSearchResponse, PatientListItem, PatientSearchResponse
@@ -29,6 +30,12 @@ resource_search = APIGatewayHttpRouter()
 patient_search = APIGatewayHttpRouter()
 
 ResourceType = Annotated[str, Path(max_length=64)]
+# A FHIR parameter may repeat (``date=ge2020&date=lt2021`` ANDs): Powertools then hands the
+# declared parameter a list, so each is "a bounded string, or several".
+_S32 = Annotated[str, StringConstraints(max_length=32)]
+_S64 = Annotated[str, StringConstraints(max_length=64)]
+_S128 = Annotated[str, StringConstraints(max_length=128)]
+_S200 = Annotated[str, StringConstraints(max_length=200)]
 
 
 def _next_url(path: str, pairs: list[tuple[str, str]], next_offset: int) -> str:
@@ -42,13 +49,13 @@ def get_resources(
     resource_type: ResourceType,
     _count: Annotated[int, Query(ge=1, le=100)] = 20,
     _offset: Annotated[int, Query(ge=0)] = 0,
-    name: Annotated[str | None, Query(max_length=200)] = None,
-    identifier: Annotated[str | None, Query(max_length=200)] = None,
-    birthdate: Annotated[str | None, Query(max_length=32)] = None,
-    date: Annotated[str | None, Query(max_length=32)] = None,
-    patient: Annotated[str | None, Query(max_length=128)] = None,
-    status: Annotated[str | None, Query(max_length=64)] = None,
-    q: Annotated[str | None, Query(max_length=200, description="General search text")] = None,
+    name: Annotated[_S200 | list[_S200] | None, Query()] = None,
+    identifier: Annotated[_S200 | list[_S200] | None, Query()] = None,
+    birthdate: Annotated[_S32 | list[_S32] | None, Query()] = None,
+    date: Annotated[_S32 | list[_S32] | None, Query()] = None,
+    patient: Annotated[_S128 | list[_S128] | None, Query()] = None,
+    status: Annotated[_S64 | list[_S64] | None, Query()] = None,
+    q: Annotated[_S200 | list[_S200] | None, Query(description="General search text")] = None,
 ):
     """Declared parameters are validated by Powertools; all parameters (declared or not) are then
     parsed from the raw query string, so the declared ones only add the contract's bounds."""

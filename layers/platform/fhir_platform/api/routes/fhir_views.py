@@ -23,7 +23,7 @@ from fhir_platform.api.models import (
 from fhir_platform.api.resolver import json_response
 from fhir_platform.auth.permissions import READ
 from fhir_platform.search.listing import ViewPage, patient_view_page, resource_view_page
-from fhir_platform.search.query import PatientSearch
+from fhir_platform.search.query import parse_patient_search
 from fhir_platform.search.slots import parse_slot_filters
 
 patients_view = APIGatewayHttpRouter()
@@ -45,12 +45,26 @@ def _page_fields(page: ViewPage) -> dict:
     return {"total": page.total, "has_more": page.has_more, "next_offset": page.next_offset}
 
 
-def _directory(router: APIGatewayHttpRouter, workspace_id: UUID, resource_type: str, **kw) -> ViewPage:
+def _directory(
+    router: APIGatewayHttpRouter,
+    workspace_id: UUID,
+    resource_type: str,
+    data_source_id: UUID | None,
+    slot_filters: dict | None = None,
+    **kw,
+) -> ViewPage:
     deps.authorize_fhir(router, workspace_id, READ)
-    deps.reject_unknown_params(router, _COMMON + (_SLOT_FILTERS if resource_type == "Slot" else ()))
-    source = str(kw.pop("data_source_id")) if kw.get("data_source_id") else None
+    deps.reject_unknown_params(router, _COMMON + (_SLOT_FILTERS if slot_filters is not None else ()))
     with deps.search_errors():
-        return resource_view_page(deps.resources().store, str(workspace_id), resource_type, data_source_id=source, **kw)
+        slots = parse_slot_filters(**slot_filters) if slot_filters is not None else None
+        return resource_view_page(
+            deps.resources().store,
+            str(workspace_id),
+            resource_type,
+            data_source_id=str(data_source_id) if data_source_id else None,
+            slots=slots,
+            **kw,
+        )
 
 
 @patients_view.get("/v1/<workspace_id>/fhir/views/patients")
@@ -59,8 +73,8 @@ def get_patients_view(
 ):
     deps.authorize_fhir(patients_view, workspace_id, READ)
     deps.reject_unknown_params(patients_view, _COMMON)
-    search = PatientSearch(q=q.strip() if q and q.strip() else None, limit=limit, offset=offset)
     with deps.search_errors():
+        search = parse_patient_search({"q": q, "limit": str(limit), "offset": str(offset)})
         page = patient_view_page(
             deps.resources().store,
             str(workspace_id),
@@ -74,9 +88,7 @@ def get_patients_view(
 def get_practitioners_view(
     workspace_id: UUID, q: SearchText = None, data_source_id: DataSourceId = None, limit: Limit = 20, offset: Offset = 0
 ):
-    page = _directory(
-        practitioners_view, workspace_id, "Practitioner", q=q, data_source_id=data_source_id, limit=limit, offset=offset
-    )
+    page = _directory(practitioners_view, workspace_id, "Practitioner", data_source_id, q=q, limit=limit, offset=offset)
     return json_response(200, FhirPractitionerListResponse(practitioners=page.rows, **_page_fields(page)))
 
 
@@ -84,9 +96,7 @@ def get_practitioners_view(
 def get_locations_view(
     workspace_id: UUID, q: SearchText = None, data_source_id: DataSourceId = None, limit: Limit = 20, offset: Offset = 0
 ):
-    page = _directory(
-        locations_view, workspace_id, "Location", q=q, data_source_id=data_source_id, limit=limit, offset=offset
-    )
+    page = _directory(locations_view, workspace_id, "Location", data_source_id, q=q, limit=limit, offset=offset)
     return json_response(200, FhirLocationListResponse(locations=page.rows, **_page_fields(page)))
 
 
@@ -98,9 +108,7 @@ def get_appointments_view(
     limit: Limit = 20,
     offset: Offset = 0,
 ):
-    page = _directory(
-        appointments_view, workspace_id, "Appointment", q=q, data_source_id=data_source_id, limit=limit, offset=offset
-    )
+    page = _directory(appointments_view, workspace_id, "Appointment", data_source_id, q=q, limit=limit, offset=offset)
     return json_response(200, FhirAppointmentListResponse(appointments=page.rows, **_page_fields(page)))
 
 
@@ -123,19 +131,16 @@ def get_slots_view(
     limit: Limit = 20,
     offset: Offset = 0,
 ):
-    with deps.search_errors():
-        filters = parse_slot_filters(
-            status=status,
-            date=date,
-            days=days,
-            provider=provider,
-            specialty=specialty,
-            service_type=service_type,
-            facility_id=facility_id,
-        )
-    page = _directory(
-        slots_view, workspace_id, "Slot", q=q, data_source_id=data_source_id, limit=limit, offset=offset, slots=filters
-    )
+    filters = {
+        "status": status,
+        "date": date,
+        "days": days,
+        "provider": provider,
+        "specialty": specialty,
+        "service_type": service_type,
+        "facility_id": facility_id,
+    }
+    page = _directory(slots_view, workspace_id, "Slot", data_source_id, filters, q=q, limit=limit, offset=offset)
     return json_response(200, FhirSlotListResponse(slots=page.rows, **_page_fields(page)))
 
 
@@ -143,7 +148,5 @@ def get_slots_view(
 def get_organizations_view(
     workspace_id: UUID, q: SearchText = None, data_source_id: DataSourceId = None, limit: Limit = 20, offset: Offset = 0
 ):
-    page = _directory(
-        organizations_view, workspace_id, "Organization", q=q, data_source_id=data_source_id, limit=limit, offset=offset
-    )
+    page = _directory(organizations_view, workspace_id, "Organization", data_source_id, q=q, limit=limit, offset=offset)
     return json_response(200, FhirOrganizationListResponse(organizations=page.rows, **_page_fields(page)))

@@ -1,0 +1,142 @@
+"""Search, the patient list and the views end to end: real HTTP to the local stack, with Synthea
+resources written through the API (references rewritten from ``urn:uuid:`` to ``Type/id`` as an
+import resolves them)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import Client, make_workspace
+from tests.support.contract import assert_matches
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+
+SYNTHEA = Path("/work/shared/fixtures/synthea/smart-on-fhir_generated-sample-data")
+BUSTER = "Buster_Hoeger_ad2e3fc5-2b5d-4cb9-8d03-9ea0f4ac8423.json"
+LIZ = "Liz_Conn_27c911c6-f045-4ffa-af5d-6eba57ac94b2.json"
+KEEP = {"Patient", "Organization", "Practitioner", "Encounter", "Observation", "Condition", "Immunization"}
+
+
+def bundle(name: str) -> list[dict]:
+    path = SYNTHEA / name
+    if not path.exists():
+        pytest.skip("Synthea fixtures not present")
+    entries = json.loads(path.read_text())["entry"]
+    urls = {e["fullUrl"]: f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in entries if e.get("fullUrl")}
+    text = json.dumps([e["resource"] for e in entries if e["resource"]["resourceType"] in KEEP])
+    for url, ref in urls.items():
+        text = text.replace(f'"{url}"', f'"{ref}"')
+    return json.loads(text)
+
+
+@pytest.fixture(scope="session")  # session: other e2e modules may interleave on the worker
+def loaded(admin: Client) -> tuple[str, Client, dict]:
+    ws, c = make_workspace(admin)
+    resources = bundle(BUSTER) + [r for r in bundle(LIZ) if r["resourceType"] == "Patient"]
+    extra = [
+        {"resourceType": "Location", "id": "loc-1", "name": "Northampton Clinic", "address": {"city": "Northampton", "state": "MA"}},
+        {"resourceType": "Schedule", "id": "sch-1", "actor": [{"reference": "Practitioner/34ef92a2-f1a5-4324-b274-4ccf96f9f2d1", "display": "Dr. Antonia Stark"},
+                                                              {"reference": "Location/loc-1"}]},
+        *[
+            {"resourceType": "Slot", "id": f"slot-{d}", "schedule": {"reference": "Schedule/sch-1"}, "status": "free" if d % 2 else "busy",
+             "start": f"2025-05-{d:02d}T09:00:00Z", "end": f"2025-05-{d:02d}T09:30:00Z", "specialty": [{"text": "Family medicine"}]}
+            for d in range(1, 6)
+        ],
+        {"resourceType": "Appointment", "id": "ap-1", "status": "booked", "start": "2025-05-01T09:00:00Z", "end": "2025-05-01T09:30:00Z",
+         "participant": [{"actor": {"reference": "Patient/e4531916-b162-4f4b-90c2-ce37e132b8d4", "display": "Buster Hoeger"}, "status": "accepted"}]},
+    ]
+    for r in resources + extra:
+        reply = c.put(f"/v1/{ws}/fhir/resources/{r['resourceType']}/{r['id']}", json={"data": r})
+        assert reply.status_code in (200, 201), reply.text
+    return ws, c, {"buster": resources[0]["id"], "count": len(resources)}
+
+
+def ok(c: Client, path: str, params: Any = None) -> dict:
+    reply = c.get(path, params=params)
+    assert reply.status_code == 200, reply.text
+    return reply.json()
+
+
+def test_resource_search_over_http(loaded) -> None:
+    ws, c, ids = loaded
+    base = f"/v1/{ws}/fhir/resources"
+    body = ok(c, f"{base}/Observation", {"patient": f"Patient/{ids['buster']}", "code": "http://loinc.org|8302-2"})
+    assert_matches("FhirSearchResponse", body)
+    assert body["total"] == 3 and {e["data"]["code"]["coding"][0]["code"] for e in body["entries"]} == {"8302-2"}
+    # paging by next_url over real HTTP collects every Observation exactly once
+    page, seen = ok(c, f"{base}/Observation", {"_count": 10}), []
+    assert page["total"] == 33
+    while True:
+        seen += [e["resource_id"] for e in page["entries"]]
+        if not page["next_url"]:
+            break
+        page = ok(c, page["next_url"])
+    assert len(seen) == len(set(seen)) == 33
+    # repeated parameters AND; modifiers; prefixes
+    window = ok(c, f"{base}/Observation", [("date", "ge2016"), ("date", "lt2018"), ("_count", "100")])
+    assert window["total"] > 0 and all("2016" <= e["data"]["effectiveDateTime"][:4] < "2018" for e in window["entries"])
+    assert [e["resource_id"] for e in ok(c, f"{base}/Patient", {"name:exact": "Hoeger"})["entries"]] == [ids["buster"]]
+    assert ok(c, f"{base}/Patient", {"name:exact": "hoeger"})["entries"] == []
+    active = ok(c, f"{base}/Condition", {"patient": ids["buster"], "clinical-status": "active"})
+    assert [e["data"]["code"]["text"] for e in active["entries"]] == ["Chronic sinusitis (disorder)"]
+    bad = c.get(f"{base}/Observation", params={"date": "yesterday"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "date"]
+    assert c.get(f"{base}/Observation", params={"_count": 101}).status_code == 422
+
+
+def test_patient_search_and_list_over_http(loaded) -> None:
+    ws, c, ids = loaded
+    by_name = ok(c, f"/v1/{ws}/fhir/patients", {"sort_by": "+name"})
+    assert_matches("PatientSearchResponse", by_name)
+    assert [p["name"] for p in by_name["patients"]] == ["Liz Conn", "Buster Hoeger"] and by_name["total"] == 2
+    newest = ok(c, f"/v1/{ws}/fhir/patients", {"sort_by": "-last_event_at", "limit": 1})
+    assert newest["has_more"] is True and newest["next_offset"] == 1 and newest["total"] == 2
+    oldest = ok(c, f"/v1/{ws}/fhir/patients", {"sort_by": "+last_event_at", "limit": 1, "offset": 1})
+    assert oldest["patients"] == newest["patients"] and oldest["has_more"] is False
+    assert [p["name"] for p in ok(c, f"/v1/{ws}/fhir/patients", {"sort_by": "-created_at"})["patients"]] == ["Liz Conn", "Buster Hoeger"]
+    buster = ok(c, f"/v1/{ws}/fhir/patients", {"phone": "(555) 866-2259"})["patients"]
+    assert [p["name"] for p in buster] == ["Buster Hoeger"] and buster[0]["event_count"] > 40
+    assert ok(c, f"/v1/{ws}/fhir/patients", {"mrn": "ad2e3fc5-2b5d-4cb9-8d03-9ea0f4ac8423"})["total"] == 1
+    bad = c.get(f"/v1/{ws}/fhir/patients", params={"sort_by": "-age"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "sort_by"]
+
+
+def test_views_over_http(loaded) -> None:
+    ws, c, ids = loaded
+    views = f"/v1/{ws}/fhir/views"
+    patients = ok(c, f"{views}/patients", {"q": "hoeger"})
+    assert_matches("FhirPatientListResponse", patients)
+    row = patients["patients"][0]
+    assert row["active_conditions"] == ["Chronic sinusitis (disorder)"] and row["mrn"] == "ad2e3fc5-2b5d-4cb9-8d03-9ea0f4ac8423"
+    for view, schema, key, expected in [
+        ("practitioners", "FhirPractitionerListResponse", "practitioners", 1),
+        ("organizations", "FhirOrganizationListResponse", "organizations", 1),
+        ("locations", "FhirLocationListResponse", "locations", 1),
+        ("appointments", "FhirAppointmentListResponse", "appointments", 1),
+        ("slots", "FhirSlotListResponse", "slots", 5),
+    ]:
+        body = ok(c, f"{views}/{view}")
+        assert_matches(schema, body)
+        assert body["total"] == expected and len(body[key]) == expected, view
+    assert ok(c, f"{views}/practitioners")["practitioners"][0]["npi"] == "60"
+    free = ok(c, f"{views}/slots", {"date": "2025-05-01", "days": 3, "status": "free", "provider": "stark", "specialty": "family"})
+    assert [s["start"] for s in free["slots"]] == ["2025-05-01T09:00:00Z", "2025-05-03T09:00:00Z"]
+    assert free["slots"][0]["provider_name"] == "Dr. Antonia Stark" and free["slots"][0]["facility_id"] == "loc-1"
+    paged = ok(c, f"{views}/slots", {"date": "2025-05-01", "limit": 2, "offset": 2})
+    assert paged["total"] == 5 and paged["has_more"] is True and paged["next_offset"] == 4
+    bad = c.get(f"{views}/slots", params={"days": 0})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "days"]
+
+
+def test_search_isolation_over_http(loaded, admin: Client) -> None:
+    ws, _, ids = loaded
+    other_ws, other = make_workspace(admin)
+    for path in (f"/v1/{ws}/fhir/resources/Patient", f"/v1/{ws}/fhir/patients", f"/v1/{ws}/fhir/views/patients"):
+        reply = other.get(path)
+        assert reply.status_code == 403 and "Hoeger" not in reply.text, path
+    assert ok(other, f"/v1/{other_ws}/fhir/resources/Patient", {"_id": ids["buster"]})["entries"] == []
+    assert ok(other, f"/v1/{other_ws}/fhir/patients")["total"] == 0
