@@ -39,6 +39,7 @@ from fhir_platform.imports import (
     prepare_ndjson,
     split_import_object,
 )
+from fhir_platform.imports.summary import COUNTS
 from fhir_platform.observability import logger
 from fhir_platform.resources.service import ResourceService, WriteContext, now_iso
 from fhir_platform.storage.import_files import UPLOAD_URL_SECONDS, ImportFiles
@@ -223,16 +224,6 @@ class ImportService:
         }
 
 
-_SUMMARY_FIELDS = (
-    "events_created",
-    "events_updated",
-    "events_skipped",
-    "entities_created",
-    "entities_updated",
-    "error_count",
-    "unsupported_resource_count",
-    "errors_truncated",
-    "unsupported_resources_truncated",
-)
+_SUMMARY_FIELDS = (*COUNTS, "errors_truncated", "unsupported_resources_truncated")
 
 __all__ = ["ImportService", "NotFound"]

@@ -26,7 +26,8 @@ from .limits import MAX_ERRORS, MAX_UNSUPPORTED
 
 MAX_ERROR_CHARS = 1024
 
-_COUNTERS = (
+# the FhirImportResponse counts (what jobs add up per chunk), then the bookkeeping count
+COUNTS = (
     "events_created",
     "events_updated",
     "events_skipped",
@@ -34,8 +35,8 @@ _COUNTERS = (
     "entities_updated",
     "error_count",
     "unsupported_resource_count",
-    "resources_received",
 )
+_COUNTERS = (*COUNTS, "resources_received")
 
 
 class ImportSummary:

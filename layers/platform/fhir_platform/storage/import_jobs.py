@@ -23,18 +23,10 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from fhir_platform.errors import NotFound
+from fhir_platform.imports.summary import COUNTS
 from fhir_platform.storage.base import Repository, cancellation_codes, error_code, plain
 
 JOB_ERRORS_CAP = 100
-COUNTS = (
-    "events_created",
-    "events_updated",
-    "events_skipped",
-    "entities_created",
-    "entities_updated",
-    "error_count",
-    "unsupported_resource_count",
-)
 
 
 def job_pk(ws: str, job_id: str) -> str:

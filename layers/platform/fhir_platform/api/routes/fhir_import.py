@@ -36,17 +36,21 @@ def _raw_body(router: APIGatewayHttpRouter) -> bytes:
     return base64.b64decode(body) if event.is_base64_encoded else body.encode("utf-8")
 
 
+def _options(source: str, source_system: str | None, data_source_id: UUID | None, dedup: bool, policy: str) -> ImportOptions:
+    return ImportOptions(
+        source=source,
+        source_system=source_system,
+        data_source_id=str(data_source_id) if data_source_id else None,
+        dedup=dedup,
+        unsupported_resource_policy=policy,
+    )
+
+
 @import_bundle.post("/v1/<workspace_id>/fhir/import")
 def post_import(workspace_id: UUID, body: FhirImportRequest):
     deps.authorize_fhir(import_bundle, workspace_id, IMPORT)
     check_body_size(len(_raw_body(import_bundle)), workspace_id=str(workspace_id), bucket=config.imports_bucket(), limit=SYNC_MAX_BODY_BYTES)
-    options = ImportOptions(
-        source=body.source,
-        source_system=body.source_system,
-        data_source_id=str(body.data_source_id) if body.data_source_id else None,
-        dedup=body.dedup,
-        unsupported_resource_policy=body.unsupported_resource_policy,
-    )
+    options = _options(body.source, body.source_system, body.data_source_id, body.dedup, body.unsupported_resource_policy)
     result = deps.imports().import_bundle(str(workspace_id), body.bundle, options)
     return json_response(200, FhirImportResponse.model_validate(result))
 
@@ -63,13 +67,7 @@ def post_import_stream(
     deps.authorize_fhir(import_stream, workspace_id, IMPORT)
     raw = _raw_body(import_stream)
     check_body_size(len(raw), workspace_id=str(workspace_id), bucket=config.imports_bucket(), limit=STREAM_MAX_BODY_BYTES)
-    options = ImportOptions(
-        source=source,
-        source_system=source_system,
-        data_source_id=str(data_source_id) if data_source_id else None,
-        dedup=dedup,
-        unsupported_resource_policy=unsupported_resource_policy,
-    )
+    options = _options(source, source_system, data_source_id, dedup, unsupported_resource_policy)
     result = deps.imports().import_stream(str(workspace_id), raw, options)
     return json_response(200, FhirImportResponse.model_validate(result))
 
@@ -77,13 +75,7 @@ def post_import_stream(
 @create_import_job.post("/v1/<workspace_id>/fhir/imports")
 def post_import_job(workspace_id: UUID, body: CreateImportJobRequest):
     deps.authorize_fhir(create_import_job, workspace_id, IMPORT)
-    options = ImportOptions(
-        source=body.source,
-        source_system=body.source_system,
-        data_source_id=str(body.data_source_id) if body.data_source_id else None,
-        dedup=body.dedup,
-        unsupported_resource_policy=body.unsupported_resource_policy,
-    )
+    options = _options(body.source, body.source_system, body.data_source_id, body.dedup, body.unsupported_resource_policy)
     job = deps.imports().create_job(str(workspace_id), options, "json" if body.format == "bundle" else "ndjson")
     return json_response(201, CreateImportJobResponse.model_validate(job))
 
