@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote_plus
 
-from fhir_platform.errors import NotFound, Unprocessable
+from fhir_platform.errors import Unprocessable
 from fhir_platform.imports import (
     ChunkMessage,
     ImportIssue,
@@ -225,5 +225,3 @@ class ImportService:
 
 
 _SUMMARY_FIELDS = (*COUNTS, "errors_truncated", "unsupported_resources_truncated")
-
-__all__ = ["ImportService", "NotFound"]

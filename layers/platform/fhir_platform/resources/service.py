@@ -29,18 +29,12 @@ from fhir_platform.storage.resources import (
     StoredResource,
     VersionConflict,
 )
-from fhir_platform.search.indexing import compartment_touch, diff_index_items, touch_key
+from fhir_platform.search.indexing import compartment_touch, diff_index_items, index_items, touch_key
 from fhir_platform.search.parameters import compartment_patient_ids
 from fhir_platform.world.entities import DeterministicResolver, EntityResolver, patient_reference
 
 Indexer = Callable[..., list[dict[str, Any]]]
 MAX_WRITE_ATTEMPTS = 5
-
-
-def _default_indexer() -> Indexer:
-    from fhir_platform.search.indexing import index_items
-
-    return index_items
 
 
 def now_iso() -> str:
@@ -113,14 +107,8 @@ class ResourceService:
     ) -> None:
         self.store = store or ResourceStore()
         self.resolver = resolver or DeterministicResolver(lambda ws, pid: self.store.entity_of(ws, "Patient", pid))
-        self._indexer = indexer
+        self.indexer = indexer or index_items
         self.clock = clock
-
-    @property
-    def indexer(self) -> Indexer:
-        if self._indexer is None:
-            self._indexer = _default_indexer()
-        return self._indexer
 
     # ---- reads -------------------------------------------------------------------------------
 

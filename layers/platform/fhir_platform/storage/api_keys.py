@@ -45,18 +45,9 @@ class ApiKeyRepository(Repository):
         return plain(item)
 
     def list(self, workspace_id: str, limit: int, offset: int) -> tuple[list[dict[str, Any]], bool]:
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": Key("PK").eq(keys.workspace_pk(workspace_id))
-            & Key("SK").begins_with(keys.API_KEY_SK_PREFIX)
-        }
-        while len(items) < offset + limit + 1:
-            page = self.table.query(**kwargs, Limit=offset + limit + 1 - len(items))
-            items += page["Items"]
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        return [plain(i) for i in items[offset : offset + limit]], len(items) > offset + limit
+        condition = Key("PK").eq(keys.workspace_pk(workspace_id)) & Key("SK").begins_with(keys.API_KEY_SK_PREFIX)
+        items, has_more = self.query_window({"KeyConditionExpression": condition}, offset, limit)
+        return [plain(i) for i in items], has_more
 
     def delete(self, workspace_id: str, key_id: str) -> None:
         meta = self.get(workspace_id, key_id)

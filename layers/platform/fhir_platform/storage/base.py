@@ -23,6 +23,34 @@ class Repository:
             self._table = aws.dynamodb_table(config.table_name())
         return self._table
 
+    def query_window(self, query: dict[str, Any], offset: int, limit: int) -> tuple[list[dict[str, Any]], bool]:
+        """Items ``offset .. offset+limit`` of one Query (following pages as needed), and whether
+        more follow. Reads at most ``offset + limit + 1`` items of the one partition."""
+        items: list[dict[str, Any]] = []
+        kwargs = dict(query)
+        while len(items) < offset + limit + 1:
+            page = self.table.query(**kwargs, Limit=offset + limit + 1 - len(items))
+            items += page["Items"]
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return items[offset : offset + limit], len(items) > offset + limit
+
+    def batch_get_items(self, item_keys: list[dict[str, str]], **options: Any) -> list[dict[str, Any]]:
+        """Items by key: consistent BatchGetItem, 100 keys per call, unprocessed keys retried.
+        ``options`` (e.g. ``ProjectionExpression``) apply to every call. Order is not preserved."""
+        unique = list({(k["PK"], k["SK"]): k for k in item_keys}.values())
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(unique), 100):
+            request: dict[str, Any] | None = {
+                self.table.name: {"Keys": unique[start : start + 100], "ConsistentRead": True, **options}
+            }
+            while request:
+                resp = self.table.meta.client.batch_get_item(RequestItems=request)
+                found += resp.get("Responses", {}).get(self.table.name, [])
+                request = resp.get("UnprocessedKeys") or None
+        return found
+
 
 def error_code(exc: ClientError) -> str:
     return exc.response.get("Error", {}).get("Code", "")

@@ -83,25 +83,13 @@ class ImportJobRepository(Repository):
 
     def list(self, ws: str, limit: int, offset: int) -> tuple[list[dict[str, Any]], bool]:
         """Newest first; offset paging over the job list partition, then one BatchGetItem."""
-        refs: list[str] = []
-        kwargs: dict[str, Any] = {"KeyConditionExpression": Key("PK").eq(jobs_pk(ws)), "ScanIndexForward": False}
-        while len(refs) < offset + limit + 1:
-            page = self.table.query(**kwargs, Limit=offset + limit + 1 - len(refs))
-            refs += [i["job_id"] for i in page["Items"]]
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        wanted = refs[offset : offset + limit]
-        found: dict[str, dict[str, Any]] = {}
-        if wanted:
-            keys = [{"PK": job_pk(ws, j), "SK": "META"} for j in wanted]
-            request: dict[str, Any] | None = {self.table.name: {"Keys": keys}}
-            while request:
-                resp = self.table.meta.client.batch_get_item(RequestItems=request)
-                for item in resp["Responses"].get(self.table.name, []):
-                    found[item["job_id"]] = {k: plain(v) for k, v in item.items() if k not in ("PK", "SK")}
-                request = resp.get("UnprocessedKeys") or None
-        return [found[j] for j in wanted if j in found], len(refs) > offset + limit
+        refs, has_more = self.query_window({"KeyConditionExpression": Key("PK").eq(jobs_pk(ws)), "ScanIndexForward": False}, offset, limit)
+        wanted = [r["job_id"] for r in refs]
+        found = {
+            item["job_id"]: {k: plain(v) for k, v in item.items() if k not in ("PK", "SK")}
+            for item in self.batch_get_items([{"PK": job_pk(ws, j), "SK": "META"} for j in wanted])
+        }
+        return [found[j] for j in wanted if j in found], has_more
 
     def start(self, ws: str, job_id: str, changes: dict[str, Any]) -> bool:
         """pending → running/completed/failed with the splitter's figures; False if already started."""
@@ -187,8 +175,8 @@ class ImportJobRepository(Repository):
             try:
                 self.table.update_item(
                     Key={"PK": job_pk(ws, job_id), "SK": "META"},
-                    UpdateExpression=f"SET #f = list_append(if_not_exists(#f, :empty), :new)",
-                    ConditionExpression=f"attribute_not_exists(#f) OR size(#f) <= :room",
+                    UpdateExpression="SET #f = list_append(if_not_exists(#f, :empty), :new)",
+                    ConditionExpression="attribute_not_exists(#f) OR size(#f) <= :room",
                     ExpressionAttributeNames={"#f": field},
                     ExpressionAttributeValues={":empty": [], ":new": new[:JOB_ERRORS_CAP], ":room": JOB_ERRORS_CAP - len(new[:JOB_ERRORS_CAP])},
                 )

@@ -152,31 +152,14 @@ class ResourceStore(Repository):
 
     def get_items(self, item_keys: list[dict[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
         """Arbitrary items by key (consistent BatchGetItem, 100 per call), keyed by (PK, SK)."""
-        found: dict[tuple[str, str], dict[str, Any]] = {}
-        unique = list({(k["PK"], k["SK"]): k for k in item_keys}.values())
-        for start in range(0, len(unique), 100):
-            request: dict[str, Any] | None = {self.table.name: {"Keys": unique[start : start + 100], "ConsistentRead": True}}
-            while request:
-                resp = self.table.meta.client.batch_get_item(RequestItems=request)
-                for item in resp.get("Responses", {}).get(self.table.name, []):
-                    found[(item["PK"], item["SK"])] = plain(item)
-                request = resp.get("UnprocessedKeys") or None
-        return found
+        return {(i["PK"], i["SK"]): plain(i) for i in self.batch_get_items(item_keys)}
 
     def batch_get(self, ws: str, refs: list[tuple[str, str]]) -> dict[tuple[str, str], StoredResource]:
-        """Current versions of up to 100 resources in one BatchGetItem (retrying unprocessed keys)."""
+        """Current versions of many resources (BatchGetItem, 100 per call)."""
         found: dict[tuple[str, str], StoredResource] = {}
-        pending = [{"PK": keys.resource_pk(ws, t, i), "SK": keys.CURRENT_SK} for t, i in dict.fromkeys(refs)]
-        resource = self.table.meta.client
-        while pending:
-            chunk, pending = pending[:100], pending[100:]
-            request = {self.table.name: {"Keys": chunk, "ConsistentRead": True}}
-            while request:
-                resp = resource.batch_get_item(RequestItems=request)
-                for raw in resp.get("Responses", {}).get(self.table.name, []):
-                    stored = self._to_stored(raw)
-                    found[(stored.resource_type, stored.resource_id)] = stored
-                request = resp.get("UnprocessedKeys") or None
+        for item in self.batch_get_items([{"PK": keys.resource_pk(ws, t, i), "SK": keys.CURRENT_SK} for t, i in refs]):
+            stored = self._to_stored(item)
+            found[(stored.resource_type, stored.resource_id)] = stored
         return found
 
     # ---- writes ------------------------------------------------------------------------------
@@ -384,26 +367,15 @@ class ResourceStore(Repository):
         (``(type, id, version)``), keyed by ``(type, id)``: consistent BatchGetItem with a projection
         (the events' ``data`` is not read), 100 keys per call."""
         names = {"#ss": "source_system", "#ds": "data_source_id", "#so": "source", "#rt": "resource_type", "#ri": "resource_id"}
-        wanted = list({(t, i): (t, i, v) for t, i, v in versions}.values())
-        found: dict[tuple[str, str], dict[str, Any]] = {}
-        for start in range(0, len(wanted), 100):
-            chunk = wanted[start : start + 100]
-            request: dict[str, Any] | None = {
-                self.table.name: {
-                    "Keys": [{"PK": keys.resource_pk(ws, t, i), "SK": keys.version_sk(v)} for t, i, v in chunk],
-                    "ConsistentRead": True,
-                    "ProjectionExpression": ", ".join(names),
-                    "ExpressionAttributeNames": names,
-                }
-            }
-            while request:
-                resp = self.table.meta.client.batch_get_item(RequestItems=request)
-                for item in resp.get("Responses", {}).get(self.table.name, []):
-                    found[(item["resource_type"], item["resource_id"])] = {
-                        k: item.get(k) for k in ("source_system", "data_source_id", "source")
-                    }
-                request = resp.get("UnprocessedKeys") or None
-        return found
+        items = self.batch_get_items(
+            [{"PK": keys.resource_pk(ws, t, i), "SK": keys.version_sk(v)} for t, i, v in versions],
+            ProjectionExpression=", ".join(names),
+            ExpressionAttributeNames=names,
+        )
+        return {
+            (item["resource_type"], item["resource_id"]): {k: item.get(k) for k in ("source_system", "data_source_id", "source")}
+            for item in items
+        }
 
     def _to_stored(self, item: dict[str, Any]) -> StoredResource:
         return StoredResource(

@@ -84,18 +84,11 @@ class WorkspaceRepository(Repository):
         return _strip(out["Attributes"])
 
     def list(self, limit: int, offset: int) -> tuple[list[dict[str, Any]], bool]:
-        """Admin listing, oldest first. Offset paging over one partition (reads offset+limit keys)."""
-        refs: list[str] = []
-        kwargs: dict[str, Any] = {"KeyConditionExpression": Key("PK").eq(keys.WORKSPACE_LIST_PK)}
-        while len(refs) < offset + limit + 1:
-            page = self.table.query(**kwargs, Limit=offset + limit + 1 - len(refs))
-            refs += [i["workspace_id"] for i in page["Items"]]
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        wanted = refs[offset : offset + limit]
-        items = [self.get(ws) for ws in wanted]
-        return items, len(refs) > offset + limit
+        """Admin listing, oldest first: a window of the list partition, then one BatchGetItem."""
+        refs, has_more = self.query_window({"KeyConditionExpression": Key("PK").eq(keys.WORKSPACE_LIST_PK)}, offset, limit)
+        wanted = [r["workspace_id"] for r in refs]
+        found = {i["id"]: _strip(i) for i in self.batch_get_items([{"PK": keys.workspace_pk(w), "SK": keys.WORKSPACE_SK} for w in wanted])}
+        return [found[w] for w in wanted if w in found], has_more
 
 
 def _strip(item: dict[str, Any]) -> dict[str, Any]:

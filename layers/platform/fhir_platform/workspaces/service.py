@@ -10,7 +10,7 @@ import os
 import uuid
 from typing import Any
 
-from fhir_platform.errors import FhirNotConfigured, NotFound
+from fhir_platform.errors import FhirNotConfigured
 from fhir_platform.resources.service import now_iso
 from fhir_platform.storage.workspaces import WorkspaceRepository
 
@@ -53,7 +53,7 @@ class WorkspaceService:
     def require_fhir(self, workspace_id: str) -> dict[str, Any]:
         """The FHIR gate: FHIR endpoints answer only for workspaces with an EHR type and store URL."""
         workspace = self.get(workspace_id)
-        if not workspace.get("ehr_type") or not workspace.get("fhir_store_url"):
+        if not is_fhir_configured(workspace):
             raise FhirNotConfigured(
                 "FHIR is not configured for this workspace: set ehr_type and fhir_store_url "
                 f"(PATCH /v1/workspaces/{workspace_id}) first"
@@ -64,5 +64,3 @@ class WorkspaceService:
 def is_fhir_configured(workspace: dict[str, Any]) -> bool:
     return bool(workspace.get("ehr_type") and workspace.get("fhir_store_url"))
 
-
-__all__ = ["WorkspaceService", "NotFound", "is_fhir_configured"]
