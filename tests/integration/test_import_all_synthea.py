@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
+
+from tests.support.shared import FIXTURES as SHARED_FIXTURES
 
 import pytest
 
 from fhir_platform.imports import ImportOptions
 from fhir_platform.imports.service import ImportService
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "synthea"
+FIXTURES = SHARED_FIXTURES / "synthea"
 
 
 @pytest.mark.xdist_group("synthea-all")

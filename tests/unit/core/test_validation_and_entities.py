@@ -1,12 +1,12 @@
 import json
-from pathlib import Path
 
 import pytest
 
 from fhir_platform.fhir.validation import FhirValidationError, UnknownResourceTypeError, validate_resource
 from fhir_platform.world.entities import DeterministicResolver, patient_reference
+from tests.support.shared import FIXTURES as SHARED_FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[4] / "shared" / "fixtures" / "hl7-fhir-r4-examples"
+FIXTURES = SHARED_FIXTURES / "hl7-fhir-r4-examples"
 
 
 @pytest.mark.parametrize("name", ["Patient-example.json", "Observation-bmi.json", "Condition-example.json", "Encounter-example.json"])

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-FIXTURES = Path("/work/shared/fixtures")
+from tests.support.shared import FIXTURES
 SYNTHEA = FIXTURES / "synthea"
 HL7 = FIXTURES / "hl7-fhir-r4-examples"
 NDJSON_SMART = FIXTURES / "ndjson" / "smart-on-fhir_sample-bulk-fhir-datasets_10-patients"

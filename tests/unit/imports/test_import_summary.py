@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import jsonschema
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from fhir_platform.errors import Unprocessable
 from fhir_platform.imports import ImportIssue, ImportSummary, PreparedEntry, write_all
 
-CONTRACT = Path("/work/shared/reference/platform-fhir-openapi.json")
+from tests.support.shared import CONTRACT
 
 
 @pytest.fixture(scope="module")
