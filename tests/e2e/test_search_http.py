@@ -5,17 +5,18 @@ import resolves them)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import uuid
 from typing import Any
 
 import pytest
 
 from tests.e2e.conftest import Client, make_workspace
 from tests.support.contract import assert_matches
+from tests.support.shared import FIXTURES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
-SYNTHEA = Path("/work/shared/fixtures/synthea/smart-on-fhir_generated-sample-data")
+SYNTHEA = FIXTURES / "synthea" / "smart-on-fhir_generated-sample-data"
 BUSTER = "Buster_Hoeger_ad2e3fc5-2b5d-4cb9-8d03-9ea0f4ac8423.json"
 LIZ = "Liz_Conn_27c911c6-f045-4ffa-af5d-6eba57ac94b2.json"
 KEEP = {"Patient", "Organization", "Practitioner", "Encounter", "Observation", "Condition", "Immunization"}
@@ -140,3 +141,31 @@ def test_search_isolation_over_http(loaded, admin: Client) -> None:
         assert reply.status_code == 403 and "Hoeger" not in reply.text, path
     assert ok(other, f"/v1/{other_ws}/fhir/resources/Patient", {"_id": ids["buster"]})["entries"] == []
     assert ok(other, f"/v1/{other_ws}/fhir/patients")["total"] == 0
+
+
+def test_views_scoped_to_the_data_source_of_an_import_over_http(admin: Client) -> None:
+    """A Bundle imported with a data_source_id: the views scoped to that source list exactly its
+    resources, with totals, and a later write from another source moves a resource out."""
+    ws, c = make_workspace(admin)
+    ehr, lab = str(uuid.uuid4()), str(uuid.uuid4())
+    entries = [{"resource": {"resourceType": "Patient", "id": f"dsp-{i}", "name": [{"family": "Scoped", "given": [f"P{i}"]}]},
+                "request": {"method": "PUT", "url": f"Patient/dsp-{i}"}} for i in range(3)]
+    entries.append({"resource": {"resourceType": "Organization", "id": "ds-org", "name": "Scoped Org"},
+                    "request": {"method": "PUT", "url": "Organization/ds-org"}})
+    reply = c.post(f"/v1/{ws}/fhir/import", json={"bundle": {"resourceType": "Bundle", "type": "transaction", "entry": entries},
+                                                  "data_source_id": ehr})
+    assert reply.status_code == 200, reply.text
+    c.put(f"/v1/{ws}/fhir/resources/Patient/other", json={"data": {"resourceType": "Patient", "name": [{"family": "Scoped"}]}})
+    scoped = ok(c, f"/v1/{ws}/fhir/views/patients", {"data_source_id": ehr, "limit": 2})
+    assert_matches("FhirPatientListResponse", scoped)
+    assert scoped["total"] == 3 and scoped["has_more"] and len(scoped["patients"]) == 2
+    rest = ok(c, f"/v1/{ws}/fhir/views/patients", {"data_source_id": ehr, "limit": 2, "offset": scoped["next_offset"]})
+    assert len(rest["patients"]) == 1 and rest["has_more"] is False
+    assert {p["canonical_id"] for p in scoped["patients"] + rest["patients"]} == {f"Patient/dsp-{i}" for i in range(3)}
+    assert ok(c, f"/v1/{ws}/fhir/views/patients", {"q": "scoped"})["total"] == 4
+    assert ok(c, f"/v1/{ws}/fhir/views/organizations", {"data_source_id": ehr})["total"] == 1
+    moved = {"resourceType": "Patient", "name": [{"family": "Scoped", "given": ["Moved"]}]}
+    assert c.put(f"/v1/{ws}/fhir/resources/Patient/dsp-0", json={"data": moved, "data_source_id": lab}).status_code == 200
+    assert ok(c, f"/v1/{ws}/fhir/views/patients", {"data_source_id": ehr, "q": "scoped"})["total"] == 2
+    lab_view = ok(c, f"/v1/{ws}/fhir/views/patients", {"data_source_id": lab})
+    assert [p["canonical_id"] for p in lab_view["patients"]] == ["Patient/dsp-0"] and lab_view["total"] == 1

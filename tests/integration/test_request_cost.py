@@ -41,3 +41,34 @@ def test_request_cost_is_independent_of_workspace_size(gateway: Gateway, workspa
     probes["update"] = lambda: gateway.call("PUT", f"{base}/probe", token=workspace["key"], body={"data": {**PATIENT, "gender": "female"}})
     large = {name: ddb_calls(probe) for name, probe in probes.items()}
     assert small == large
+
+
+def test_search_page_cost_is_independent_of_workspace_and_match_count(gateway: Gateway, workspace: dict) -> None:
+    """Lists scoped by data_source_id, and name searches whose matches grow with the workspace."""
+    ws, key = workspace["id"], workspace["key"]
+    source = "6b1f0c3e-2f6a-4f4e-8a53-0c6f3a9d2b10"
+    base = f"/v1/{ws}/fhir/resources"
+
+    def put(rtype: str, rid: str, data: dict) -> None:
+        reply = gateway.call("PUT", f"{base}/{rtype}/{rid}", token=key, body={"data": data, "data_source_id": source})
+        assert reply.status in (200, 201), reply.body
+
+    def grow(start: int, n: int) -> None:
+        for i in range(start, start + n):
+            put("Patient", f"sp-{i}", {"resourceType": "Patient", "name": [{"family": "Scale", "given": [f"G{i}"]}]})
+            put("Organization", f"so-{i}", {"resourceType": "Organization", "name": f"Scale Org {i}"})
+
+    get = lambda path, **q: (lambda: gateway.call("GET", f"/v1/{ws}/fhir/{path}", token=key, query=q))  # noqa: E731
+    probes = {
+        "patients q, by name": get("patients", q="scale", sort_by="name"),
+        "patients q, by created_at": get("patients", q="scale", sort_by="-created_at"),
+        "view patients by source": get("views/patients", data_source_id=source),
+        "view organizations by source": get("views/organizations", data_source_id=source),
+        "view organizations q + source": get("views/organizations", q="scale org", data_source_id=source),
+        "Patient name search": get("resources/Patient", name="scale"),
+    }
+    grow(0, 25)
+    small = {name: ddb_calls(probe) for name, probe in probes.items()}
+    grow(25, 125)  # 6× the workspace, and 6× the matches of every probe
+    large = {name: ddb_calls(probe) for name, probe in probes.items()}
+    assert small == large

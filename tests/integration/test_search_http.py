@@ -344,7 +344,7 @@ def test_directory_views_rows_paging_and_totals(api: Api) -> None:
     assert_matches("FhirLocationListResponse", locs)
     loc = locs["locations"][0]
     assert locs["total"] == 1 and (loc["city"], loc["postal_code"], loc["address_line"], loc["facility_id"], loc["latitude"]) == (
-        "Springfield", "62701", "1 Main St", "FAC-1", 39.8)
+        "Springfield", "62701", "1 Main St", "loc-1", 39.8)
     assert api.ok("views/locations")["total"] == 2
 
     orgs = api.ok("views/organizations")
@@ -393,7 +393,8 @@ def test_slot_view_filters(api: Api) -> None:
     assert sorted(slot_ids(api.ok("views/slots", provider="jane wol"))) == ["s-1", "s-2", "s-3"]
     assert sorted(slot_ids(api.ok("views/slots", provider="berg"))) == ["s-4", "s-5"]
     assert api.ok("views/slots", provider="nobody") == {"slots": [], "total": 0, "has_more": False, "next_offset": None}
-    assert sorted(slot_ids(api.ok("views/slots", facility_id="loc-2"))) == ["s-4", "s-5"]
+    annex = api.ok("views/locations", q="southside")["locations"][0]["facility_id"]  # the location view's id filters slots
+    assert sorted(slot_ids(api.ok("views/slots", facility_id=annex))) == ["s-4", "s-5"]
     assert slot_ids(api.ok("views/slots", provider="woloski", facility_id="loc-2")) == []
     combined = api.ok("views/slots", provider="woloski", facility_id="loc-1", date="2025-03-01", days=14, status="free", service_type="follow-up")
     assert slot_ids(combined) == ["s-1", "s-3"] and combined["total"] == 2
@@ -418,6 +419,18 @@ def test_data_source_scoping(api: Api) -> None:
     # the scope is the current version's source: re-written through the API without one, it leaves
     api.put({"resourceType": "Organization", "id": "ds-org", "name": "EHR Org renamed"})
     assert api.ok("views/organizations", data_source_id=ehr)["total"] == 0
+    # ... and a new version from another source moves it (lists and counted totals); identical
+    # content is no new version, so it would stay where it is
+    api.put(patient("ds-1", "Source", "One"), data_source_id=other)
+    assert api.ok("views/patients", data_source_id=ehr)["total"] == 1
+    api.put({**patient("ds-1", "Source", "One"), "gender": "female"}, data_source_id=other)
+    assert api.ok("views/patients", data_source_id=ehr) == {"patients": [], "total": 0, "has_more": False, "next_offset": None}
+    moved = api.ok("views/patients", data_source_id=other, limit=1)
+    assert [p["name"] for p in moved["patients"]] == ["One Source"] and moved["total"] == 2 and moved["has_more"]
+    # a compartment write moves the patient to the top of its source's list
+    api.put({"resourceType": "Observation", "id": "ds-obs", "status": "final", "code": {"text": "x"},
+             "subject": {"reference": "Patient/ds-2"}})
+    assert [p["name"] for p in api.ok("views/patients", data_source_id=other)["patients"]] == ["Two Source", "One Source"]
 
 
 def test_workspace_isolation(gateway: Gateway, people: Api) -> None:

@@ -6,11 +6,11 @@ import json
 from functools import cache
 from pathlib import Path
 
-from fhir_platform.search.indexing import compartment_touch, diff_index_items, index_items, touch_key
+from fhir_platform.search.indexing import KEEP, compartment_touch, diff_index_items, index_items, touch_key
 from fhir_platform.search.parameters import compartment_patient_ids
 from fhir_platform.storage.keys import CURRENT_SK, resource_pk
 
-FIXTURES = Path("/work/shared/fixtures")
+from tests.support.shared import FIXTURES
 HL7 = FIXTURES / "hl7-fhir-r4-examples"
 SYNTHEA_SMALL = (
     FIXTURES / "synthea/smart-on-fhir_generated-sample-data/Buster_Hoeger_ad2e3fc5-2b5d-4cb9-8d03-9ea0f4ac8423.json"
@@ -48,9 +48,12 @@ def all_hl7_resources() -> list[dict]:
 WS = "0b6d0a59-3f0e-4a57-9f57-1c1b2a0f7c11"
 
 
-def current_item(resource: dict, lu: str, created: str, entity: str | None, version: int = 1) -> dict:
+def current_item(
+    resource: dict, lu: str, created: str, entity: str | None, version: int = 1, source: str | None = None
+) -> dict:
     resource.setdefault("meta", {})["lastUpdated"] = lu
     return {
+        **({"data_source_id": source} if source else {}),
         "PK": resource_pk(WS, resource["resourceType"], resource["id"]),
         "SK": CURRENT_SK,
         "data": json.dumps(resource),
@@ -61,9 +64,11 @@ def current_item(resource: dict, lu: str, created: str, entity: str | None, vers
     }
 
 
-def write(table, resource: dict, lu: str, *, created: str | None = None, entity: str | None = "e-1") -> None:
+def write(
+    table, resource: dict, lu: str, *, created: str | None = None, entity: str | None = "e-1", source: str | None = None
+) -> None:
     """What the write path does: diff the index against the stored version, one transaction with the
-    resource, its index changes and the compartment touch."""
+    resource, its index changes and the compartment touch. ``source``: the write's data_source_id."""
     rtype, rid = resource["resourceType"], resource["id"]
     stored = table.get_item(Key={"PK": resource_pk(WS, rtype, rid), "SK": CURRENT_SK}, ConsistentRead=True).get("Item")
     old_items, version = [], 1
@@ -77,17 +82,25 @@ def write(table, resource: dict, lu: str, *, created: str | None = None, entity:
             entity_id=stored["entity_id"],
             last_updated=stored["last_updated"],
             created_at=stored["created_at"],
+            data_source_id=stored.get("data_source_id"),
         )
         created, version = stored["created_at"], int(stored["version"]) + 1
     created = created or lu
-    new_items = index_items(WS, rtype, rid, resource, entity_id=entity, last_updated=lu, created_at=created)
+    new_items = index_items(
+        WS, rtype, rid, resource, entity_id=entity, last_updated=lu, created_at=created, data_source_id=source
+    )
     puts, deletes = diff_index_items(old_items, new_items)
-    ops = [{"Put": {"Item": current_item(resource, lu, created, entity, version)}}]
+    ops = [{"Put": {"Item": current_item(resource, lu, created, entity, version, source)}}]
     ops += [{"Put": {"Item": it}} for it in puts] + [{"Delete": {"Key": k}} for k in deletes]
     for pid in compartment_patient_ids(rtype, resource):
         previous = table.get_item(Key=touch_key(WS, pid), ConsistentRead=True).get("Item")
         ops += compartment_touch(
-            WS, pid, event_time=lu, previous=previous, entity_id=entity if rtype == "Patient" else None
+            WS,
+            pid,
+            event_time=lu,
+            previous=previous,
+            entity_id=entity if rtype == "Patient" else None,
+            source=source if rtype == "Patient" else KEEP,
         )
     for op in ops:
         next(iter(op.values()))["TableName"] = table.name

@@ -1,11 +1,16 @@
-"""A filtered patient list with many matches, sorted by last_event_at, walks the sort family
-instead of reading every match's touch item; pages and totals are the same either way."""
+"""Filtered patient lists (``q``/``mrn``/``phone``): the match set is read in full 1 MB pages, so
+the DynamoDB calls for a page do not grow with the number of matches; sorted by last_event_at,
+many matches walk the sort family instead of reading every match's touch item, and both ways give
+the same pages and totals."""
+
+from collections import Counter
 
 from fhir_platform.search import executor
 from fhir_platform.search.executor import search_patients
+from fhir_platform.search.indexing import compartment_touch, index_items
 from fhir_platform.search.query import parse_patient_search
 
-from .search_testdata import WS, obs, write
+from .search_testdata import WS, current_item, obs, write
 
 
 def names(page) -> list[str]:
@@ -19,16 +24,66 @@ def test_walk_and_in_memory_orders_agree(table, monkeypatch):
               f"2024-01-01T00:{i:02d}:00Z")
     write(table, obs(1, patient="p01"), "2024-01-02T00:00:00Z")  # p01 becomes the most recent
     pages = {}
-    for threshold in (1000, 4):  # 2 * BATCH_GET_MAX: in memory / walking the sort family
-        monkeypatch.setattr(executor, "BATCH_GET_MAX", threshold // 2)
+    for threshold in (1000, 4):  # touch items read / the sort family walked
+        monkeypatch.setattr(executor, "TOUCH_READ_MAX", threshold)
         got = []
         for offset in (0, 5, 10, 15):
             page = search_patients(table, WS, parse_patient_search({"q": "lee", "limit": "5", "offset": str(offset)}))
             assert page.total == 16
             got.append((names(page), page.has_more, page.next_offset))
         asc = search_patients(table, WS, parse_patient_search({"q": "lee", "sort_by": "+last_event_at", "limit": "3"}))
-        pages[threshold] = (got, names(asc))
-    assert pages[1000] == pages[4]
-    got, asc = pages[4]
+        pages[threshold] = (got, names(asc), Counter(page.calls))
+    assert pages[1000][:2] == pages[4][:2]
+    got, asc, _ = pages[4]
     assert got[0][0][0] == "p01" and got[0][0][1:] == ["p23", "p22", "p20", "p19"]
     assert got[-1] == (["p02"], False, None) and asc == ["p02", "p04", "p05"]
+    # reading 16 touch items is one BatchGetItem more than the page's; walking is Queries instead
+    assert pages[1000][2]["BatchGetItem"] == 3 and pages[4][2]["BatchGetItem"] == 2
+
+
+def _load_patients(table, n: int, family: str, start: int = 0) -> None:
+    """``n`` Patients named ``family`` with their index items and touch items (BatchWriteItem)."""
+    with table.batch_writer() as bw:
+        for i in range(start, start + n):
+            pid = f"{family.lower()}-{i:05d}"
+            lu = f"2024-01-01T{i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z"
+            patient = {"resourceType": "Patient", "id": pid, "name": [{"family": family, "given": [f"G{i}"]}]}
+            bw.put_item(Item=current_item(patient, lu, lu, f"e-{pid}"))
+            for item in index_items(WS, "Patient", pid, patient, entity_id=f"e-{pid}", last_updated=lu, created_at=lu):
+                bw.put_item(Item=item)
+            for op in compartment_touch(WS, pid, event_time=lu, previous=None, entity_id=f"e-{pid}"):
+                bw.put_item(Item=op["Put"]["Item"])
+
+
+def _calls(table, params: dict) -> tuple[Counter, int]:
+    page = search_patients(table, WS, parse_patient_search(params))
+    assert len(page.rows) == int(params.get("limit", 20))
+    return Counter(page.calls), page.total
+
+
+def test_page_cost_does_not_grow_with_the_number_of_matches(table):
+    _load_patients(table, 2000, "Other")
+    _load_patients(table, 120, "Lee")
+    few = {sort: _calls(table, {"q": "lee", "sort_by": sort}) for sort in ("name", "-created_at")}
+    _load_patients(table, 1380, "Lee", start=120)  # 12× the matches (~190 per q shard: past a 100-item page)
+    many = {sort: _calls(table, {"q": "lee", "sort_by": sort}) for sort in ("name", "-created_at")}
+    for sort in few:
+        assert few[sort][1] == 120 and many[sort][1] == 1500
+        assert few[sort][0] == many[sort][0], sort
+        # 8 q shards + identifier + entity partitions, the page's Patients and touch items
+        assert many[sort][0] == Counter({"Query": 10, "BatchGetItem": 2})
+
+
+def test_last_event_sort_cost_is_bounded_past_the_touch_read_limit(table, monkeypatch):
+    monkeypatch.setattr(executor, "TOUCH_READ_MAX", 100)
+    _load_patients(table, 1500, "Other")
+    _load_patients(table, 300, "Lee")
+    few, total_few = _calls(table, {"q": "lee", "sort_by": "-last_event_at", "offset": "40"})
+    _load_patients(table, 1200, "Lee", start=300)
+    many, total_many = _calls(table, {"q": "lee", "sort_by": "-last_event_at", "offset": "40"})
+    assert (total_few, total_many) == (300, 1500)
+    # the q partitions + one full page per sort-family shard (the walk), the page's items
+    assert few == many == Counter({"Query": 18, "BatchGetItem": 2})
+    rows = search_patients(table, WS, parse_patient_search({"q": "lee", "sort_by": "-last_event_at", "limit": "3"})).rows
+    assert [r["last_event_at"] for r in rows] == sorted((r["last_event_at"] for r in rows), reverse=True)
+    assert [r["resource"]["id"] for r in rows] == ["lee-01499", "lee-01498", "lee-01497"]

@@ -1,8 +1,9 @@
 import json
 
-from fhir_platform.search.executor import patient_view_page
+from fhir_platform.search.listing import patient_view_page
 from fhir_platform.search.indexing import index_items
 from fhir_platform.search.query import parse_patient_search
+from fhir_platform.storage.resources import ResourceStore
 from fhir_platform.search.views import (
     appointment_row,
     location_row,
@@ -122,7 +123,8 @@ def test_patient_view_stays_correct_as_resources_change(table):
     med = hl7("MedicationRequest-medrx0302")
     med["subject"] = {"reference": "Patient/example"}
     write(table, med, "2024-01-03T00:00:00Z")
-    rows, page = patient_view_page(table, WS, parse_patient_search({"q": "chalmers"}))
+    page = patient_view_page(ResourceStore(table), WS, parse_patient_search({"q": "chalmers"}))
+    rows = page.rows
     assert page.total == 1
     assert rows[0]["active_conditions"] == ["Burnt Ear"]
     assert rows[0]["active_medications"] == ["Azithromycin 250mg capsule (product)"]
@@ -130,7 +132,7 @@ def test_patient_view_stays_correct_as_resources_change(table):
     resolved = json.loads(json.dumps(hl7("Condition-example")))
     resolved["clinicalStatus"]["coding"][0]["code"] = "resolved"
     write(table, resolved, "2024-01-04T00:00:00Z")
-    rows, _ = patient_view_page(table, WS, parse_patient_search({}))
+    rows = patient_view_page(ResourceStore(table), WS, parse_patient_search({})).rows
     assert rows[0]["active_conditions"] == [] and rows[0]["active_medications"] == [
         "Azithromycin 250mg capsule (product)"
     ]

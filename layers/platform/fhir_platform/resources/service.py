@@ -29,7 +29,7 @@ from fhir_platform.storage.resources import (
     StoredResource,
     VersionConflict,
 )
-from fhir_platform.search.indexing import compartment_touch, diff_index_items, index_items, touch_key
+from fhir_platform.search.indexing import KEEP, compartment_touch, diff_index_items, index_items, touch_key
 from fhir_platform.search.parameters import compartment_patient_ids
 from fhir_platform.world.entities import DeterministicResolver, EntityResolver, patient_reference
 
@@ -266,10 +266,19 @@ class ResourceService:
         stored["meta"] = meta
         link = (resolver or self.resolver).resolve(ws, rt, rid, stored)
         created_at = previous.created_at if previous else now
-        new_index = self.indexer(ws, rt, rid, stored, entity_id=link.entity_id, last_updated=now, created_at=created_at)
+        new_index = self.indexer(
+            ws, rt, rid, stored, entity_id=link.entity_id, last_updated=now, created_at=created_at, data_source_id=ctx.data_source_id
+        )
         old_index = (
             self.indexer(
-                ws, rt, rid, previous.data, entity_id=previous.entity_id, last_updated=previous.last_updated, created_at=created_at
+                ws,
+                rt,
+                rid,
+                previous.data,
+                entity_id=previous.entity_id,
+                last_updated=previous.last_updated,
+                created_at=created_at,
+                data_source_id=previous.data_source_id,
             )
             if previous
             else []
@@ -303,6 +312,7 @@ class ResourceService:
             index_delete=index_delete,
             new_entity=link.owns_entity and previous is None,
             touches=compartment_patient_ids(rt, stored),
+            previous_data_source_id=previous.data_source_id if previous else None,
         )
 
     def _touches(self, ws: str, changes: list[ResourceChange]) -> CompartmentTouches:
@@ -311,8 +321,13 @@ class ResourceService:
         found = self.store.get_items([touch_key(ws, pid) for pid in patients])
         previous = {pid: found.get((k["PK"], k["SK"])) for pid in patients for k in [touch_key(ws, pid)]}
 
-        def ops(ws_: str, pid: str, event_time: str, prev: dict | None, entity_id: str | None, count: int) -> list[dict]:
-            return compartment_touch(ws_, pid, event_time=event_time, previous=prev, entity_id=entity_id, count=count)
+        def ops(
+            ws_: str, pid: str, event_time: str, prev: dict | None, entity_id: str | None, count: int, own: ResourceChange | None
+        ) -> list[dict]:
+            source = own.data_source_id if own is not None else KEEP  # only the Patient's own write sets its source
+            return compartment_touch(
+                ws_, pid, event_time=event_time, previous=prev, entity_id=entity_id, count=count, source=source
+            )
 
         return CompartmentTouches(ws, previous, ops)
 
@@ -328,6 +343,7 @@ class ResourceService:
             content_hash=change.content_hash,
             created_at=change.created_at,
             last_updated=change.last_updated,
+            data_source_id=change.data_source_id,
         )
 
 

@@ -10,12 +10,13 @@ index items are base-table items written in the resource's transaction, so a sea
 write that returned before it started.
 
 ``search_patients(table, ws, search)`` serves ``GET /fhir/patients``: without filters it walks the
-requested sort family; with ``q``/``mrn``/``phone`` it collects the (bounded) matches from their
-exact/prefix partitions and orders them by the sort field.
+requested sort family; with ``q``/``mrn``/``phone`` it reads the (bounded) match set from their
+exact/prefix partitions in full 1 MB pages and orders it by the sort field.
 
 Cost per request is bounded, not a function of workspace size: ``offset + count`` ids are read from
-the index (≈ 7,000 ids per 1 MB Query page) and at most ``MAX_EXAMINED`` resources are fetched to
-evaluate residual criteria; a search that needs more raises :class:`SearchTooBroad` (a 400 asking
+the index (≈ 7,000 ids per 1 MB Query page; walks that must read a whole match set or count it use
+full 1 MB pages, so their calls grow with megabytes matched, not with items) and at most
+``MAX_EXAMINED`` resources are fetched to evaluate residual criteria; a search that needs more raises :class:`SearchTooBroad` (a 400 asking
 for a more selective parameter). ``calls`` on each result counts the DynamoDB calls made.
 """
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -49,14 +51,13 @@ __all__ = [
     "SearchPage",
     "SearchTooBroad",
     "patient_partitions",
-    "patient_view_page",
     "search_patients",
     "search_resources",
 ]
 
 MAX_EXAMINED = 1000  # resources fetched to apply residual criteria, per request
 MAX_INDEX_READ = 50_000  # index items read per request
-MAX_PATIENT_MATCHES = 10_000  # filtered patient lists are ordered in memory up to this many matches
+MAX_PATIENT_MATCHES = 25_000  # filtered patient lists are ordered in memory up to this many matches
 FIRST_PAGE_LIMIT = 100
 NEXT_PAGE_LIMIT = 1000
 BATCH_GET_MAX = 100
@@ -98,8 +99,10 @@ class _Reader:
         self.calls = calls
         self.load_data = load_data
         self.index_read = 0
+        self._lock = threading.Lock()
+        self.next_limit: int | None = NEXT_PAGE_LIMIT
 
-    def _query_page(self, cond: KeyCondition, forward: bool, limit: int, start: dict | None) -> dict:
+    def _query_page(self, cond: KeyCondition, forward: bool, limit: int | None, start: dict | None) -> dict:
         expr = "PK = :pk"
         values: dict[str, str] = {":pk": cond.pk}
         if cond.op == "begins_with":
@@ -118,15 +121,18 @@ class _Reader:
             "ExpressionAttributeValues": values,
             "ScanIndexForward": forward,
             "ConsistentRead": True,
-            "Limit": limit,
         }
+        if limit is not None:  # None: a full 1 MB page
+            kwargs["Limit"] = limit
         if start:
             kwargs["ExclusiveStartKey"] = start
-        self.calls["Query"] += 1
+        self._count("Query")
         return self.client.query(**kwargs)
 
-    def stream(self, cond: KeyCondition, forward: bool, first: dict | None = None) -> Iterator[dict]:
-        """Every item of one key condition, in SK order, page after page (LastEvaluatedKey)."""
+    def stream(self, cond: KeyCondition, forward: bool, first: dict | None = None, whole: bool = False) -> Iterator[dict]:
+        """Every item of one key condition, in SK order, page after page (LastEvaluatedKey).
+        Later pages hold ``next_limit`` items, or full 1 MB pages when ``whole`` or once the
+        reader's ``next_limit`` is ``None`` (a walk that reads on to count)."""
         page = first if first is not None else self._query_page(cond, forward, FIRST_PAGE_LIMIT, None)
         while True:
             for raw in page.get("Items", []):
@@ -137,34 +143,43 @@ class _Reader:
             start = page.get("LastEvaluatedKey")
             if not start:
                 return
-            page = self._query_page(cond, forward, NEXT_PAGE_LIMIT, start)
+            page = self._query_page(cond, forward, None if whole else self.next_limit, start)
 
-    def merged(self, conds: Iterable[KeyCondition], forward: bool) -> Iterator[dict]:
-        """All conditions' items merged by SK; first pages fetched concurrently."""
+    def merged(self, conds: Iterable[KeyCondition], forward: bool, *, whole: bool = False) -> Iterator[dict]:
+        """All conditions' items merged by SK; first pages fetched concurrently. ``whole``: the
+        caller reads every item (a match set, a count), so every page is a full 1 MB page and the
+        calls grow with the bytes matched (~5,000 index items per call per partition), not with
+        a page size."""
         conds = list(conds)
         if not conds:
             return iter(())
+        first_limit = None if whole else FIRST_PAGE_LIMIT
         with ThreadPoolExecutor(max_workers=min(16, len(conds))) as pool:
-            firsts = list(pool.map(lambda c: self._query_page(c, forward, FIRST_PAGE_LIMIT, None), conds))
-        streams = [self.stream(c, forward, f) for c, f in zip(conds, firsts, strict=True)]
+            firsts = list(pool.map(lambda c: self._query_page(c, forward, first_limit, None), conds))
+        streams = [self.stream(c, forward, f, whole) for c, f in zip(conds, firsts, strict=True)]
         return heapq.merge(*streams, key=lambda it: it["SK"], reverse=not forward)
 
-    def batch_get(self, keys: list[dict]) -> list[dict]:
-        """BatchGetItem (ConsistentRead) in chunks of 100, retrying unprocessed keys."""
+    def _count(self, op: str) -> None:
+        with self._lock:  # calls are made from pool threads too
+            self.calls[op] += 1
+
+    def _batch_get_chunk(self, keys: list[dict]) -> list[dict]:
         out: list[dict] = []
-        for i in range(0, len(keys), BATCH_GET_MAX):
-            pending = {
-                self.name: {
-                    "Keys": [{"PK": k["PK"], "SK": k["SK"]} for k in keys[i : i + BATCH_GET_MAX]],
-                    "ConsistentRead": True,
-                }
-            }
-            while pending:
-                self.calls["BatchGetItem"] += 1
-                resp = self.client.batch_get_item(RequestItems=pending)
-                out.extend(resp.get("Responses", {}).get(self.name, []))
-                pending = resp.get("UnprocessedKeys") or {}
+        pending = {self.name: {"Keys": [{"PK": k["PK"], "SK": k["SK"]} for k in keys], "ConsistentRead": True}}
+        while pending:
+            self._count("BatchGetItem")
+            resp = self.client.batch_get_item(RequestItems=pending)
+            out.extend(resp.get("Responses", {}).get(self.name, []))
+            pending = resp.get("UnprocessedKeys") or {}
         return out
+
+    def batch_get(self, keys: list[dict]) -> list[dict]:
+        """BatchGetItem (ConsistentRead) in chunks of 100 (concurrently), retrying unprocessed keys."""
+        chunks = [keys[i : i + BATCH_GET_MAX] for i in range(0, len(keys), BATCH_GET_MAX)]
+        if len(chunks) <= 1:
+            return self._batch_get_chunk(chunks[0]) if chunks else []
+        with ThreadPoolExecutor(max_workers=min(8, len(chunks))) as pool:
+            return [item for part in pool.map(self._batch_get_chunk, chunks) for item in part]
 
     def current(self, ws: str, resource_type: str, ids: list[str]) -> dict[str, dict]:
         """``id → CURRENT item`` with ``resource`` parsed; missing and deleted resources left out."""
@@ -216,6 +231,7 @@ def search_resources(
     load_data: Callable[[dict], dict] | None = None,
     keep: Keep | None = None,
     exact_total: bool = False,
+    source: str | None = None,
 ) -> SearchPage:
     """One page of ``GET /fhir/resources/{type}``.
 
@@ -229,14 +245,22 @@ def search_resources(
     residual path, so the ``MAX_EXAMINED`` budget applies. ``exact_total``: when more results remain,
     walk on to count them (ids only when the index decides; otherwise fetching candidates within
     ``MAX_EXAMINED``, else :class:`SearchTooBroad`) — the views' ``total`` is required.
+    ``source``: only resources whose current version came from that data source (the views'
+    ``data_source_id``), decided on the index items (see :func:`~fhir_platform.search.indexing.plan`).
     """
     calls: Counter = Counter()
     reader = _Reader(table, calls, load_data)
-    p = plan(workspace_id, query)
+    p = plan(workspace_id, query, source)
     rtype, offset, count = query.resource_type, query.offset, query.count
     if p.ids is not None:
         found = reader.current(workspace_id, rtype, list(dict.fromkeys(p.ids)))
-        hits = [found[i] for i in dict.fromkeys(p.ids) if i in found and matches(p.residual, found[i]["resource"])]
+        hits = [
+            found[i]
+            for i in dict.fromkeys(p.ids)
+            if i in found
+            and (source is None or found[i].get("data_source_id") == source)
+            and matches(p.residual, found[i]["resource"])
+        ]
         if keep is not None and hits:
             hits = keep(hits)
         page = hits[offset : offset + count]
@@ -254,6 +278,7 @@ def search_resources(
         if not query.criteria and known_total is not None:
             total = known_total
         elif total is None and exact_total:
+            reader.next_limit = None  # counting the rest: full 1 MB pages
             total = skipped + len(page_ids) + sum(1 for _ in stream)
         return SearchPage(entries, total, has_more, offset + count if has_more else None, calls)
 
@@ -330,31 +355,27 @@ def search_patients(
     *,
     total_patients: int | None = None,
     load_data: Callable[[dict], dict] | None = None,
-    keep: Keep | None = None,
+    source: str | None = None,
 ) -> PatientPage:
-    """One page of ``GET /fhir/patients``.
+    """One page of ``GET /fhir/patients`` (and of the patients view).
 
-    ``total_patients``: the workspace's Patient count from the counters (used for unfiltered lists;
-    without it the ``sort.created_at`` shards are counted with ``Select=COUNT``, which reads the
-    whole family: pass the counter). ``load_data`` as for :func:`search_resources`. ``keep``: an
-    extra filter over fetched Patient entries (as for :func:`search_resources`); the list is then
-    filtered in full before paging, so at most ``MAX_EXAMINED`` patients may be candidates.
+    ``total_patients``: the number of patients an unfiltered list covers, from the counters (the
+    workspace's Patients, or ``source``'s); without it the sort family is counted with
+    ``Select=COUNT``, which reads the whole family: pass the counter. ``load_data`` as for
+    :func:`search_resources`. ``source``: only Patients whose current version came from that data
+    source (checked on the index items).
+
+    Filtered lists (``q``/``mrn``/``phone``) read their whole match set from the index in full 1 MB
+    pages, every filter's partitions concurrently (the calls grow with the bytes matched, ~5,000
+    matches per call per shard, not with the workspace; more than ``MAX_PATIENT_MATCHES`` matches →
+    :class:`SearchTooBroad`), so ``total`` is exact; the page is then ordered by the sort value the
+    index items carry (``created_at``, ``name``) or, for ``last_event_at``, by
+    :func:`_last_event_order`.
     """
     calls: Counter = Counter()
     reader = _Reader(table, calls, load_data)
     ws, limit, offset = workspace_id, search.limit, search.offset
-    pp: PatientPlan = patient_plan(ws, search)
-    if keep is not None and not pp.groups:
-        ordered: list[str] = []
-        seen_ids: set[str] = set()
-        for item in reader.merged(pp.sort, pp.forward):
-            if item["id"] in seen_ids:
-                continue
-            seen_ids.add(item["id"])
-            ordered.append(item["id"])
-            if len(ordered) > MAX_EXAMINED:
-                raise SearchTooBroad(f"more than {MAX_EXAMINED} patients must be checked; refine the search")
-        return _kept_page(reader, ws, ordered, keep, limit, offset)
+    pp: PatientPlan = patient_plan(ws, search, source)
     if not pp.groups:
         ids: list[str] = []
         seen: set[str] = set()
@@ -376,77 +397,58 @@ def search_patients(
         total = total_patients if total_patients is not None else _count_patients(reader, ws)
         return PatientPage(rows, total, has_more, offset + limit if has_more else None, calls)
 
+    group_of = {cond.pk: i for i, group in enumerate(pp.groups) for cond in group}
+    found: list[set[str]] = [set() for _ in pp.groups]
     attrs: dict[str, dict] = {}
-    matched: set[str] | None = None
-    for group in pp.groups:
-        group_ids: set[str] = set()
-        for item in reader.merged(group, True):
-            if not patient_item_accepts(pp, item):
-                continue
-            group_ids.add(item["id"])
-            attrs.setdefault(item["id"], item)
-            if len(group_ids) > MAX_PATIENT_MATCHES:
-                raise SearchTooBroad(f"more than {MAX_PATIENT_MATCHES} patients match; refine the search")
-        matched = group_ids if matched is None else matched & group_ids
-    ordered = list(matched or ())
-    if keep is not None and len(ordered) > MAX_EXAMINED:
-        raise SearchTooBroad(f"more than {MAX_EXAMINED} patients must be checked; refine the search")
-    if pp.sort_field == "last_event_at" and keep is None and len(ordered) > 2 * BATCH_GET_MAX:
-        # many matches: walk the sort family (ids only) until the page's matches are found, rather
-        # than reading every match's touch item
-        walked = _first_in_sort_order(reader, pp, set(ordered), offset + limit)
-        if walked is not None:
-            page_ids = walked[offset : offset + limit]
-            rows = _with_touch(reader, ws, page_ids, reader.current(ws, "Patient", page_ids))
-            has_more = len(ordered) > offset + limit
-            return PatientPage(rows, len(ordered), has_more, offset + limit if has_more else None, calls)
+    for item in reader.merged([c for group in pp.groups for c in group], True, whole=True):
+        if not patient_item_accepts(pp, item):
+            continue
+        ids_ = found[group_of[item["PK"]]]
+        ids_.add(item["id"])
+        attrs.setdefault(item["id"], item)
+        if len(ids_) > MAX_PATIENT_MATCHES:
+            raise SearchTooBroad(f"more than {MAX_PATIENT_MATCHES} patients match; refine the search")
+    matched = set.intersection(*found)
     if pp.sort_field == "last_event_at":
-        touches = {t["id"]: t.get("last_event_at") or "" for t in reader.batch_get([touch_key(ws, i) for i in ordered])}
-        value = {i: touches.get(i, "") for i in ordered}
+        ordered = _last_event_order(reader, pp, ws, matched, offset + limit)
     else:
-        value = {i: attrs[i].get("ca" if pp.sort_field == "created_at" else "nm", "") for i in ordered}
-    # the same order as the sort family's SKs ("{value}#{id}"), so filtered and unfiltered lists agree
-    ordered.sort(key=lambda i: f"{value[i]}#{i}", reverse=not pp.forward)
-    if keep is not None:
-        return _kept_page(reader, ws, ordered, keep, limit, offset)
+        value = {i: attrs[i].get("ca" if pp.sort_field == "created_at" else "nm", "") for i in matched}
+        # the same order as the sort family's SKs ("{value}#{id}"), so filtered and unfiltered lists agree
+        ordered = sorted(matched, key=lambda i: f"{value[i]}#{i}", reverse=not pp.forward)
     page_ids = ordered[offset : offset + limit]
     rows = _with_touch(reader, ws, page_ids, reader.current(ws, "Patient", page_ids))
-    has_more = len(ordered) > offset + limit
-    return PatientPage(rows, len(ordered), has_more, offset + limit if has_more else None, calls)
+    has_more = len(matched) > offset + limit
+    return PatientPage(rows, len(matched), has_more, offset + limit if has_more else None, calls)
 
 
-def _first_in_sort_order(reader: _Reader, pp: PatientPlan, wanted: set[str], n: int) -> list[str] | None:
-    """The first ``n`` of ``wanted`` in the sort family's order; ``None`` when the family lacks some
-    of them (a patient without a touch item), so the caller orders them itself."""
-    out: list[str] = []
-    seen: set[str] = set()
-    for item in reader.merged(pp.sort, pp.forward):
-        pid = item["id"]
-        if pid in wanted and pid not in seen:
-            seen.add(pid)
-            out.append(pid)
-            if len(out) >= n:
+TOUCH_READ_MAX = 800  # matches whose touch items are read (≤ 8 BatchGetItems) rather than walking
+
+
+def _last_event_order(reader: _Reader, pp: PatientPlan, ws: str, matched: set[str], n: int) -> list[str]:
+    """At least the first ``n`` of ``matched`` in ``last_event_at`` order (ties by id, as the sort
+    family's ``{time}#{id}`` SKs). Up to ``TOUCH_READ_MAX`` matches: read their touch items
+    (⌈m/100⌉ BatchGetItems). More: walk the sort family in full 1 MB pages (ids only, ~7,000 per
+    call per shard) until ``n`` matches have passed; with that many matches they are dense enough
+    that the walk stops early (and a workspace of up to ~50,000 patients is one call per shard)."""
+    if len(matched) > TOUCH_READ_MAX:
+        out: list[str] = []
+        seen: set[str] = set()
+        try:
+            for item in reader.merged(pp.sort, pp.forward, whole=True):
+                pid = item["id"]
+                if pid in matched and pid not in seen:
+                    seen.add(pid)
+                    out.append(pid)
+                    if len(out) >= n:
+                        return out
+        except SearchTooBroad:
+            pass  # a deep page in a huge workspace: reading the touch items is cheaper after all
+        else:
+            if len(seen) == len(matched):
                 return out
-    return out if len(seen) == len(wanted) else None
-
-
-def _kept_page(reader: _Reader, ws: str, ordered: list[str], keep: Keep, limit: int, offset: int) -> PatientPage:
-    """Filter the whole ordered candidate list with ``keep`` (fetching it in batches), then page."""
-    kept: list[str] = []
-    current: dict[str, dict] = {}
-    for i in range(0, len(ordered), BATCH_GET_MAX):
-        batch = ordered[i : i + BATCH_GET_MAX]
-        found = reader.current(ws, "Patient", batch)
-        hits = keep([found[pid] for pid in batch if pid in found]) if found else []
-        for entry in hits:
-            pid = entry["resource"]["id"]
-            kept.append(pid)
-            if len(kept) <= offset + limit:
-                current[pid] = entry
-    page_ids = kept[offset : offset + limit]
-    rows = _with_touch(reader, ws, page_ids, current)
-    has_more = len(kept) > offset + limit
-    return PatientPage(rows, len(kept), has_more, offset + limit if has_more else None, reader.calls)
+        # or some matches have no touch item (not expected: a Patient write touches its own compartment)
+    touches = {t["id"]: t.get("last_event_at") or "" for t in reader.batch_get([touch_key(ws, i) for i in matched])}
+    return sorted(matched, key=lambda i: f"{touches.get(i, '')}#{i}", reverse=not pp.forward)
 
 
 # --- GET /fhir/views/patients ------------------------------------------------------------------
@@ -463,26 +465,3 @@ def patient_partitions(
     with ThreadPoolExecutor(max_workers=min(16, len(conds))) as pool:
         results = pool.map(lambda c: list(reader.stream(c, True)), conds)
         return dict(zip(patient_ids, results, strict=True))
-
-
-def patient_view_page(
-    table: Any,
-    workspace_id: str,
-    search: PatientSearch,
-    *,
-    total_patients: int | None = None,
-    load_data: Callable[[dict], dict] | None = None,
-    keep: Keep | None = None,
-) -> tuple[list[dict], PatientPage]:
-    """Rows of ``GET /fhir/views/patients`` (``FhirPatientView``) and the page they came from.
-
-    Cost: the patient search plus one Query per patient on the page (≤ ``limit``), in parallel.
-    """
-    from fhir_platform.search.views import patient_row
-
-    page = search_patients(
-        table, workspace_id, search, total_patients=total_patients, load_data=load_data, keep=keep
-    )
-    ids = [row["resource"]["id"] for row in page.rows]
-    partitions = patient_partitions(table, workspace_id, ids, page.calls)
-    return [patient_row(row, partitions.get(pid, [])) for row, pid in zip(page.rows, ids, strict=True)], page

@@ -39,7 +39,18 @@ token/ref/phone     exact (layout above)           ``code=…``, ``patient=…``
 ``sort.name``       "family given" folded          patient list ``sort_by=name``
 ``sort.last_event_at``  last compartment change    patient list ``sort_by=last_event_at`` (moved by
                                                    :func:`compartment_touch`, not by index_items)
+``src.{source}``    meta.lastUpdated               a type's resources whose current version came
+                                                   from data source ``source`` (views'
+                                                   ``data_source_id`` with no other filter)
+``sort.last_event_at.src.{source}``                the patients view's ``data_source_id``: the
+                    last compartment change        ``sort.last_event_at`` list of one source's
+                                                   Patients (kept by :func:`compartment_touch`)
 ==================  =============================  ==================================================
+
+Every family item of a resource written from a data source carries ``src`` (its
+``data_source_id``), so ``data_source_id`` combined with any other filter is checked on the index
+item (``Plan.accepts``), never by reading events. ``q`` items carry ``w`` (the resource's words) so
+a several-word ``q`` is decided on the index item too.
 
 Per-patient partition ``WS#{ws}#IX#@patient#{patient id}``: the touch item (``SK=LAST_EVENT``:
 ``last_event_at``, ``event_count``) and the patient view's *facts* — one item per active Condition,
@@ -59,7 +70,7 @@ from __future__ import annotations
 
 import hashlib
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from fhir_platform.search.normalize import (
@@ -87,10 +98,12 @@ from fhir_platform.search.query import (
     StrValue,
     date_matches,
     ref_matches,
+    text_matches,
 )
 
 __all__ = [
     "INDEX_VERSION",
+    "KEEP",
     "KeyCondition",
     "MAX_INDEX_ITEMS",
     "Plan",
@@ -105,10 +118,12 @@ __all__ = [
     "plan",
     "view_fact",
     "shard_of",
+    "source_family",
+    "source_sort_family",
     "touch_key",
 ]
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 MAX_INDEX_ITEMS = 40
 MAX_VALUES_PER_FAMILY = 12
 MAX_STRING_KEY = 64
@@ -117,6 +132,26 @@ LONG_SPAN = timedelta(days=1)
 LAST_UPDATED = "_lastUpdated"
 TOUCH_SK = "LAST_EVENT"
 FACT_PREFIX = "F#"
+
+
+class _Keep:
+    """``source`` argument of :func:`compartment_touch`: keep the patient's recorded source."""
+
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+KEEP = _Keep()
+
+
+def source_family(data_source_id: str) -> str:
+    """The ordered family listing one data source's resources of a type (newest first)."""
+    return f"src.{data_source_id}"
+
+
+def source_sort_family(data_source_id: str) -> str:
+    """``sort.last_event_at`` restricted to the Patients whose current version came from a source."""
+    return f"sort.last_event_at.src.{data_source_id}"
 
 
 def shard_of(resource_id: str, shards: int) -> int:
@@ -203,9 +238,9 @@ def _family_items(ws: str, rtype: str, rid: str, param: SearchParam, data: dict,
         for key in list(keys)[:MAX_VALUES_PER_FAMILY]:
             items.append({"PK": ordered_pk(ws, rtype, fam, shard), "SK": f"{key}#{rid}"})
     elif param.kind is Kind.TEXT:
-        ws_ = dict.fromkeys(w[:MAX_STRING_KEY] for s in values for w in words(s))
-        for w in list(ws_)[:MAX_VALUES_PER_FAMILY]:
-            items.append({"PK": ordered_pk(ws, rtype, fam, shard), "SK": f"{w}#{rid}"})
+        ws_ = list(dict.fromkeys(w[:MAX_STRING_KEY] for s in values for w in words(s)))[:MAX_VALUES_PER_FAMILY]
+        for w in ws_:
+            items.append({"PK": ordered_pk(ws, rtype, fam, shard), "SK": f"{w}#{rid}", "w": ws_})
     elif param.kind is Kind.DATE:
         for low, high in values[: MAX_VALUES_PER_FAMILY // 3]:
             items.append({"PK": ordered_pk(ws, rtype, fam, shard), "SK": f"{low}#{rid}", "lo": low, "hi": high})
@@ -222,7 +257,7 @@ def _family_items(ws: str, rtype: str, rid: str, param: SearchParam, data: dict,
 COMPOSITE = "patient+code"
 
 
-def _composite_items(ws: str, rtype: str, rid: str, data: dict) -> list[dict]:
+def _composite_items(ws: str, rtype: str, rid: str, data: dict, extra: dict) -> list[dict]:
     """``patient+code`` items: the commonest clinical query (a patient's observations of one code)
     becomes one exact Query instead of a patient partition filtered by code."""
     params = params_for(rtype)
@@ -248,6 +283,7 @@ def _composite_items(ws: str, rtype: str, rid: str, data: dict) -> list[dict]:
                         "k": key,
                         "rt": sorted(rts),
                         "sys": sorted(sys),
+                        **extra,
                     }
                 )
     return items
@@ -342,12 +378,13 @@ def index_items(
     entity_id: str | None,
     last_updated: str,
     created_at: str,
+    data_source_id: str | None = None,
 ) -> list[dict]:
     """The index items that must exist for this version of the resource (see module docstring).
 
     Deterministic: the same arguments give the same items, so the write path can recompute the old
     version's items from the stored CURRENT (``data``, ``entity_id``, ``last_updated``,
-    ``created_at``) and apply :func:`diff_index_items`. ``last_updated`` must equal the
+    ``created_at``, ``data_source_id``) and apply :func:`diff_index_items`. ``last_updated`` must equal the
     ``meta.lastUpdated`` stamped on ``data``. Values are str / int / list of str only.
     """
     ws, rtype, rid = workspace_id, resource_type, resource_id
@@ -361,11 +398,12 @@ def index_items(
             "hi": _shift(lu, timedelta(seconds=1)),
         }
     ]
+    src = {"src": data_source_id} if data_source_id else {}
     patient_extra: dict = {}
     if rtype == "Patient":
         ca = parse_instant(created_at)
         nm = _sort_name(data)
-        patient_extra = {"ca": ca, "nm": nm, **({"e": entity_id} if entity_id else {})}
+        patient_extra = {"ca": ca, "nm": nm, **({"e": entity_id} if entity_id else {}), **src}
         shard = shard_of(rid, ORDERED_SHARDS)
         core.append(
             {"PK": ordered_pk(ws, rtype, "sort.created_at", shard), "SK": f"{ca}#{rid}", "id": rid, **patient_extra}
@@ -381,6 +419,16 @@ def index_items(
                     **patient_extra,
                 }
             )
+    if data_source_id:
+        core.append(
+            {
+                "PK": ordered_pk(ws, rtype, source_family(data_source_id), shard_of(rid, ORDERED_SHARDS)),
+                "SK": f"{lu}#{rid}",
+                "id": rid,
+                **src,
+                **patient_extra,
+            }
+        )
     fact = view_fact(rtype, data)
     if fact:
         kind, attrs = fact
@@ -395,14 +443,9 @@ def index_items(
         if param.kind is Kind.ID or param.family == LAST_UPDATED or param.family in seen_families:
             continue
         seen_families.add(param.family)
-        extra = patient_extra if rtype == "Patient" and param.family in ("q", "mrn", "phone", "identifier") else {}
-        if rtype == "Patient" and param.family == "q":
-            extra = {
-                **extra,
-                "w": list(dict.fromkeys(w for s in extract(param, data) for w in words(s)))[:MAX_VALUES_PER_FAMILY],
-            }
+        extra = patient_extra if rtype == "Patient" and param.family in ("q", "mrn", "phone", "identifier") else src
         ranked += [(_KIND_PRIORITY[param.kind], it) for it in _family_items(ws, rtype, rid, param, data, extra)]
-    ranked = [(_P_EXACT, it) for it in _composite_items(ws, rtype, rid, data)] + ranked
+    ranked = [(_P_EXACT, it) for it in _composite_items(ws, rtype, rid, data, src)] + ranked
     ranked.sort(key=lambda pair: pair[0])  # stable: keeps registry order within a priority
     room = max(0, MAX_INDEX_ITEMS - len(core))
     return core + [item for _, item in ranked[:room]]
@@ -433,9 +476,11 @@ def compartment_touch(
     previous: dict | None,
     entity_id: str | None = None,
     count: int = 1,
+    source: str | None | _Keep = KEEP,
 ) -> list[dict]:
     """Transaction operations that record ``count`` changes in ``patient_id``'s compartment, the
-    latest at ``event_time``. (A transaction may not touch one item twice: when several changes
+    latest at ``event_time``. ``source``: the ``data_source_id`` of the Patient's new version when
+    the Patient itself is among the changes (``None``: written from no source), else ``KEEP``. (A transaction may not touch one item twice: when several changes
     packed into one transaction share a patient, call this once with their number and latest time.)
 
     ``previous`` is the patient's touch item as read before the transaction (``GetItem``/
@@ -449,7 +494,8 @@ def compartment_touch(
       ``event_count``), so concurrent writers in one compartment serialise: the loser's transaction is
       cancelled and the write path retries it after re-reading;
     - when ``last_event_at`` moves: ``Delete`` of the old ``sort.last_event_at`` entry and ``Put`` of
-      the new one.
+      the new one; likewise the ``sort.last_event_at.src.{source}`` entry when the time or the
+      Patient's source moves (at most 5 operations).
     """
     ws = workspace_id
     prev_time = (previous or {}).get("last_event_at")
@@ -463,6 +509,10 @@ def compartment_touch(
         "event_count": prev_count + count,
         **({"e": entity_id} if entity_id else ({"e": previous["e"]} if previous and previous.get("e") else {})),
     }
+    prev_src = (previous or {}).get("src")
+    new_src = prev_src if isinstance(source, _Keep) else source
+    if new_src:
+        touch["src"] = new_src
     if previous is None:
         ops = [{"Put": {"Item": touch, "ConditionExpression": "attribute_not_exists(PK)"}}]
     else:
@@ -492,6 +542,15 @@ def compartment_touch(
                 }
             }
         )
+    if new_time != prev_time or new_src != prev_src:
+        shard = shard_of(patient_id, ORDERED_SHARDS)
+        if prev_src and prev_time:
+            pk = ordered_pk(ws, "Patient", source_sort_family(prev_src), shard)
+            ops.append({"Delete": {"Key": {"PK": pk, "SK": f"{prev_time}#{patient_id}"}}})
+        if new_src:
+            pk = ordered_pk(ws, "Patient", source_sort_family(new_src), shard)
+            item = {"PK": pk, "SK": f"{new_time}#{patient_id}", "id": patient_id, "src": new_src}
+            ops.append({"Put": {"Item": {**item, **({"e": touch["e"]} if "e" in touch else {})}}})
     return ops
 
 
@@ -499,8 +558,11 @@ def compartment_forget(workspace_id: str, patient_id: str, previous: dict | None
     """Keys to delete when a Patient is deleted: its touch item and ``sort.last_event_at`` entry."""
     keys = [touch_key(workspace_id, patient_id)]
     if previous and previous.get("last_event_at"):
-        pk = ordered_pk(workspace_id, "Patient", "sort.last_event_at", shard_of(patient_id, ORDERED_SHARDS))
-        keys.append({"PK": pk, "SK": f"{previous['last_event_at']}#{patient_id}"})
+        shard = shard_of(patient_id, ORDERED_SHARDS)
+        families = ["sort.last_event_at"] + ([source_sort_family(previous["src"])] if previous.get("src") else [])
+        for family in families:
+            pk = ordered_pk(workspace_id, "Patient", family, shard)
+            keys.append({"PK": pk, "SK": f"{previous['last_event_at']}#{patient_id}"})
     return keys
 
 
@@ -524,7 +586,8 @@ class Plan:
     """How to run a search: Query every ``queries`` entry (``ScanIndexForward=forward``), merge the
     streams by SK, keep index items ``accepts()`` approves, de-duplicate resource ids (first wins),
     fetch the current resources and keep those ``matches(residual, ...)``. When ``ids`` is set there
-    is nothing to query: fetch those resources directly (``_id``)."""
+    is nothing to query: fetch those resources directly (``_id``). ``source``: only index items
+    (and, for ``ids``, current versions) of that ``data_source_id``."""
 
     resource_type: str
     queries: tuple[KeyCondition, ...] = ()
@@ -533,9 +596,14 @@ class Plan:
     residual: tuple[Criterion, ...] = ()
     ids: tuple[str, ...] | None = None
     notes: tuple[str, ...] = field(default=(), compare=False)
+    source: str | None = None
+    words: tuple[str, ...] = ()
 
     def accepts(self, item: dict) -> bool:
-        """Checks the driving criterion can make on the index item alone (systems, types, ranges)."""
+        """Checks the driving criterion can make on the index item alone (systems, types, ranges,
+        every ``q`` word, the data source)."""
+        if self.source is not None and item.get("src") != self.source:
+            return False
         c = self.driver
         if c is None:
             return True
@@ -545,6 +613,8 @@ class Plan:
                 v.code == item["k"] and (v.system is None or v.system in item["sys"]) for v in code_c.values
             )
         kind = c.param.kind
+        if kind is Kind.TEXT:
+            return "w" not in item or text_matches(self.words, set(item["w"]))
         if kind is Kind.TOKEN:
             return any(v.code == item.get("k") and (v.system is None or v.system in item["sys"]) for v in c.values)
         if kind is Kind.REFERENCE:
@@ -647,20 +717,22 @@ def _composite_plan(ws: str, query: SearchQuery) -> Plan | None:
     return Plan(query.resource_type, tuple(conds), True, (ref_c, code_c), residual)
 
 
-def plan(workspace_id: str, query: SearchQuery) -> Plan:
+def plan(workspace_id: str, query: SearchQuery, source: str | None = None) -> Plan:
     """Pick the most selective criterion's index partition(s); the rest become residual filters.
 
     No usable criterion (none, or only ``ne``/``:not``/``system|``): the per-type ``_lastUpdated``
-    family, newest first, every criterion residual.
+    family (or, with ``source``, that source's ``src.{source}`` family), newest first, every
+    criterion residual. ``source`` (a view's ``data_source_id``) is checked on every index item.
     """
     ws, rtype = workspace_id, query.resource_type
     scored = [(s, i, c) for i, c in enumerate(query.criteria) if (s := _score(c)) is not None]
     if not scored:
-        pks = [ordered_pk(ws, rtype, LAST_UPDATED, s) for s in range(ORDERED_SHARDS)]
-        return Plan(rtype, tuple(KeyCondition(pk) for pk in pks), False, None, query.criteria, notes=("type-list",))
+        family = source_family(source) if source else LAST_UPDATED
+        pks = [ordered_pk(ws, rtype, family, s) for s in range(ORDERED_SHARDS)]
+        return Plan(rtype, tuple(KeyCondition(pk) for pk in pks), False, None, query.criteria, notes=("type-list",), source=source)
     composite = _composite_plan(ws, query)
     if composite is not None:
-        return composite
+        return replace(composite, source=source)
     _, index, driver = min(scored)
     residual = [c for i, c in enumerate(query.criteria) if i != index]
     param = driver.param
@@ -668,6 +740,7 @@ def plan(workspace_id: str, query: SearchQuery) -> Plan:
         return Plan(rtype, (), True, None, tuple(residual), ids=tuple(driver.values))
     conditions: list[KeyCondition] = []
     keep_driver_residual = False
+    words_: tuple[str, ...] = ()
     shards = range(param.shard_count)
     for v in driver.values:
         if param.kind is Kind.TOKEN:
@@ -685,12 +758,15 @@ def plan(workspace_id: str, query: SearchQuery) -> Plan:
             conditions += [
                 KeyCondition(ordered_pk(ws, rtype, param.family, s), "begins_with", (longest,)) for s in shards
             ]
-            keep_driver_residual |= len(v) > 1 or len(max(v, key=len)) > MAX_STRING_KEY
+            # the other words are checked on the index item's ``w``; only over-long ones need the resource
+            words_ = tuple(v)
+            keep_driver_residual |= len(driver.values) > 1 or len(longest) < len(max(v, key=len))
         elif param.kind is Kind.DATE:
             conditions += _date_conditions(ws, rtype, param, v)
     if keep_driver_residual:
         residual.insert(0, driver)
-    return Plan(rtype, tuple(dict.fromkeys(conditions)), True, driver, tuple(residual))
+        words_ = ()
+    return Plan(rtype, tuple(dict.fromkeys(conditions)), True, driver, tuple(residual), source=source, words=words_)
 
 
 # --- the patient list (GET /fhir/patients) -----------------------------------------------------
@@ -701,18 +777,26 @@ class PatientPlan:
     """How to list patients: with no ``groups``, walk ``sort`` (the sort family's shard Queries,
     merged by SK in ``forward`` order) and page. Otherwise each group is a union of Queries for one
     filter; a patient matches when it is in every group (items of ``q`` Queries must also pass
-    :func:`patient_item_accepts`); matches are then ordered by ``sort_field``."""
+    :func:`patient_item_accepts`); matches are then ordered by ``sort_field``.
+
+    ``source`` (the patients view's ``data_source_id``): every item must carry it; with no filter
+    the walk is the source's own ``sort.last_event_at.src.{source}`` list, for other sort fields
+    the source's ``src.{source}`` Patients become a group."""
 
     sort_field: str
     forward: bool
     sort: tuple[KeyCondition, ...]
     groups: tuple[tuple[KeyCondition, ...], ...] = ()
     q_words: tuple[str, ...] = ()
+    source: str | None = None
 
 
-def patient_plan(workspace_id: str, search: PatientSearch) -> PatientPlan:
+def patient_plan(workspace_id: str, search: PatientSearch, source: str | None = None) -> PatientPlan:
     ws = workspace_id
-    sort = tuple(KeyCondition(ordered_pk(ws, "Patient", f"sort.{search.sort_field}", s)) for s in range(ORDERED_SHARDS))
+    family = f"sort.{search.sort_field}"
+    if source and search.sort_field == "last_event_at":
+        family = source_sort_family(source)
+    sort = tuple(KeyCondition(ordered_pk(ws, "Patient", family, s)) for s in range(ORDERED_SHARDS))
     groups: list[tuple[KeyCondition, ...]] = []
     q_words: tuple[str, ...] = ()
     if search.q:
@@ -734,12 +818,14 @@ def patient_plan(workspace_id: str, search: PatientSearch) -> PatientPlan:
         groups.append((KeyCondition(exact_pk(ws, "Patient", "mrn", 0, normalize_token(search.mrn))),))
     if search.phone:
         groups.append((KeyCondition(exact_pk(ws, "Patient", "phone", 0, normalize_phone(search.phone))),))
-    return PatientPlan(search.sort_field, not search.descending, sort, tuple(groups), q_words)
+    if source and not groups and search.sort_field != "last_event_at":
+        groups.append(tuple(KeyCondition(ordered_pk(ws, "Patient", source_family(source), s)) for s in range(ORDERED_SHARDS)))
+    return PatientPlan(search.sort_field, not search.descending, sort, tuple(groups), q_words, source)
 
 
 def patient_item_accepts(plan_: PatientPlan, item: dict) -> bool:
-    """A ``q`` name-word item matches only if every query word prefixes one of the name's words."""
-    if "w" not in item:
-        return True
-    name_words = set(item["w"])
-    return all(any(w.startswith(q) for w in name_words) for q in plan_.q_words)
+    """An item of the plan's source (if any); a ``q`` name-word item only if every query word
+    prefixes one of the name's words."""
+    if plan_.source is not None and item.get("src") != plan_.source:
+        return False
+    return "w" not in item or text_matches(plan_.q_words, set(item["w"]))

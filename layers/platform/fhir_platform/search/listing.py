@@ -19,10 +19,12 @@ slots               as above, plus :mod:`fhir_platform.search.slots` filters (wi
 
 Every row also needs its current version's event (``source_system``): one BatchGetItem (with a
 projection) per page. ``data_source_id`` keeps the resources whose *current version* was written
-from that data source — a residual check on those events, so at most ``MAX_EXAMINED`` candidates
-may be examined (else ``SearchTooBroad``). Filtered lists report an exact ``total`` (the views'
-``total`` is required): counted from index ids when the index decides alone, otherwise by checking
-every candidate within the same budget. Rows of resources not linked to an entity yet carry
+from that data source. It is indexed (see :mod:`~fhir_platform.search.indexing`): alone, it walks
+the source's own list (``src.{source}``; patients: ``sort.last_event_at.src.{source}``) with
+``total`` from the per-source counters; with other filters it is checked on their index items. So
+it costs what the unscoped list costs. Filtered lists report an exact ``total`` (the views'
+``total`` is required): counted from index ids in full 1 MB pages when the index decides alone,
+otherwise by checking every candidate within ``MAX_EXAMINED``. Rows of resources not linked to an entity yet carry
 :func:`~fhir_platform.world.entities.anchor_entity_id` (the contract's ``entity_id`` is required).
 """
 
@@ -131,13 +133,6 @@ class _Sources:
                 self.cache[(rt, rid)] = found.get((rt, rid), {})
         return self.cache
 
-    def keep(self, data_source_id: str) -> Keep:
-        def keep(entries: list[dict]) -> list[dict]:
-            meta = self.of(entries)
-            return [e for e in entries if str(meta[_ref(e)].get("data_source_id") or "") == data_source_id]
-
-        return keep
-
 
 class _Schedules:
     """Schedules by id (current data), fetched once per request."""
@@ -161,21 +156,6 @@ def _schedule_id(slot: dict) -> str | None:
     ref = (slot.get("schedule") or {}).get("reference")
     parsed = parse_reference(ref) if isinstance(ref, str) else None
     return parsed[1] if parsed and parsed[0] in ("Schedule", "") else None
-
-
-def _chain(*keeps: Keep | None) -> Keep | None:
-    active = [k for k in keeps if k is not None]
-    if not active:
-        return None
-
-    def keep(entries: list[dict]) -> list[dict]:
-        for k in active:
-            if not entries:
-                break
-            entries = k(entries)
-        return entries
-
-    return keep
 
 
 def _enrich(ws: str, entries: list[dict], sources: _Sources) -> None:
@@ -267,23 +247,25 @@ def resource_view_page(
         if slots.residual:
             f = slots
 
-            def slot_keep(entries: list[dict]) -> list[dict]:
+            def keep_slots(entries: list[dict]) -> list[dict]:
                 by_id = schedules.of([s for e in entries if (s := _schedule_id(e["resource"]))]) if f.specialty else {}
                 return [e for e in entries if slot_matches(f, e["resource"], by_id.get(_schedule_id(e["resource"]) or ""))]
 
-    keep = _chain(slot_keep, sources.keep(data_source_id) if data_source_id else None)
+            slot_keep = keep_slots
+
     known_total = None
-    if not criteria and keep is None:
+    if not criteria and slot_keep is None:
         calls["Query"] += 1
-        known_total = store.counters(ws)["resource_type_counts"].get(resource_type, 0)
+        known_total = _counted(store.counters(ws), resource_type, data_source_id)
     page = search_resources(
         store.table,
         ws,
         SearchQuery(resource_type, tuple(criteria), limit, offset),
         known_total=known_total,
         load_data=store.load_data,
-        keep=keep,
+        keep=slot_keep,
         exact_total=True,
+        source=data_source_id,
     )
     calls.update(page.calls)
     _enrich(ws, page.entries, sources)
@@ -296,13 +278,22 @@ def resource_view_page(
     return ViewPage(rows, total, page.has_more, page.next_offset, calls)
 
 
-def _patient_page(store: Store, ws: str, search: PatientSearch, keep: Keep | None, calls: Counter):
+def _counted(counters: dict[str, Any], resource_type: str, data_source_id: str | None) -> int:
+    """The number of a type's resources (of one data source's, when given) from the counters."""
+    if data_source_id:
+        return max(0, counters["data_source_counts"].get(data_source_id, {}).get(resource_type, 0))
+    return counters["resource_type_counts"].get(resource_type, 0)
+
+
+def _patient_page(store: Store, ws: str, search: PatientSearch, data_source_id: str | None, calls: Counter):
     filtered = bool(search.q or search.mrn or search.phone)
     total_patients = None
-    if not filtered and keep is None:
+    if not filtered:
         calls["Query"] += 1
-        total_patients = store.counters(ws)["resource_type_counts"].get("Patient", 0)
-    page = search_patients(store.table, ws, search, total_patients=total_patients, load_data=store.load_data, keep=keep)
+        total_patients = _counted(store.counters(ws), "Patient", data_source_id)
+    page = search_patients(
+        store.table, ws, search, total_patients=total_patients, load_data=store.load_data, source=data_source_id
+    )
     calls.update(page.calls)
     return page
 
@@ -323,7 +314,7 @@ def patient_view_page(store: Store, ws: str, search: PatientSearch, *, data_sour
     """``GET /fhir/views/patients``: ``FhirPatientView`` rows (patient page + each row's partition)."""
     calls: Counter = Counter()
     sources = _Sources(store, ws, calls)
-    page = _patient_page(store, ws, search, sources.keep(data_source_id) if data_source_id else None, calls)
+    page = _patient_page(store, ws, search, data_source_id, calls)
     _enrich(ws, page.rows, sources)
     ids = [row["resource"]["id"] for row in page.rows]
     partitions = patient_partitions(store.table, ws, ids, calls)

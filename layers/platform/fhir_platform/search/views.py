@@ -186,7 +186,8 @@ def location_row(item: dict) -> dict:
         "timezone": next(
             (e.get("valueCode") for e in loc.get("extension") or [] if str(e.get("url", "")).endswith("timezone")), None
         ),
-        "facility_id": _first(loc.get("identifier")).get("value"),
+        # the Location's id: what slots report as their facility and what ?facility_id= filters by
+        "facility_id": loc.get("id"),
         "phone": _telecom(loc, "phone"),
         "hours": {"hoursOfOperation": hours} if hours else None,
     }

@@ -41,8 +41,11 @@ class CompartmentConflict(VersionConflict):
     written concurrently): the resource itself is unchanged, so the write is simply retried."""
 
 
-# (workspace, patient id, event time, previous touch item, entity id, count) -> transaction ops
-TouchOps = Callable[[str, str, str, "dict[str, Any] | None", "str | None", int], list[dict[str, Any]]]
+# (workspace, patient id, event time, previous touch item, entity id, count, the Patient's own change
+# among them or None) -> transaction ops
+TouchOps = Callable[
+    [str, str, str, "dict[str, Any] | None", "str | None", int, "ResourceChange | None"], list[dict[str, Any]]
+]
 
 
 class CompartmentTouches:
@@ -62,7 +65,8 @@ class CompartmentTouches:
         for pid, group in per_patient.items():
             latest = max(c.last_updated for c in group)
             entity = next((c.link.entity_id for c in group if c.link.entity_id), None)
-            out += self._make_ops(self.ws, pid, latest, self.previous.get(pid), entity, len(group))
+            own = next((c for c in group if c.resource_type == "Patient" and c.resource_id == pid), None)
+            out += self._make_ops(self.ws, pid, latest, self.previous.get(pid), entity, len(group), own)
         return out
 
     def committed(self, ops: list[dict[str, Any]]) -> None:
@@ -83,6 +87,7 @@ class StoredResource:
     content_hash: str
     created_at: str
     last_updated: str
+    data_source_id: str | None = None  # of the current version's write
 
 
 @dataclass
@@ -104,6 +109,11 @@ class ResourceChange:
     index_delete: list[dict[str, str]] = field(default_factory=list)
     new_entity: bool = False
     touches: list[str] = field(default_factory=list)  # patients whose compartment this change is in
+    previous_data_source_id: str | None = None
+
+    @property
+    def data_source_id(self) -> str | None:
+        return self.event.get("data_source_id")
 
 
 class ResourceStore(Repository):
@@ -206,9 +216,9 @@ class ResourceStore(Repository):
         for change in changes:
             items = self._items(change)
             same_resource = any(c.resource_type == change.resource_type and c.resource_id == change.resource_id for c in group)
-            # room for the counter update and up to 3 touch operations per patient of the group
+            # room for the counter update and up to 5 touch operations per patient of the group
             patients = {p for c in group for p in c.touches} | set(change.touches)
-            if same_resource or len(group_items) + len(items) + 1 + 3 * len(patients) > MAX_TRANSACTION_ITEMS:
+            if same_resource or len(group_items) + len(items) + 1 + 5 * len(patients) > MAX_TRANSACTION_ITEMS:
                 flush()
             group.append(change)
             group_items.extend(items)
@@ -245,6 +255,7 @@ class ResourceStore(Repository):
             "last_updated": change.last_updated,
             "entity_id": change.link.entity_id,
             "confidence": _dec(change.link.confidence),
+            **({"data_source_id": change.data_source_id} if change.data_source_id else {}),
             **body,
         }
         event = {
@@ -302,11 +313,25 @@ class ResourceStore(Repository):
         return items
 
     def _counter_update(self, changes: list[ResourceChange]) -> dict[str, Any]:
-        """One ADD on a random counter shard covering every change of a transaction."""
+        """One ADD on a random counter shard covering every change of a transaction: events, new
+        resources per type (``rt_{type}``), new entities, and per data source the resources of each
+        type whose current version came from it (``ds#{source}#{type}``: +1 on arrival, -1 when a
+        later version comes from another source)."""
         totals: dict[str, int] = {"event_count": len(changes)}
+
+        def add(name: str, n: int) -> None:
+            totals[name] = totals.get(name, 0) + n
+
         for change in changes:
+            rt, new_src, old_src = change.resource_type, change.data_source_id, change.previous_data_source_id
             if change.previous_version is None:
-                totals[f"rt_{change.resource_type}"] = totals.get(f"rt_{change.resource_type}", 0) + 1
+                add(f"rt_{rt}", 1)
+                old_src = None
+            if new_src != old_src:
+                if old_src:
+                    add(f"ds#{old_src}#{rt}", -1)
+                if new_src:
+                    add(f"ds#{new_src}#{rt}", 1)
             if change.new_entity and change.link.entity_type:
                 totals["entity_count"] = totals.get("entity_count", 0) + 1
                 totals[f"et_{change.link.entity_type}"] = totals.get(f"et_{change.link.entity_type}", 0) + 1
@@ -328,13 +353,24 @@ class ResourceStore(Repository):
     def counters(self, ws: str) -> dict[str, Any]:
         """Sum of the counter shards: one Query over a 10-item partition."""
         items = self.table.query(KeyConditionExpression=Key("PK").eq(keys.stats_pk(ws)), ConsistentRead=True)["Items"]
-        totals: dict[str, Any] = {"event_count": 0, "entity_count": 0, "resource_type_counts": {}, "entity_type_counts": {}, "last_change_at": None}
+        totals: dict[str, Any] = {
+            "event_count": 0,
+            "entity_count": 0,
+            "resource_type_counts": {},
+            "entity_type_counts": {},
+            "data_source_counts": {},  # {source: {type: resources whose current version came from it}}
+            "last_change_at": None,
+        }
         for item in items:
             for name, value in plain(item).items():
                 if name in ("event_count", "entity_count"):
                     totals[name] += value
                 elif name.startswith("rt_"):
                     totals["resource_type_counts"][name[3:]] = totals["resource_type_counts"].get(name[3:], 0) + value
+                elif name.startswith("ds#"):
+                    _, src, rt = name.split("#", 2)
+                    per_type = totals["data_source_counts"].setdefault(src, {})
+                    per_type[rt] = per_type.get(rt, 0) + value
                 elif name.startswith("et_"):
                     totals["entity_type_counts"][name[3:]] = totals["entity_type_counts"].get(name[3:], 0) + value
                 elif name == "last_change_at" and (totals["last_change_at"] or "") < value:
@@ -388,6 +424,7 @@ class ResourceStore(Repository):
             content_hash=item["content_hash"],
             created_at=item["created_at"],
             last_updated=item["last_updated"],
+            data_source_id=item.get("data_source_id"),
         )
 
     def _event(self, item: dict[str, Any]) -> dict[str, Any]:
