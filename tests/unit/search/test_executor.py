@@ -277,6 +277,8 @@ def test_patient_q_mrn_and_phone(people):
     both = patients(people, q="smith", phone="555 010 0013")
     assert pids(both) == ["p-smith"] and both.total == 1
     assert pids(patients(people, q="smith", phone="5550100012")) == []
+    # one partition serving two filters (q by phone digits and phone) counts for both
+    assert pids(patients(people, q="5550100016", phone="(555) 010-0016")) == ["p-oh"]
     paged = patients(people, q="a", sort_by="name", limit=2, offset=1)  # alvarez, annan, ohara ann, smith ann
     assert pids(paged) == ["p-annan", "p-oh"] and paged.total == 4 and paged.has_more and paged.next_offset == 3
 

@@ -397,17 +397,21 @@ def search_patients(
         total = total_patients if total_patients is not None else _count_patients(reader, ws)
         return PatientPage(rows, total, has_more, offset + limit if has_more else None, calls)
 
-    group_of = {cond.pk: i for i, group in enumerate(pp.groups) for cond in group}
+    groups_of: dict[str, set[int]] = {}  # a partition may serve two filters (q=<digits>&phone=<digits>)
+    for i, group in enumerate(pp.groups):
+        for cond in group:
+            groups_of.setdefault(cond.pk, set()).add(i)
     found: list[set[str]] = [set() for _ in pp.groups]
     attrs: dict[str, dict] = {}
-    for item in reader.merged([c for group in pp.groups for c in group], True, whole=True):
+    conds = list(dict.fromkeys(c for group in pp.groups for c in group))
+    for item in reader.merged(conds, True, whole=True):
         if not patient_item_accepts(pp, item):
             continue
-        ids_ = found[group_of[item["PK"]]]
-        ids_.add(item["id"])
         attrs.setdefault(item["id"], item)
-        if len(ids_) > MAX_PATIENT_MATCHES:
-            raise SearchTooBroad(f"more than {MAX_PATIENT_MATCHES} patients match; refine the search")
+        for i in groups_of[item["PK"]]:
+            found[i].add(item["id"])
+            if len(found[i]) > MAX_PATIENT_MATCHES:
+                raise SearchTooBroad(f"more than {MAX_PATIENT_MATCHES} patients match; refine the search")
     matched = set.intersection(*found)
     if pp.sort_field == "last_event_at":
         ordered = _last_event_order(reader, pp, ws, matched, offset + limit)
