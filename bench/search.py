@@ -35,6 +35,7 @@ BATCH = 500
 DIRECTORY = 40  # practitioners / locations / organizations / schedules per workspace (fixed)
 SLOTS = 400
 APPOINTMENTS = 200
+SOURCE = "5d0c3f7e-9a41-4d8e-b7b2-6f1e0a2c4d90"  # the data_source_id every bench resource is written from
 
 
 def _uuid(rng: random.Random) -> str:
@@ -72,7 +73,7 @@ def build(gw: Any, n_patients: int, obs_per_patient: int, seed: int) -> dict[str
     key = gw.call("POST", f"/v1/{ws['id']}/api-keys", token=ADMIN, body={"duration_days": 1, "role": "viewer"}).body["api_key"]
     rng = random.Random(seed)
     service = ResourceService()
-    ctx = WriteContext(source="bench")
+    ctx = WriteContext(source="bench", data_source_id=SOURCE)  # one source: its scoped lists are the largest
     samples: dict[str, list] = {"pid": [], "mrn": [], "phone": [], "family": []}
     pending: list[tuple[str, str, dict]] = [(r["resourceType"], r["id"], r) for r in directory(rng)]
     t0 = time.perf_counter()
@@ -136,13 +137,19 @@ def queries(ctx: dict[str, Any]) -> list[tuple[str, str, Callable[[int], dict]]]
         ("patients +name", "patients", lambda i: {"sort_by": "+name"}),
         ("patients -name", "patients", lambda i: {"sort_by": "-name"}),
         ("patients q=family", "patients", lambda i: {"q": family(i)}),
+        ("patients q=family +name", "patients", lambda i: {"q": family(i), "sort_by": "+name"}),
+        ("patients q=2 letters", "patients", lambda i: {"q": family(i)[:2]}),
         ("patients mrn", "patients", lambda i: {"mrn": mrn(i)}),
         ("patients phone", "patients", lambda i: {"phone": phone(i)}),
         ("view patients", "views/patients", lambda i: {}),
         ("view patients q", "views/patients", lambda i: {"q": family(i)}),
+        ("view patients data_source_id", "views/patients", lambda i: {"data_source_id": SOURCE}),
+        ("view patients q+data_source", "views/patients", lambda i: {"q": family(i), "data_source_id": SOURCE}),
         ("view practitioners", "views/practitioners", lambda i: {}),
         ("view locations", "views/locations", lambda i: {}),
         ("view organizations", "views/organizations", lambda i: {}),
+        ("view orgs data_source_id", "views/organizations", lambda i: {"data_source_id": SOURCE}),
+        ("view orgs q=2 words", "views/organizations", lambda i: {"q": f"health org {i % DIRECTORY}"}),
         ("view appointments", "views/appointments", lambda i: {}),
         ("view slots", "views/slots", lambda i: {}),
         ("view slots date+status", "views/slots", lambda i: {"date": f"2025-02-{1 + i % 20:02d}", "status": "free"}),
@@ -153,7 +160,7 @@ def queries(ctx: dict[str, Any]) -> list[tuple[str, str, Callable[[int], dict]]]
 def measure(gw: Any, ctx: dict[str, Any], repeat: int) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for label, path, params in queries(ctx):
-        times, calls, failed = [], [], []
+        times, calls, failed, totals = [], [], [], []
         for i in range(repeat):
             query = params(i)
             with counting() as c:
@@ -163,12 +170,15 @@ def measure(gw: Any, ctx: dict[str, Any], repeat: int) -> dict[str, dict[str, fl
             if reply.status != 200:  # reported, not fatal: a 400 "too broad" is a finding
                 failed.append(f"{reply.status} {reply.body.get('error')}")
             calls.append(dynamodb(c))
+            if isinstance(reply.body, dict) and isinstance(reply.body.get("total"), int):
+                totals.append(reply.body["total"])
         times.sort()
         out[label] = {
             "p50": statistics.median(times) * 1000,
             "p95": times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))] * 1000,
             "calls": statistics.mean(calls),
             "max": max(calls),
+            "matches": statistics.mean(totals) if totals else None,
             "failed": f"{len(failed)}/{repeat} {failed[0]}" if failed else "",
         }
     return out
@@ -194,15 +204,17 @@ def main() -> None:
             results[n] = measure(gw, ctx, args.repeat)
     finally:
         mock.stop()
-    head = f"{'query':<30}" + "".join(f"{f'{n:,} p50/p95 ms':>22}{'ddb calls':>11}" for n in sizes)
-    print("\n== search latency (in-process moto) and DynamoDB calls per request (mean, incl. 2 auth/gate GetItems) ==")
+    head = f"{'query':<30}" + "".join(f"{f'{n:,} p50/p95 ms':>22}{'ddb calls':>11}{'total':>9}" for n in sizes)
+    print("\n== search latency (in-process moto), DynamoDB calls per request (mean, incl. 2 auth/gate GetItems) "
+          "and the mean `total` the responses reported ==")
     print(head)
     for label in results[sizes[0]]:
         row = f"{label:<30}"
         for n in sizes:
             r = results[n][label]
             calls = f"{r['calls']:.1f}" + (f" (≤{r['max']})" if r["max"] != round(r["calls"]) else "")
-            row += f"{r['p50']:>12.1f} /{r['p95']:>8.1f}{calls:>11}"
+            matches = "" if r["matches"] is None else f"{r['matches']:,.0f}"
+            row += f"{r['p50']:>12.1f} /{r['p95']:>8.1f}{calls:>11}{matches:>9}"
         failures = [f"{n:,}: {results[n][label]['failed']}" for n in sizes if results[n][label]["failed"]]
         print(row + (f"   failed {'; '.join(failures)}" if failures else ""))
 
