@@ -87,3 +87,10 @@ def test_last_event_sort_cost_is_bounded_past_the_touch_read_limit(table, monkey
     rows = search_patients(table, WS, parse_patient_search({"q": "lee", "sort_by": "-last_event_at", "limit": "3"})).rows
     assert [r["last_event_at"] for r in rows] == sorted((r["last_event_at"] for r in rows), reverse=True)
     assert [r["resource"]["id"] for r in rows] == ["lee-01499", "lee-01498", "lee-01497"]
+    # told the workspace is huge, the walk would cost more than the 15 touch reads: it reads those
+    search = parse_patient_search({"q": "lee", "sort_by": "-last_event_at", "offset": "40"})
+    huge = search_patients(table, WS, search, patient_count=lambda: 50_000_000)
+    small = search_patients(table, WS, search, patient_count=lambda: 3000)
+    assert Counter(huge.calls) == Counter({"Query": 10, "BatchGetItem": 17})
+    assert Counter(small.calls) == many
+    assert [r["resource"]["id"] for r in huge.rows] == [r["resource"]["id"] for r in small.rows]

@@ -42,6 +42,7 @@ from fhir_platform.search.indexing import (
     plan,
     touch_key,
 )
+from fhir_platform.search.parameters import ORDERED_SHARDS
 from fhir_platform.search.query import PatientSearch, SearchQuery, matches
 from fhir_platform.storage.keys import CURRENT_SK, resource_pk
 
@@ -356,6 +357,7 @@ def search_patients(
     total_patients: int | None = None,
     load_data: Callable[[dict], dict] | None = None,
     source: str | None = None,
+    patient_count: Callable[[], int] | None = None,
 ) -> PatientPage:
     """One page of ``GET /fhir/patients`` (and of the patients view).
 
@@ -370,7 +372,8 @@ def search_patients(
     matches per call per shard, not with the workspace; more than ``MAX_PATIENT_MATCHES`` matches →
     :class:`SearchTooBroad`), so ``total`` is exact; the page is then ordered by the sort value the
     index items carry (``created_at``, ``name``) or, for ``last_event_at``, by
-    :func:`_last_event_order`.
+    :func:`_last_event_order`, which may ask ``patient_count()`` (the counters: patients the sort
+    family holds) to choose between its two ways.
     """
     calls: Counter = Counter()
     reader = _Reader(table, calls, load_data)
@@ -414,7 +417,7 @@ def search_patients(
                 raise SearchTooBroad(f"more than {MAX_PATIENT_MATCHES} patients match; refine the search")
     matched = set.intersection(*found)
     if pp.sort_field == "last_event_at":
-        ordered = _last_event_order(reader, pp, ws, matched, offset + limit)
+        ordered = _last_event_order(reader, pp, ws, matched, offset + limit, patient_count)
     else:
         value = {i: attrs[i].get("ca" if pp.sort_field == "created_at" else "nm", "") for i in matched}
         # the same order as the sort family's SKs ("{value}#{id}"), so filtered and unfiltered lists agree
@@ -426,15 +429,31 @@ def search_patients(
 
 
 TOUCH_READ_MAX = 800  # matches whose touch items are read (≤ 8 BatchGetItems) rather than walking
+WALK_IDS_PER_CALL = 7000  # sort-family ids in one full 1 MB page (~130-byte items)
 
 
-def _last_event_order(reader: _Reader, pp: PatientPlan, ws: str, matched: set[str], n: int) -> list[str]:
+def _walk_calls(n: int, matches: int, patients: int) -> int:
+    """Estimated Queries for walking the sort family's shards until ``n`` of ``matches`` (spread
+    over ``patients``) have passed: each shard walks ~n·patients/matches/shards ids."""
+    per_shard = n * patients / max(matches, 1) / ORDERED_SHARDS
+    return ORDERED_SHARDS * max(1, -(-int(per_shard) // WALK_IDS_PER_CALL))
+
+
+def _last_event_order(
+    reader: _Reader, pp: PatientPlan, ws: str, matched: set[str], n: int, patient_count: Callable[[], int] | None = None
+) -> list[str]:
     """At least the first ``n`` of ``matched`` in ``last_event_at`` order (ties by id, as the sort
-    family's ``{time}#{id}`` SKs). Up to ``TOUCH_READ_MAX`` matches: read their touch items
-    (⌈m/100⌉ BatchGetItems). More: walk the sort family in full 1 MB pages (ids only, ~7,000 per
-    call per shard) until ``n`` matches have passed; with that many matches they are dense enough
-    that the walk stops early (and a workspace of up to ~50,000 patients is one call per shard)."""
-    if len(matched) > TOUCH_READ_MAX:
+    family's ``{time}#{id}`` SKs), the cheaper of two ways. Up to ``TOUCH_READ_MAX`` matches: read
+    their touch items (⌈m/100⌉ concurrent BatchGetItems). More: walk the sort family in full 1 MB
+    pages (ids only, ~7,000 per call per shard) until ``n`` matches have passed — one call per shard
+    up to ~50,000 patients; when ``patient_count`` says the walk would cost more calls than reading
+    the touch items (a huge workspace, a deep offset), read the touch items instead. So the calls
+    are at most min(⌈m/100⌉, the walk's), whatever the workspace."""
+    touch_calls = -(-len(matched) // BATCH_GET_MAX)
+    walk = len(matched) > TOUCH_READ_MAX
+    if walk and patient_count is not None:
+        walk = _walk_calls(n, len(matched), patient_count()) < touch_calls
+    if walk:
         out: list[str] = []
         seen: set[str] = set()
         try:

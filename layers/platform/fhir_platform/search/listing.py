@@ -291,8 +291,18 @@ def _patient_page(store: Store, ws: str, search: PatientSearch, data_source_id: 
     if not filtered:
         calls["Query"] += 1
         total_patients = _counted(store.counters(ws), "Patient", data_source_id)
+    def patient_count() -> int:  # asked only when ordering many matches by last_event_at
+        calls["Query"] += 1
+        return _counted(store.counters(ws), "Patient", data_source_id)
+
     page = search_patients(
-        store.table, ws, search, total_patients=total_patients, load_data=store.load_data, source=data_source_id
+        store.table,
+        ws,
+        search,
+        total_patients=total_patients,
+        load_data=store.load_data,
+        source=data_source_id,
+        patient_count=patient_count,
     )
     calls.update(page.calls)
     return page
