@@ -108,15 +108,22 @@ def write(
     table.meta.client.transact_write_items(TransactItems=ops)
 
 
-def bulk_load(table, resources: list[dict], *, families: tuple[str, ...] | None = None) -> None:
-    """Fast loading for volume tests (BatchWriteItem; the transaction path is tested above)."""
+def bulk_load(
+    table, resources: list[dict], *, families: tuple[str, ...] | None = None, first: int = 0, touch: bool = False
+) -> None:
+    """Fast loading for volume tests (BatchWriteItem; the transaction path is tested above). The
+    n-th resource is stamped ``first + n`` seconds past 2024-01-01T00:00:00Z; ``touch``: Patients also
+    get their compartment touch items (as their first write would)."""
     with table.batch_writer() as bw:
-        for i, r in enumerate(resources):
+        for i, r in enumerate(resources, start=first):
             lu = f"2024-01-01T{i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z"
             bw.put_item(Item=current_item(r, lu, lu, "e-1"))
             for it in index_items(WS, r["resourceType"], r["id"], r, entity_id="e-1", last_updated=lu, created_at=lu):
                 if families is None or it["PK"].split("#")[4] in families:
                     bw.put_item(Item=it)
+            if touch and r["resourceType"] == "Patient":
+                for op in compartment_touch(WS, r["id"], event_time=lu, previous=None, entity_id="e-1"):
+                    bw.put_item(Item=op["Put"]["Item"])
 
 
 def obs(i, patient="p1", status="final", code="8302-2", when="2024-01-01"):

@@ -7,10 +7,9 @@ from collections import Counter
 
 from fhir_platform.search import executor
 from fhir_platform.search.executor import search_patients
-from fhir_platform.search.indexing import compartment_touch, index_items
 from fhir_platform.search.query import parse_patient_search
 
-from .search_testdata import WS, current_item, obs, write
+from .search_testdata import WS, bulk_load, obs, write
 
 
 def names(page) -> list[str]:
@@ -42,17 +41,10 @@ def test_walk_and_in_memory_orders_agree(table, monkeypatch):
 
 
 def _load_patients(table, n: int, family: str, start: int = 0) -> None:
-    """``n`` Patients named ``family`` with their index items and touch items (BatchWriteItem)."""
-    with table.batch_writer() as bw:
-        for i in range(start, start + n):
-            pid = f"{family.lower()}-{i:05d}"
-            lu = f"2024-01-01T{i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z"
-            patient = {"resourceType": "Patient", "id": pid, "name": [{"family": family, "given": [f"G{i}"]}]}
-            bw.put_item(Item=current_item(patient, lu, lu, f"e-{pid}"))
-            for item in index_items(WS, "Patient", pid, patient, entity_id=f"e-{pid}", last_updated=lu, created_at=lu):
-                bw.put_item(Item=item)
-            for op in compartment_touch(WS, pid, event_time=lu, previous=None, entity_id=f"e-{pid}"):
-                bw.put_item(Item=op["Put"]["Item"])
+    """``n`` Patients named ``family``, with their index and touch items, stamped ``start``… seconds."""
+    patients = [{"resourceType": "Patient", "id": f"{family.lower()}-{i:05d}", "name": [{"family": family, "given": [f"G{i}"]}]}
+                for i in range(start, start + n)]
+    bulk_load(table, patients, first=start, touch=True)
 
 
 def _calls(table, params: dict) -> tuple[Counter, int]:

@@ -452,43 +452,33 @@ class FhirOrganizationView(BaseModel):
     last_event_at: str | None = None
 
 
-class FhirPatientListResponse(BaseModel):
+class _ViewList(BaseModel):
+    """What every view list carries besides its rows (the views' ``total`` is required)."""
+
+    total: int
+    has_more: bool = False
+    next_offset: int | None = None
+
+
+class FhirPatientListResponse(_ViewList):
     patients: list[FhirPatientView]
-    total: int
-    has_more: bool = False
-    next_offset: int | None = None
 
 
-class FhirPractitionerListResponse(BaseModel):
+class FhirPractitionerListResponse(_ViewList):
     practitioners: list[FhirPractitionerView]
-    total: int
-    has_more: bool = False
-    next_offset: int | None = None
 
 
-class FhirLocationListResponse(BaseModel):
+class FhirLocationListResponse(_ViewList):
     locations: list[FhirLocationView]
-    total: int
-    has_more: bool = False
-    next_offset: int | None = None
 
 
-class FhirAppointmentListResponse(BaseModel):
+class FhirAppointmentListResponse(_ViewList):
     appointments: list[FhirAppointmentView]
-    total: int
-    has_more: bool = False
-    next_offset: int | None = None
 
 
-class FhirSlotListResponse(BaseModel):
+class FhirSlotListResponse(_ViewList):
     slots: list[FhirSlotView]
-    total: int
-    has_more: bool = False
-    next_offset: int | None = None
 
 
-class FhirOrganizationListResponse(BaseModel):
+class FhirOrganizationListResponse(_ViewList):
     organizations: list[FhirOrganizationView]
-    total: int
-    has_more: bool = False
-    next_offset: int | None = None

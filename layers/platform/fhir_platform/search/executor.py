@@ -340,7 +340,7 @@ def _count_patients(reader: _Reader, ws: str) -> int:
             }
             if start:
                 kwargs["ExclusiveStartKey"] = start
-            reader.calls["Query"] += 1
+            reader._count("Query")
             resp = reader.client.query(**kwargs)
             total += resp["Count"]
             start = resp.get("LastEvaluatedKey")

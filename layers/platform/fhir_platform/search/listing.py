@@ -117,8 +117,8 @@ def _batches(n: int) -> int:
 
 
 class _Sources:
-    """The current versions' event metadata (``source_system``, ``data_source_id``), read once per
-    resource per request."""
+    """The current versions' event metadata (the rows' ``source_system``), read once per resource
+    per request."""
 
     def __init__(self, store: Store, ws: str, calls: Counter) -> None:
         self.store, self.ws, self.calls = store, ws, calls
