@@ -34,18 +34,20 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
         from fhir_platform.api import deps
 
         aws_clients.reset()
-        for getter in (deps.workspaces, deps.resources, deps.api_keys):
+        for getter in (deps.workspaces, deps.resources, deps.api_keys, deps.data_sources, deps.sync):
             getter.cache_clear()
         create_table(boto3.client("dynamodb"), "DataTable", env["TABLE_NAME"])
         boto3.client("s3").create_bucket(Bucket=env["IMPORTS_BUCKET"])
         queue = boto3.client("sqs").create_queue(QueueName="imports")["QueueUrl"]
+        sync_queue = boto3.client("sqs").create_queue(QueueName="sync")["QueueUrl"]
+        monkeypatch.setenv("SYNC_QUEUE_URL", sync_queue)
         secret = boto3.client("secretsmanager").create_secret(Name="admin-key", SecretString=ADMIN_KEY)["ARN"]
         monkeypatch.setenv("IMPORT_QUEUE_URL", queue)
         monkeypatch.setenv("ADMIN_KEY_SECRET_ARN", secret)
         from aws_lambda_powertools.utilities import parameters
 
         parameters.clear_caches()
-        yield {**env, "IMPORT_QUEUE_URL": queue, "ADMIN_KEY_SECRET_ARN": secret}
+        yield {**env, "IMPORT_QUEUE_URL": queue, "SYNC_QUEUE_URL": sync_queue, "ADMIN_KEY_SECRET_ARN": secret}
         aws_clients.reset()
 
 

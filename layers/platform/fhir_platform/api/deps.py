@@ -81,3 +81,17 @@ def reject_unknown_params(router: Any, allowed: Iterable[str]) -> None:
         if name not in known:
             with search_errors():
                 raise QueryError(name, f"unknown parameter (supported: {', '.join(sorted(known))})")
+
+
+@cache
+def data_sources():
+    from fhir_platform.connector.sources import DataSourceService
+
+    return DataSourceService()
+
+
+@cache
+def sync():
+    from fhir_platform.storage.sync import SyncRepository
+
+    return SyncRepository()

@@ -482,3 +482,140 @@ class FhirSlotListResponse(_ViewList):
 
 class FhirOrganizationListResponse(_ViewList):
     organizations: list[FhirOrganizationView]
+
+
+# ---- data sources and sync (contract: Data Sources; sync failures from the product guide) ------
+
+SourceType = Literal[
+    "rest_api", "webhook", "file_drop", "fhir_store", "ehr", "database", "custom", "smart_fhir", "customer_intake", "lakebase_schema", "crm"
+]
+SyncStrategy = Literal["manual", "scheduled", "webhook", "continuous"]
+EntityType = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class CreateDataSourceRequest(Strict):
+    name: NameString
+    display_name: NameString | None = None
+    source_type: SourceType
+    connection_config: dict[str, Any] = Field(default_factory=dict)
+    entity_types: list[EntityType] = Field(default_factory=list, max_length=100)
+    field_mappings: dict[str, Any] = Field(default_factory=dict)
+    sync_strategy: SyncStrategy = "manual"
+    sync_schedule: Annotated[str, StringConstraints(max_length=256)] | None = None
+
+
+class UpdateDataSourceRequest(Strict):
+    """Every field optional; ``null`` means "leave as is", except ``display_name`` and
+    ``sync_schedule`` where ``null`` clears the value."""
+
+    display_name: NameString | None = None
+    connection_config: dict[str, Any] | None = None
+    entity_types: list[EntityType] | None = Field(None, max_length=100)
+    field_mappings: dict[str, Any] | None = None
+    sync_strategy: SyncStrategy | None = None
+    sync_schedule: Annotated[str, StringConstraints(max_length=256)] | None = None
+    is_active: bool | None = None
+
+    def changes(self) -> dict[str, Any]:
+        given = self.model_dump(mode="json", exclude_unset=True)
+        return {k: v for k, v in given.items() if v is not None or k in ("display_name", "sync_schedule")}
+
+
+class DataSourceResponse(BaseModel):
+    id: UUID
+    workspace_id: UUID
+    name: str
+    display_name: str | None = None
+    source_type: SourceType
+    connection_config: dict[str, Any]
+    entity_types: list[str] | None = None
+    field_mappings: dict[str, Any]
+    sync_strategy: SyncStrategy
+    sync_schedule: str | None = None
+    last_sync_at: str | None = None
+    last_sync_status: Literal["success", "error"] | None = None
+    last_sync_event_count: int = 0
+    is_active: bool
+    is_stale: bool
+    health_status: Literal["unknown", "healthy", "degraded"]
+    created_at: str
+    updated_at: str
+
+
+class DataSourcePage(BaseModel):
+    items: list[DataSourceResponse]
+    has_more: bool
+    continuation_token: int | None = None
+    total: int | None = None
+
+
+class DataSourceStatusResponse(BaseModel):
+    data_source_id: UUID
+    name: str
+    is_active: bool
+    health_status: Literal["unknown", "healthy", "degraded"]
+    last_sync_at: str | None = None
+    last_sync_status: Literal["success", "error"] | None = None
+    last_sync_event_count: int = 0
+    event_count: int
+    synced_count: int
+    failed_count: int
+
+
+class SyncHistoryEntry(BaseModel):
+    date: str
+    event_count: int
+    synced_count: int
+    failed_count: int
+
+
+class SyncFailureEntry(BaseModel):
+    event_id: UUID
+    event_type: str
+    fhir_resource_type: str | None = None
+    fhir_resource_id: str | None = None
+    sync_error: str | None = None
+    created_at: str | None = None
+
+
+class DataSourceSyncHistoryResponse(BaseModel):
+    data_source_id: UUID
+    name: str
+    timeline: list[SyncHistoryEntry]
+    recent_failures: list[SyncFailureEntry]
+
+
+class TriggerSyncResponse(BaseModel):
+    status: Literal["started"] = "started"
+    data_source_id: UUID
+    triggered_at: str
+
+
+class TriggerSyncConflictDetails(BaseModel):
+    last_poll_at: str | None = None
+    last_poll_duration_ms: int | None = None
+
+
+class TriggerSyncConflictResponse(BaseModel):
+    message: str
+    details: TriggerSyncConflictDetails
+
+
+class SyncFailure(BaseModel):
+    id: UUID
+    data_source_id: UUID
+    direction: Literal["inbound", "outbound"]
+    fhir_resource_type: str
+    fhir_resource_id: str | None = None
+    error: str
+    attempts: int
+    first_failed_at: str
+    last_failed_at: str
+    resolved: bool
+
+
+class SyncFailurePage(BaseModel):
+    failures: list[SyncFailure]
+    total: int
+    has_more: bool
+    next_offset: int | None = None

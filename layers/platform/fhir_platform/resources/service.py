@@ -51,6 +51,7 @@ class WriteContext:
     synced_at: str | None = None
     sync_error: str | None = None
     effective_at: str | None = None  # when the change happened at its source (defaults to now)
+    source_version: str | None = None  # the source system's own meta.versionId (EHR sync: for outbound If-Match)
 
 
 @dataclass
@@ -202,13 +203,20 @@ class ResourceService:
         raise AssertionError("unreachable")
 
     def write_many(
-        self, ws: str, entries: list[tuple[str, str, dict[str, Any]]], ctx: WriteContext, *, dedup: bool = True
+        self,
+        ws: str,
+        entries: list[tuple[str, str, dict[str, Any]]],
+        ctx: WriteContext,
+        *,
+        dedup: bool = True,
+        contexts: list[WriteContext] | None = None,
     ) -> list[BatchWrite]:
         """Write already-validated resources ``(type, id, data)`` in order, with few DynamoDB calls:
         one BatchGetItem per 100 current versions, patient entities resolved from the batch itself
         or one more BatchGetItem, and changes packed several per transaction. Each resource is still
         all-or-nothing and version-conditioned; a lost race is re-read and retried.
-        ``dedup=False`` writes a new version even when the content is identical."""
+        ``dedup=False`` writes a new version even when the content is identical. ``contexts``, when
+        given, is one provenance per entry (EHR sync: each resource's own ``effective_at``)."""
         refs = [(rt, rid) for rt, rid, _ in entries]
         previous = self.store.batch_get(ws, refs)
         patient_ids = {pid for _, _, data in entries if (pid := patient_reference(data))}
@@ -222,7 +230,7 @@ class ResourceService:
         pending: list[tuple[int, ResourceChange]] = []
         for index, (rt, rid, data) in enumerate(entries):
             prior = previous.get((rt, rid))
-            change = self.prepare(ws, rt, rid, data, prior, ctx, resolver=resolver, force=not dedup)
+            change = self.prepare(ws, rt, rid, data, prior, contexts[index] if contexts else ctx, resolver=resolver, force=not dedup)
             if change is None:
                 results.append(BatchWrite(rt, rid, "skipped", prior.entity_id if prior else None, False))
                 continue
@@ -236,7 +244,7 @@ class ResourceService:
         for index, change in pending:
             if id(change) in lost:  # a concurrent writer won: redo this one through the single path
                 rt, rid, data = entries[index]
-                outcome = self._write(ws, rt, rid, data, ctx, if_match=None)
+                outcome = self._write(ws, rt, rid, data, contexts[index] if contexts else ctx, if_match=None)
                 results[index] = BatchWrite(rt, rid, "updated" if not outcome.created else "created", outcome.resource.entity_id, outcome.created and rt == "Patient")
         return results
 
@@ -306,6 +314,7 @@ class ResourceService:
                 "created_at": now,
                 "synced_at": ctx.synced_at,
                 "sync_error": ctx.sync_error,
+                **({"source_version": ctx.source_version} if ctx.source_version else {}),
                 "fields_affected": fields_affected(previous.data if previous else None, stored),
             },
             index_put=index_put,

@@ -18,7 +18,19 @@ resource event (version n)  ``WS#{ws}#R#{type}#{id}``              ``V#{n:012d}`
 world-model entity          ``WS#{ws}#E#{entity_id}``              ``META``
 search index entries        ``WS#{ws}#IX#...``                     (see ``fhir_platform.search``)
 import jobs                 ``WS#{ws}#JOB#{job_id}``               ``META`` (see ``fhir_platform.imports``)
+data source                 ``WS#{ws}``                            ``DS#{ds}``
+data source due entry       ``DUE#{shard}``                        ``{due_at}#{ws}#{ds}``
+sync state (per type)       ``WS#{ws}#DS#{ds}``                    ``SYNC#{type}``
+sync daily counters         ``WS#{ws}#DS#{ds}``                    ``DAY#{yyyy-mm-dd}`` / ``TOTAL``
+sync failure log            ``WS#{ws}#DS#{ds}#FAILLOG``            ``{created_at}#{event_id}``
+sync failure                ``WS#{ws}#SYNCFAIL``                   ``{type}#{id}#{ds}#{direction}``
+sync failure by id          ``WS#{ws}#SYNCFAIL#ID#{id}``           ``{type}#{ds}#{direction}``
+sync failure counters       ``WS#{ws}#SYNCFAIL#COUNT``             ``ALL`` / ``T#{type}``
 ==========================  =====================================  ==============================
+
+The connector's items are documented with their access patterns in ``storage/data_sources.py`` and
+``storage/sync.py``. The due entries are the second global family besides the key lookups: they
+hold only ids, and the scheduler reads just the entries that are due (``SK <= now``).
 
 Access patterns:
 - authorizer: GetItem ``KEYHASH#..`` (1 call);
@@ -94,3 +106,49 @@ def entity_pk(ws: str, entity_id: str) -> str:
 
 
 ENTITY_SK = "META"
+
+
+def data_source_sk(ds: str) -> str:
+    return f"DS#{ds}"
+
+
+DATA_SOURCE_SK_PREFIX = "DS#"
+DUE_SHARDS = 4
+
+
+def due_pk(shard: int) -> str:
+    return f"DUE#{shard}"
+
+
+def data_source_pk(ws: str, ds: str) -> str:
+    return f"WS#{ws}#DS#{ds}"
+
+
+def sync_state_sk(resource_type: str) -> str:
+    return f"SYNC#{resource_type}"
+
+
+SYNC_STATE_SK_PREFIX = "SYNC#"
+
+
+def sync_day_sk(day: str) -> str:
+    return f"DAY#{day}"
+
+
+SYNC_TOTAL_SK = "TOTAL"
+
+
+def failure_log_pk(ws: str, ds: str) -> str:
+    return f"WS#{ws}#DS#{ds}#FAILLOG"
+
+
+def sync_failure_pk(ws: str) -> str:
+    return f"WS#{ws}#SYNCFAIL"
+
+
+def sync_failure_by_id_pk(ws: str, resource_id: str) -> str:
+    return f"WS#{ws}#SYNCFAIL#ID#{resource_id}"
+
+
+def sync_failure_count_pk(ws: str) -> str:
+    return f"WS#{ws}#SYNCFAIL#COUNT"

@@ -1,7 +1,10 @@
-"""GET /v1/{ws}/fhir/status — counts from counters maintained on write (no table walks)."""
+"""GET /v1/{ws}/fhir/status — counts from counters maintained on write (no table walks); the
+connector fields (``last_poll_at``, ``sync_healthy``, ``connector_type``) from the workspace's
+active FHIR data sources (one Query of its bounded set of sources)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from uuid import UUID
 
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
@@ -20,17 +23,20 @@ def get_status(workspace_id: UUID):
     deps.authorize(fhir_status, workspace_id, READ)
     workspace = deps.workspaces().get(str(workspace_id))
     counts = deps.resources().store.counters(str(workspace_id))
+    from fhir_platform.connector.sources import fhir_sources_summary
+
+    sync = fhir_sources_summary(deps.data_sources().repo.list_all(str(workspace_id)), datetime.now(UTC))
     return json_response(
         200,
         FhirStatusResponse(
             configured=is_fhir_configured(workspace),
-            connector_type=workspace.get("connector_type"),
+            connector_type=workspace.get("connector_type") or sync["connector_type"],
             event_count=counts["event_count"],
             entity_count=counts["entity_count"],
             entity_type_counts=counts["entity_type_counts"],
             resource_type_counts=counts["resource_type_counts"],
-            last_poll_at=workspace.get("last_poll_at"),
+            last_poll_at=sync["last_poll_at"],
             last_change_at=counts["last_change_at"],
-            sync_healthy=None,
+            sync_healthy=sync["sync_healthy"],
         ),
     )

@@ -1,0 +1,12 @@
+"""Lambda entry point: EventBridge schedule -> queue the due (data source, resource type) polls."""
+
+from fhir_platform.connector.handlers import handle_schedule_event
+from fhir_platform.connector.scheduler import Scheduler
+from fhir_platform.observability import logger
+
+scheduler = Scheduler()
+
+
+@logger.inject_lambda_context(log_event=False)
+def handler(event, context):
+    return handle_schedule_event(event, scheduler)

@@ -1,0 +1,12 @@
+"""Lambda entry point: SQS poll message -> one inbound poll of the EHR (partial batch failures reported)."""
+
+from fhir_platform.connector.handlers import handle_sync_event
+from fhir_platform.connector.inbound import InboundPoller
+from fhir_platform.observability import logger
+
+poller = InboundPoller()
+
+
+@logger.inject_lambda_context(log_event=False)
+def handler(event, context):
+    return handle_sync_event(event, context, poller)

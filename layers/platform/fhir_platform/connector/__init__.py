@@ -1,0 +1,1 @@
+"""EHR connector: configuration, HTTP client and auth, schedules, inbound poll, scheduler."""

@@ -1,0 +1,37 @@
+"""Event handlers of the connector: EventBridge schedule → scheduler, SQS → inbound poll worker."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from fhir_platform.connector.inbound import InboundPoller
+from fhir_platform.connector.scheduler import Scheduler
+
+
+def handle_schedule_event(event: dict[str, Any], scheduler: Scheduler) -> dict[str, Any]:
+    run = scheduler.run()
+    return {"due_sources": run.due_sources, "queued": len(run.queued), "dropped": run.dropped}
+
+
+def handle_sync_event(event: dict[str, Any], context: Any, poller: InboundPoller) -> dict[str, Any]:
+    """One message = one poll. EHR faults are recorded by the poll itself (sync failures, cursor
+    held); only unexpected errors fail the record, which SQS then retries and dead-letters."""
+
+    def remaining() -> int:
+        getter = getattr(context, "get_remaining_time_in_millis", None)
+        return int(getter()) if callable(getter) else 10**9
+
+    def record_handler(record: SQSRecord) -> None:
+        body = json.loads(record.body)
+        poller.poll(body["workspace_id"], body["data_source_id"], body["resource_type"], remaining_ms=remaining)
+
+    return process_partial_response(
+        event=event,
+        record_handler=record_handler,
+        processor=BatchProcessor(EventType.SQS, raise_on_entire_batch_failure=False),
+        context=context,
+    )
