@@ -56,6 +56,7 @@ Script = Reply | Callable[[Seen], Reply]
 class Loopback:
     def __init__(self) -> None:
         self.requests: list[Seen] = []
+        self.errors: list[Exception] = []
         self._routes: dict[tuple[str, str], deque[Script]] = defaultdict(deque)
         self._lock = threading.Lock()
         self._closing = threading.Event()
@@ -70,7 +71,11 @@ class Loopback:
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 seen = Seen(self.command, self.path, dict(self.headers.items()), self.rfile.read(length))
-                reply = owner._next(seen)
+                try:
+                    reply = owner._next(seen)
+                except Exception as exc:  # a script's own assertion: reported by the fixture
+                    owner.errors.append(exc)
+                    reply = Reply(599, body="script failed", content_type="text/plain")
                 if reply.hang and owner._closing.wait(reply.hang):
                     return
                 if isinstance(reply.body, dict | list):
@@ -145,6 +150,8 @@ def server() -> Iterator[Loopback]:
     loop = Loopback()
     yield loop
     loop.close()
+    if loop.errors:  # an assertion inside a scripted reply (e.g. the token endpoint's checks) failed
+        raise loop.errors[0]
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ Nothing here logs a URL query, a header value, a token or a body: logs carry the
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from collections import Counter
@@ -47,6 +48,25 @@ _RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{0,63}$")
 _FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _NOT_RETRIED_5XX = frozenset({501, 505})
 _SUMMARY_CHARS = 160
+
+
+
+class _DropQueries(logging.Filter):
+    """urllib3 logs each request's full URL at DEBUG; a FHIR search query may carry PHI (names, birth
+    dates, identifiers), so its log records keep the path and lose the query."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                arg.split("?", 1)[0] + "?[query omitted]" if isinstance(arg, str) and "?" in arg else arg
+                for arg in record.args
+            )
+        return True
+
+
+_URLLIB3_LOG = logging.getLogger("urllib3.connectionpool")
+if not any(isinstance(f, _DropQueries) for f in _URLLIB3_LOG.filters):
+    _URLLIB3_LOG.addFilter(_DropQueries())
 
 
 # --------------------------------------------------------------------------------------------- errors
@@ -160,7 +180,8 @@ class RetryPolicy:
 
 @dataclass
 class ClientStats:
-    """Counters for benchmarks: every request sent (retries and token requests included)."""
+    """Counters for benchmarks: every request this client sent, retries included (a SMART token
+    provider counts its token requests in its own ``stats``)."""
 
     requests: int = 0
     retries: int = 0
@@ -504,7 +525,9 @@ class EhrClient:
     def follow(self, next_url: str) -> dict[str, Any]:
         """Fetch a Bundle's ``next`` link, after checking it stays under the base URL
         (:class:`OffOriginLink` otherwise; the link is then never requested)."""
-        return self._get_bundle(self._same_origin(next_url), None, op="follow")
+        url = self._same_origin(next_url)
+        rest = urlsplit(url).path[len(self._base.path.rstrip("/")) :].strip("/").split("/")[0]
+        return self._get_bundle(url, None, op=f"follow {rest}" if _RESOURCE_TYPE.match(rest) else "follow")
 
     def history(self, resource_type: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """``GET {base}/{type}/_history?params`` → the history Bundle."""
