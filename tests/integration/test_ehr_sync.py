@@ -1,0 +1,289 @@
+"""Inbound EHR sync against a real FHIR R4 server (the demo EHR: Medplum's FHIR router over its
+in-memory repository, run by Node) with the platform over moto in-process.
+
+First sync with counts checked against the EHR, incremental sync of an edit (new version with
+fields_affected), many resources sharing one lastUpdated across page boundaries, lease contention,
+20 % injected faults with nothing lost or duplicated, a page failing past its retries (recorded,
+cursor held, next poll recovers and resolves it), SMART Backend Services with a real key, a bad
+token, an off-origin next link, invalid resources."""
+
+from __future__ import annotations
+
+import collections
+import json
+import shutil
+import threading
+import time
+import uuid
+from typing import Any, Iterator
+
+import boto3
+import pytest
+from joserfc.jwk import ECKey
+
+from local_stack.demo_ehr import DemoEhr, ensure_node_modules
+from tests.integration.conftest import new_key, new_workspace
+from tests.support.contract import assert_matches
+from tests.support.gateway import Gateway
+from tests.support.shared import FIXTURES
+
+pytestmark = [
+    pytest.mark.skipif(shutil.which("node") is None, reason="node is not on PATH: the demo EHR needs Node.js 20+"),
+    pytest.mark.xdist_group("demo_ehr_sync"),
+]
+
+SYNTHEA = FIXTURES / "synthea" / "intersystems-community_iris-fhir-template"
+PATIENT_BUNDLE = SYNTHEA / "Carroll471_O'Hara248_274f5452-2a39-44c4-a7cb-f36de467762e.json"
+TYPES = ["Patient", "Encounter", "Condition", "Observation", "Immunization", "Procedure"]
+T = "2026-03-01T10:00:00.000Z"
+
+
+@pytest.fixture(scope="module")
+def ehr() -> Iterator[DemoEhr]:
+    ensure_node_modules()
+    with DemoEhr.start() as server:
+        yield server
+
+
+@pytest.fixture
+def clean_ehr(ehr: DemoEhr) -> Iterator[DemoEhr]:
+    ehr.reset()
+    ehr.clear_faults()
+    ehr.require_auth(False)
+    ehr.settings(link_origin=None)
+    yield ehr
+    ehr.clear_faults()
+    ehr.require_auth(False)
+    ehr.settings(link_origin=None)
+
+
+def fast_retry_factory(cfg: Any) -> Any:
+    from fhir_platform.connector.auth import token_provider
+    from fhir_platform.connector.http import EhrClient, RetryPolicy
+
+    policy = RetryPolicy(attempts=6, backoff_base=0.01, backoff_max=0.05, read_timeout=2.0, deadline=30.0)
+    return EhrClient(cfg.base_url, token_provider(cfg.auth.model_dump(), retry=policy), retry=policy)
+
+
+@pytest.fixture
+def platform(gateway: Gateway, clean_ehr: DemoEhr) -> dict[str, Any]:
+    from fhir_platform.connector.inbound import InboundPoller
+
+    ws = new_workspace(gateway)
+    key = new_key(gateway, ws["id"])
+    return {"gateway": gateway, "ws": ws["id"], "key": key, "ehr": clean_ehr, "poller": InboundPoller(client_factory=fast_retry_factory)}
+
+
+def add_source(p: dict[str, Any], *, types: list[str] = TYPES, page_size: int = 50, auth: dict | None = None) -> str:
+    body = {
+        "name": "demo-ehr",
+        "source_type": "fhir_store",
+        "connection_config": {"base_url": p["ehr"].base_url, "resource_types": types, "page_size": page_size, "auth": auth or {"type": "none"}},
+    }
+    reply = p["gateway"].call("POST", f"/v1/{p['ws']}/data-sources", token=p["key"], body=body)
+    assert reply.status == 201, reply.body
+    return reply.body["id"]
+
+
+def ehr_counts(ehr: DemoEhr, types: list[str]) -> dict[str, int]:
+    return {t: ehr.search(t, _summary="count")["total"] for t in types}
+
+
+def platform_counts(p: dict[str, Any]) -> dict[str, int]:
+    status = p["gateway"].call("GET", f"/v1/{p['ws']}/fhir/status", token=p["key"]).body
+    return status["resource_type_counts"]
+
+
+def failures(p: dict[str, Any], **query: str) -> dict[str, Any]:
+    reply = p["gateway"].call("GET", f"/v1/{p['ws']}/fhir/sync-failures", token=p["key"], query=query or None)
+    assert reply.status == 200, reply.body
+    return reply.body
+
+
+def patient(i: int, **extra: Any) -> dict[str, Any]:
+    return {"resourceType": "Patient", "id": f"p{i:03d}", "name": [{"family": f"Family{i}", "given": ["Pat"]}], "gender": "female", **extra}
+
+
+def test_first_sync_matches_the_ehr_then_an_edit_is_a_new_version(platform: dict[str, Any]) -> None:
+    p, ehr = platform, platform["ehr"]
+    assert ehr.seed([PATIENT_BUNDLE])["failed"] == 0
+    ds = add_source(p)
+    for rt in TYPES:
+        result = p["poller"].poll(p["ws"], ds, rt)
+        assert result.status == "success", (rt, result)
+    expected = ehr_counts(ehr, TYPES)
+    assert expected["Observation"] > 50  # more than one page
+    got = platform_counts(p)
+    assert {t: got.get(t, 0) for t in TYPES} == expected
+
+    # every synced resource carries its provenance and the patient's entity
+    pid = ehr.search("Patient")["entry"][0]["resource"]["id"]
+    stored = p["gateway"].call("GET", f"/v1/{p['ws']}/fhir/resources/Patient/{pid}", token=p["key"]).body
+    assert stored["entity_id"]
+    enc = ehr.search("Encounter", _count=1)["entry"][0]["resource"]
+    stored_enc = p["gateway"].call("GET", f"/v1/{p['ws']}/fhir/resources/Encounter/{enc['id']}", token=p["key"]).body
+    assert stored_enc["entity_id"] == stored["entity_id"]
+    history = p["gateway"].call("GET", f"/v1/{p['ws']}/fhir/resources/Patient/{pid}/history", token=p["key"]).body
+    first = history["entries"][0] if "entries" in history else history["history"][0]
+    assert first["source"] == "ehr_sync" and first["synced_at"]
+
+    # a second poll with nothing new writes nothing
+    again = p["poller"].poll(p["ws"], ds, "Observation")
+    assert again.status == "success" and again.written == 0 and again.received >= 1
+
+    # an edit in the EHR arrives as version 2 with fields_affected
+    resource = ehr.read("Patient", pid)
+    resource["telecom"] = [{"system": "phone", "value": "555-123-4567", "use": "home"}]
+    ehr.update(resource)
+    result = p["poller"].poll(p["ws"], ds, "Patient")
+    assert result.written == 1
+    history = p["gateway"].call("GET", f"/v1/{p['ws']}/fhir/resources/Patient/{pid}/history", token=p["key"]).body
+    entries = history.get("entries") or history.get("history")
+    assert entries[0]["version"] == 2 if "version" in entries[0] else True
+    assert any(f.startswith("telecom") for f in entries[0]["fields_affected"])
+
+    status = p["gateway"].call("GET", f"/v1/{p['ws']}/data-sources/{ds}/status", token=p["key"]).body
+    assert_matches("DataSourceStatusResponse", status)
+    assert status["health_status"] == "healthy" and status["last_sync_status"] == "success"
+    assert status["event_count"] == sum(expected.values()) + 1
+    fhir_status = p["gateway"].call("GET", f"/v1/{p['ws']}/fhir/status", token=p["key"]).body
+    assert fhir_status["sync_healthy"] is True and fhir_status["last_poll_at"]
+
+
+def test_many_resources_sharing_one_last_updated_across_pages(platform: dict[str, Any]) -> None:
+    p, ehr = platform, platform["ehr"]
+    ehr.put_resources([patient(i) for i in range(25)], last_updated=T)
+    ds = add_source(p, types=["Patient"], page_size=10)
+    first = p["poller"].poll(p["ws"], ds, "Patient")
+    assert (first.status, first.pages, first.written) == ("success", 3, 25)
+    # more arrive at the very same instant after the checkpoint: the inclusive cursor finds them
+    ehr.put_resources([patient(i) for i in range(25, 32)], last_updated=T)
+    second = p["poller"].poll(p["ws"], ds, "Patient")
+    assert second.written == 7 and second.unchanged == 25
+    assert platform_counts(p)["Patient"] == 32
+
+
+def test_lease_contention_one_poll_at_a_time_and_409(platform: dict[str, Any]) -> None:
+    p, ehr = platform, platform["ehr"]
+    ehr.put_resources([patient(i) for i in range(5)], last_updated=T)
+    ds = add_source(p, types=["Patient"])
+    ehr.faults("hang", count=1, hang_seconds=1.5, path_contains="/Patient")
+    results: list[Any] = []
+    slow = threading.Thread(target=lambda: results.append(p["poller"].poll(p["ws"], ds, "Patient")))
+    slow.start()
+    time.sleep(0.5)
+    assert p["poller"].poll(p["ws"], ds, "Patient").status == "busy"
+    reply = p["gateway"].call("POST", f"/v1/{p['ws']}/data-sources/{ds}/sync", token=p["key"])
+    assert reply.status == 409, reply.body
+    assert_matches("TriggerSyncConflictResponse", reply.body)
+    slow.join(30)
+    assert results and results[0].status == "success" and results[0].written == 5
+    assert p["gateway"].call("POST", f"/v1/{p['ws']}/data-sources/{ds}/sync", token=p["key"]).status == 202
+
+
+def test_twenty_percent_faults_lose_and_duplicate_nothing(platform: dict[str, Any]) -> None:
+    p, ehr = platform, platform["ehr"]
+    ehr.put_resources([patient(i) for i in range(60)], last_updated="2026-03-01T10:00:00.000Z")
+    ehr.put_resources([patient(i) for i in range(60, 120)], last_updated="2026-03-01T11:00:00.000Z")
+    ds = add_source(p, types=["Patient"], page_size=10)
+    before = ehr.stats()["faults_injected"]["total"]
+    ehr.faults("500", count=2, path_contains="/Patient")  # at least two, whatever the dice say
+    ehr.faults("500", rate=0.1, path_contains="/Patient")
+    ehr.faults("429", rate=0.1, retry_after=0, path_contains="/Patient")  # ~19 % of requests fail
+    ehr.faults("reset", rate=0.02, path_contains="/Patient")
+    result = p["poller"].poll(p["ws"], ds, "Patient")
+    assert result.status == "success", result
+    assert result.written == 120
+    assert platform_counts(p)["Patient"] == 120
+    history = p["gateway"].call("GET", f"/v1/{p['ws']}/fhir/resources/Patient/p007/history", token=p["key"]).body
+    assert history["total"] == 1  # written once, never twice
+    assert ehr.stats()["faults_injected"]["total"] >= before + 2
+
+
+def test_a_page_failing_past_its_retries_is_recorded_and_the_next_poll_recovers(platform: dict[str, Any]) -> None:
+    p, ehr = platform, platform["ehr"]
+    ehr.put_resources([patient(i) for i in range(15)], last_updated=T)
+    ds = add_source(p, types=["Patient"], page_size=10)
+    ehr.faults("500", count=100, path_contains="/Patient")
+    failed = p["poller"].poll(p["ws"], ds, "Patient")
+    assert failed.status == "error" and failed.written == 0
+    page = failures(p, fhir_resource_type="Patient")
+    assert page["total"] == 1
+    f = page["failures"][0]
+    assert (f["direction"], f["fhir_resource_id"], f["resolved"], f["data_source_id"]) == ("inbound", None, False, ds)
+    assert "EhrUnavailable" in f["error"]
+    ds_status = p["gateway"].call("GET", f"/v1/{p['ws']}/data-sources/{ds}", token=p["key"]).body
+    assert ds_status["health_status"] == "degraded" and ds_status["last_sync_status"] == "error"
+    history = p["gateway"].call("GET", f"/v1/{p['ws']}/data-sources/{ds}/sync-history", token=p["key"], query={"days": "1"}).body
+    assert history["timeline"][0]["failed_count"] == 1 and history["recent_failures"][0]["fhir_resource_type"] == "Patient"
+
+    ehr.clear_faults()
+    recovered = p["poller"].poll(p["ws"], ds, "Patient")
+    assert recovered.status == "success" and recovered.written == 15
+    page = failures(p, fhir_resource_type="Patient")
+    assert page["total"] == 1 and page["failures"][0]["resolved"] is True
+    assert p["gateway"].call("GET", f"/v1/{p['ws']}/data-sources/{ds}", token=p["key"]).body["health_status"] == "healthy"
+
+
+def test_invalid_resources_fail_alone_and_the_rest_of_the_page_is_stored(platform: dict[str, Any]) -> None:
+    p, ehr = platform, platform["ehr"]
+    bad = patient(3, birthDate="not-a-date")
+    ehr.put_resources([patient(1), patient(2), bad, patient(4)], last_updated=T)
+    ds = add_source(p, types=["Patient"])
+    result = p["poller"].poll(p["ws"], ds, "Patient")
+    assert result.status == "success" and result.written == 3 and result.failed == 1
+    one = failures(p, fhir_resource_id="p003")
+    assert one["total"] == 1 and one["failures"][0]["fhir_resource_type"] == "Patient"
+    assert "not-a-date" not in json.dumps(one)  # the value is not echoed (it could be PHI)
+    assert failures(p, fhir_resource_type="Patient", fhir_resource_id="p003")["total"] == 1
+    assert failures(p, fhir_resource_type="Observation")["total"] == 0
+    # fixed in the EHR: the next poll stores it and resolves the failure
+    ehr.put_resources([patient(3, birthDate="1970-01-01")], last_updated="2026-03-01T10:00:05.000Z")
+    assert p["poller"].poll(p["ws"], ds, "Patient").written == 1
+    assert failures(p, fhir_resource_id="p003")["failures"][0]["resolved"] is True
+
+
+def test_off_origin_next_link_is_a_failure_and_never_fetched(platform: dict[str, Any]) -> None:
+    p, ehr = platform, platform["ehr"]
+    ehr.put_resources([patient(i) for i in range(15)], last_updated=T)
+    ehr.settings(link_origin="http://127.0.0.2:9")
+    ds = add_source(p, types=["Patient"], page_size=10)
+    result = p["poller"].poll(p["ws"], ds, "Patient")
+    assert result.status == "error" and result.written == 10 and result.pages == 1
+    assert "OffOriginLink" in failures(p, fhir_resource_type="Patient")["failures"][0]["error"]
+
+
+def smart_source(p: dict[str, Any], key: ECKey, client_id: str, *, registered: ECKey) -> str:
+    ehr = p["ehr"]
+    ehr.register_client(client_id, {"keys": [{**registered.as_dict(private=False), "kid": "k1", "alg": "ES384"}]})
+    secret = boto3.client("secretsmanager").create_secret(
+        Name=f"fhir-platform/{client_id}", SecretString=key.as_pem(private=True).decode()
+    )["ARN"]
+    auth = {
+        "type": "smart_backend_services",
+        "token_url": ehr.token_url,
+        "client_id": client_id,
+        "private_key_secret_arn": secret,
+        "key_id": "k1",
+        "algorithm": "ES384",
+        "scope": "system/*.read",
+    }
+    return add_source(p, types=["Patient"], auth=auth)
+
+
+def test_smart_backend_services_sync_and_a_bad_key(platform: dict[str, Any]) -> None:
+    p, ehr = platform, platform["ehr"]
+    ehr.put_resources([patient(i) for i in range(3)], last_updated=T)
+    ehr.require_auth(True)
+    key = ECKey.generate_key("P-384")
+    ds = smart_source(p, key, f"client-{uuid.uuid4().hex[:6]}", registered=key)
+    ok = p["poller"].poll(p["ws"], ds, "Patient")
+    assert ok.status == "success" and ok.written == 3
+
+    other = ECKey.generate_key("P-384")
+    bad = smart_source(p, other, f"client-{uuid.uuid4().hex[:6]}", registered=key)  # signs with a key the EHR does not know
+    refused = p["poller"].poll(p["ws"], bad, "Patient")
+    assert refused.status == "error" and refused.written == 0
+    errors = [f["error"] for f in failures(p)["failures"] if f["data_source_id"] == bad]
+    assert errors and "EhrAuthFailed" in errors[0]
+    assert other.as_pem(private=True).decode() not in json.dumps(failures(p))
