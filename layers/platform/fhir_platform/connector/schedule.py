@@ -180,10 +180,10 @@ def _parse_rate(text: str, body: str) -> RateSchedule:
     if unit != expected:
         rule = "singular for a value of 1" if value == 1 else "plural for a value above 1"
         raise ScheduleError(f"{text}: unit must be {rule}: rate({value} {expected})")
-    period = value * _RATE_UNITS[singular]
-    if period > MAX_RATE_PERIOD:
+    unit_seconds = int(_RATE_UNITS[singular].total_seconds())
+    if value * unit_seconds > MAX_RATE_PERIOD.total_seconds():  # ints: no timedelta overflow
         raise ScheduleError(f"{text}: period is longer than {MAX_RATE_PERIOD.days} days")
-    return RateSchedule(expression=text, period=period)
+    return RateSchedule(expression=text, period=timedelta(seconds=value * unit_seconds))
 
 
 # --- cron fields ---------------------------------------------------------------------------
@@ -201,7 +201,7 @@ class _FieldSpec:
     high: int
     names: Mapping[str, int] = field(default_factory=dict)
     names_hint: str = ""  # e.g. " or JAN-DEC"
-    wrap_hint: str = ""  # how to write a range that would wrap
+    wraps: bool = True  # a range may run past the end back to the start (FRI-MON, 22-2)
 
     def where(self, text: str) -> str:
         return f"{self.name} field {text!r}"
@@ -234,10 +234,8 @@ class _FieldSpec:
             elif "-" in base:
                 a, _, b = base.partition("-")
                 start, end = self.value(a, whole), self.value(b, whole)
-                if start > end:
-                    raise ScheduleError(
-                        f"{self.where(whole)}: range {base} runs backwards{self.wrap_hint}"
-                    )
+                if start > end and not self.wraps:
+                    raise ScheduleError(f"{self.where(whole)}: range {base} runs backwards")
             else:
                 start = self.value(base, whole)
                 end = self.high if slash else start  # EventBridge: 0/15 means 0, 15, 30, 45
@@ -254,7 +252,11 @@ class _FieldSpec:
                         f"{self.where(whole)}: increment {step} is larger than the field's "
                         f"range {self.low}-{self.high}"
                     )
-            result.update(range(start, end + 1, step))
+            if start <= end:
+                sequence = list(range(start, end + 1))
+            else:  # Quartz (and so EventBridge) wraps: SAT-SUN is 7,1; 22-2 is 22,23,0,1,2
+                sequence = list(range(start, self.high + 1)) + list(range(self.low, end + 1))
+            result.update(sequence[::step])
         return result
 
 
@@ -262,10 +264,8 @@ _MINUTES = _FieldSpec("Minutes", 0, 59)
 _HOURS = _FieldSpec("Hours", 0, 23)
 _DOM = _FieldSpec("Day-of-month", 1, 31)
 _MONTH = _FieldSpec("Month", 1, 12, _MONTH_NAMES, " or JAN-DEC")
-_DOW = _FieldSpec(
-    "Day-of-week", 1, 7, _CRON_DAY_NAMES, " or SUN-SAT, 1 = SUN", " (write FRI-SAT,SUN-MON)"
-)
-_YEAR = _FieldSpec("Year", 1970, 2199)
+_DOW = _FieldSpec("Day-of-week", 1, 7, _CRON_DAY_NAMES, " or SUN-SAT, 1 = SUN")
+_YEAR = _FieldSpec("Year", 1970, 2199, wraps=False)
 
 _CRON_FIELDS = "Minutes Hours Day-of-month Month Day-of-week Year"
 
