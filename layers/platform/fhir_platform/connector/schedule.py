@@ -24,7 +24,6 @@ at 2199): a match in a year that is not listed jumps to the next listed year.
 from __future__ import annotations
 
 import re
-import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
@@ -121,7 +120,7 @@ class CronSchedule:
         gaps = [b - a for a, b in zip(firings, firings[1:])]
         if not gaps:
             return MAX_RATE_PERIOD
-        return statistics.median_low(gaps)
+        return sorted(gaps)[(len(gaps) - 1) // 2]  # the lower median: an actual gap
 
 
 Schedule = RateSchedule | CronSchedule
@@ -401,7 +400,6 @@ def parse_cadence(obj: Any) -> dict[str, Schedule]:
 _WEEKDAYS = "MON TUE WED THU FRI SAT SUN".split()  # index = datetime.weekday()
 _HHMM_RE = re.compile(r"(?P<h>[01]\d|2[0-3]):(?P<m>[0-5]\d)")
 _BUSINESS_HOURS_KEYS = ("timezone", "days", "start", "end")
-_DAY_SECONDS = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -675,7 +673,7 @@ def validate_cadence(v: Mapping[str, str] | None) -> dict[str, str] | None:
 
 
 def validate_business_hours(v: Mapping[str, Any] | None) -> dict[str, str] | None:
-    """``connection_config.business_hours``: returned normalised (days listed MON..SUN)."""
+    """``connection_config.business_hours``: returned normalised (days upper-cased)."""
     if v is None:
         return None
     return parse_business_hours(v).to_config()
