@@ -90,9 +90,10 @@ def test_invalid_rates_say_what_is_wrong(expr, message):
     assert message in str(err.value)
 
 
-def test_schedule_must_be_a_string():
-    with pytest.raises(ScheduleError, match="must be a string, got int"):
-        parse_schedule(5)  # type: ignore[arg-type]
+@pytest.mark.parametrize(("value", "kind"), [(5, "int"), (["rate(5 minutes)"], "list"), (None, "NoneType")])
+def test_schedule_must_be_a_string(value, kind):
+    with pytest.raises(ScheduleError, match=f"must be a string, got {kind}"):
+        parse_schedule(value)  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,6 +194,7 @@ def test_naive_datetimes_are_refused():
         ("cron(0 18 ? * MON-FRI *)", timedelta(days=1)),
         ("cron(0 12 ? * MON *)", timedelta(days=7)),
         ("cron(0 0 1 1 ? 2030)", MAX_RATE_PERIOD),  # fires once: no period
+        ("cron(0 0 1 1 ? 2030,2032,2040)", timedelta(days=730)),  # gaps 730 and 2922 days
     ],
 )
 def test_cron_interval_hint_is_the_typical_gap(expr, hint):
@@ -472,6 +474,8 @@ def test_cadence_errors_name_the_resource_type():
         parse_cadence({"Appointments": "rate(5 minutes)"})
     with pytest.raises(ScheduleError, match="cadence must be an object"):
         parse_cadence(["rate(5 minutes)"])
+    with pytest.raises(ScheduleError, match=r"cadence\.Patient: schedule must be a string, got list"):
+        parse_cadence({"Patient": ["rate(5 minutes)"]})
 
 
 # ---------------------------------------------------------------------------------------------

@@ -24,10 +24,11 @@ at 2199): a match in a year that is not listed jumps to the next listed year.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
-from functools import cached_property
+from functools import cached_property, lru_cache
+from itertools import islice
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -86,18 +87,23 @@ class CronSchedule:
 
         None is possible only with a year field whose last listed year is past.
         """
-        start = _aware_utc(t)
+        return next(self._firings(_aware_utc(t)), None)
+
+    def _firings(self, start: datetime) -> Iterator[datetime]:
+        """Firings strictly after ``start``, in order (one croniter while the year allows)."""
         while True:
-            try:
-                candidate = croniter(self.croniter_expr, start, day_or=False).get_next(datetime)
-            except CroniterBadDateError:  # no match within croniter's search horizon
-                return None
-            candidate = candidate.astimezone(UTC)
-            if self.years is None or candidate.year in self.years:
-                return candidate
+            iterator = croniter(self.croniter_expr, start, day_or=False)
+            while True:
+                try:
+                    candidate = iterator.get_next(datetime).astimezone(UTC)
+                except CroniterBadDateError:  # no match within croniter's search horizon
+                    return
+                if self.years is not None and candidate.year not in self.years:
+                    break
+                yield candidate
             later = [y for y in self.years if y > candidate.year]
             if not later:
-                return None
+                return
             # One second before 1 January of the next listed year, so a firing at 00:00 counts.
             start = datetime(later[0], 1, 1, tzinfo=UTC) - timedelta(seconds=1)
 
@@ -112,11 +118,8 @@ class CronSchedule:
         ``cron(0/5 8-17 ? * MON-FRI *)`` has a typical gap of 5 minutes. A schedule that fires
         once (year-bounded) has no period; its hint is ``MAX_RATE_PERIOD``.
         """
-        firing = self.next_after(_HINT_REFERENCE) or self.next_after(_EPOCH)
-        firings: list[datetime] = []
-        while firing is not None and len(firings) < _HINT_SAMPLE:
-            firings.append(firing)
-            firing = self.next_after(firing)
+        start = _HINT_REFERENCE if self.next_after(_HINT_REFERENCE) else _EPOCH
+        firings = list(islice(self._firings(start), _HINT_SAMPLE))
         gaps = [b - a for a, b in zip(firings, firings[1:])]
         if not gaps:
             return MAX_RATE_PERIOD
@@ -127,7 +130,7 @@ Schedule = RateSchedule | CronSchedule
 
 _HINT_REFERENCE = datetime(2024, 1, 1, tzinfo=UTC)  # a Monday: samples start with a working week
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC) - timedelta(seconds=1)
-_HINT_SAMPLE = 64
+_HINT_SAMPLE = 32
 
 _RATE_RE = re.compile(r"rate\((?P<body>.*)\)", re.DOTALL)
 _CRON_RE = re.compile(r"cron\((?P<body>.*)\)", re.DOTALL)
@@ -141,7 +144,13 @@ def parse_schedule(expr: str) -> Schedule:
     """
     if not isinstance(expr, str):
         raise ScheduleError(f"schedule must be a string, got {type(expr).__name__}")
-    text = expr.strip()
+    return _parse_schedule_text(expr.strip())
+
+
+# Schedules are immutable, so parsed ones are shared: a scheduler run or a data-source list parses
+# the same few expressions again, and a cron's interval hint is then worked out once.
+@lru_cache(maxsize=1024)
+def _parse_schedule_text(text: str) -> Schedule:
     if not text:
         raise ScheduleError("schedule is empty; expected rate(value unit) or cron(6 fields)")
     if len(text) > MAX_EXPRESSION_LENGTH:
