@@ -154,3 +154,15 @@ def test_bucket_triggered_functions_do_not_depend_on_their_bucket() -> None:
                 bucket = event["Properties"]["Bucket"]["Ref"]
                 own = _references({k: v for k, v in res["Properties"].items() if k != "Events"})
                 assert bucket not in own | globals_refs, name
+
+
+def test_layer_requirements_match_the_package_dependencies() -> None:
+    """``sam build`` installs the layer from requirements.txt: every runtime dependency of the
+    package (boto3 aside, which Lambda provides) must be there, at the same pin."""
+    import tomllib
+
+    declared = tomllib.loads((ROOT / "layers/platform/pyproject.toml").read_text())["project"]["dependencies"]
+    wanted = {d for d in declared if not d.startswith("boto3")}
+    lines = (ROOT / "layers/platform/requirements.txt").read_text().splitlines()
+    listed = {line.strip() for line in lines if line.strip() and not line.startswith("#")}
+    assert wanted == listed

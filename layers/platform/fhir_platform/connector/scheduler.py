@@ -21,6 +21,9 @@ from fhir_platform.storage.data_sources import DataSourceRepository
 from fhir_platform.storage.sync_queue import SyncQueue
 
 
+MAX_ROUNDS = 25  # ≤ 10,000 due sources per run (the rest are found by the next minute's run)
+
+
 @dataclass
 class SchedulerRun:
     due_sources: int = 0
@@ -40,14 +43,22 @@ class Scheduler:
         self.clock = clock
 
     def run(self) -> SchedulerRun:
-        from fhir_platform.connector.schedule import due_types, parse_business_hours, parse_schedule
-
         now = self.clock()
         run = SchedulerRun()
-        due = self.sources.due(iso(now))
-        run.due_sources = len(due)
-        if not due:
-            return run
+        seen: set[tuple[str, str, str]] = set()
+        for _ in range(MAX_ROUNDS):  # each round takes ≤ 100 due entries per shard and moves them on
+            due = [d for d in self.sources.due(iso(now)) if d not in seen]
+            if not due:
+                break  # nothing due, or only entries this run could not move (a concurrent change)
+            seen.update(due)
+            run.due_sources += len(due)
+            self._round(now, due, run)
+        logger.info("sync scheduler run", extra={"due_sources": run.due_sources, "queued": len(run.queued), "dropped": run.dropped})
+        return run
+
+    def _round(self, now: datetime, due: list[tuple[str, str, str]], run: SchedulerRun) -> None:
+        from fhir_platform.connector.schedule import due_types, parse_business_hours, parse_schedule
+
         found = self.sources.get_many([(ws, ds) for ws, ds, _ in due])
         for ws, ds, due_at in due:
             source = found.get((ws, ds))
@@ -78,5 +89,3 @@ class Scheduler:
                 self.queue.send(ws, ds, types, reason="scheduled", requested_at=queued_at)
                 run.queued += [(ws, ds, t) for t in types]
             self.sources.mark_queued(ws, ds, types, queued_at, due_at, new_due)
-        logger.info("sync scheduler run", extra={"due_sources": run.due_sources, "queued": len(run.queued), "dropped": run.dropped})
-        return run
