@@ -662,8 +662,8 @@ function scopeAllows(scopes, resourceType, write) {
     const [, type, perm] = m;
     if (type !== '*' && type !== resourceType) return false;
     if (perm === '*') return true;
-    if (write) return perm === 'write' || /[cud]/.test(perm);
-    return perm === 'read' || /[rs]/.test(perm);
+    if (perm === 'read' || perm === 'write') return perm === (write ? 'write' : 'read');
+    return write ? /[cud]/.test(perm) : /[rs]/.test(perm); // SMART v2: system/*.cruds, system/*.rs
   });
 }
 
