@@ -260,7 +260,7 @@ function historyBundle(events) {
 // State
 // ---------------------------------------------------------------------------------------------
 
-const { values: args } = parseArgs({
+const { values: args } = parseCommandLine({
   options: {
     port: { type: 'string', default: '8090' },
     host: { type: 'string', default: '127.0.0.1' },
@@ -273,6 +273,17 @@ const { values: args } = parseArgs({
   },
   strict: true,
 });
+
+function parseCommandLine(config) {
+  try {
+    const parsed = parseArgs(config);
+    parsePositiveInt(parsed.values['token-ttl'], '--token-ttl');
+    return parsed;
+  } catch (err) {
+    process.stderr.write(`demo EHR: ${err.message}\n`);
+    process.exit(2);
+  }
+}
 
 const state = {
   requireAuth: args['require-auth'],
@@ -711,11 +722,15 @@ async function handleFhir(req, res, url, rest, logInfo) {
   }
   if (url.searchParams.has('_count')) parseCount(url.searchParams.get('_count'));
 
+  // An update that creates the resource is a 201 in FHIR; MemoryRepository answers 200 either way.
+  const createsByUpdate =
+    interaction === 'update' && found?.params?.id !== undefined && !repo.resources.get(resourceType)?.has(found.params.id);
   const [oo, resource] = await router.handleRequest(
     { method, url: routeUrl, pathname: '', body, params: {}, query: {}, headers: req.headers, config: {} },
     repo
   );
-  const status = getStatus(oo);
+  let status = getStatus(oo);
+  if (status === 200 && createsByUpdate) status = 201;
   if (!resource) {
     return sendOutcome(res, status, oo);
   }
@@ -999,8 +1014,8 @@ async function main() {
   loadDefinitions();
   if (args.seed.length) {
     const result = await seedFiles(args.seed);
+    // Only counts: an entry's error text can quote resource content.
     log(`seeded ${result.files} bundle(s): ${result.created} created, ${result.failed} failed`);
-    for (const e of result.errors) log(`seed error: ${e}`);
   }
   const server = http.createServer((req, res) => {
     handle(req, res).catch((err) => log(`unhandled ${err?.stack ?? err}`));

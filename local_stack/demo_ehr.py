@@ -292,3 +292,32 @@ def _terminate(process: subprocess.Popen[str]) -> None:
                 process.wait()
     elif process.stdin:
         process.stdin.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m local_stack.demo_ehr [--port N] [--require-auth] [SEED ...]``: run it until Ctrl-C."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m local_stack.demo_ehr", description=main.__doc__)
+    parser.add_argument("--port", type=int, default=8090)
+    parser.add_argument("--require-auth", action="store_true")
+    parser.add_argument("seed", nargs="*", help="transaction bundles, or directories of them")
+    options = parser.parse_args(argv)
+    try:
+        ensure_node_modules()
+        ehr = DemoEhr.start(seed=options.seed, require_auth=options.require_auth, port=options.port)
+    except (NodeUnavailable, DemoEhrFailed) as exc:
+        print(f"demo EHR: {exc}")
+        return 1
+    print(f"FHIR base  {ehr.base_url}\ntoken URL  {ehr.token_url}\nadmin API  {ehr.origin}/admin/ (ehr_server/README.md)")
+    try:
+        ehr.process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        ehr.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -50,6 +50,7 @@ def ehr() -> Iterator[DemoEhr]:
         result = server.seed([PATIENT_VIA_ADMIN])
         assert result["failed"] == 0, result["errors"]
         yield server
+    assert server.process.returncode == 0  # stdin closed: the server stopped cleanly
 
 
 @pytest.fixture(autouse=True)
@@ -107,6 +108,41 @@ def test_last_updated_search_pages_in_order_with_same_origin_next_links(ehr: Dem
     assert pages == -(-expected // 50)
     assert len(seen) == len(set(seen)) == expected
     assert stamps == sorted(stamps, key=lambda s: datetime.fromisoformat(s.replace("Z", "+00:00")))
+
+
+def test_transaction_over_http_resolves_placeholders(ehr: DemoEhr) -> None:
+    patient_ref = f"urn:uuid:{uuid.uuid4()}"
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"fullUrl": patient_ref, "resource": {"resourceType": "Patient", "name": [{"family": "Tx"}]},
+             "request": {"method": "POST", "url": "Patient"}},
+            {"resource": {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                          "subject": {"reference": patient_ref}},
+             "request": {"method": "POST", "url": "Observation"}},
+        ],
+    }
+    response = requests.post(ehr.base_url, json=bundle, headers={"Content-Type": FHIR_JSON}, timeout=30)
+    assert response.status_code == 200
+    result = response.json()
+    assert result["type"] == "transaction-response"
+    assert [e["response"]["status"] for e in result["entry"]] == ["201", "201"]
+    patient_location, observation_location = (e["response"]["location"] for e in result["entry"])
+    observation = ehr.read(*observation_location.split("/")[:2])
+    assert observation["subject"]["reference"] == "/".join(patient_location.split("/")[:2])
+    for location in (observation_location, patient_location):
+        requests.delete(f"{ehr.base_url}/{'/'.join(location.split('/')[:2])}", timeout=30)
+
+
+def test_update_that_creates_answers_201(ehr: DemoEhr) -> None:
+    resource_id = f"put-{uuid.uuid4().hex[:12]}"
+    url = f"{ehr.base_url}/Basic/{resource_id}"
+    body = {"resourceType": "Basic", "id": resource_id, "code": {"text": "x"}}
+    first = requests.put(url, json=body, headers={"Content-Type": FHIR_JSON}, timeout=30)
+    assert first.status_code == 201 and first.headers["Location"].startswith(url + "/_history/")
+    assert requests.put(url, json=body, headers={"Content-Type": FHIR_JSON}, timeout=30).status_code == 200
+    requests.delete(url, timeout=30)
 
 
 def test_count_is_capped_at_1000_and_defaults_to_20(ehr: DemoEhr) -> None:
