@@ -44,7 +44,7 @@ const ASSERTION_MAX_LIFETIME_S = 300;
 const CLOCK_SKEW_S = 5;
 const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
 const FHIR_ID = /^[A-Za-z0-9\-.]{1,64}$/;
-const SCOPE = /^system\/(\*|[A-Z][A-Za-z]+)\.(read|write|\*|c?r?u?d?s?)$/;
+const SCOPE = /^system\/(\*|[A-Z][A-Za-z]+)\.(read|write|\*|(?=[cruds])c?r?u?d?s?)$/;
 
 // ---------------------------------------------------------------------------------------------
 // Repository: MemoryRepository with the behaviour a FHIR server needs and it lacks.

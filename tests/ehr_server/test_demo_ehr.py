@@ -341,6 +341,29 @@ def test_read_only_scope_cannot_write(ehr: DemoEhr, keys: dict[str, Any]) -> Non
     assert write.json()["issue"][0]["code"] == "forbidden"
 
 
+@pytest.mark.parametrize(
+    ("scope", "granted", "patient_read", "observation_read", "patient_write"),
+    [
+        ("system/Patient.rs", "system/Patient.rs", 200, 403, 403),
+        ("system/*.cruds", "system/*.cruds", 200, 200, 201),
+        ("system/Patient.* system/*. launch", "system/Patient.*", 200, 403, 201),
+    ],
+)
+def test_scope_rules(ehr: DemoEhr, keys: dict[str, Any], scope: str, granted: str,
+                     patient_read: int, observation_read: int, patient_write: int) -> None:
+    token = _token_request(ehr, _assertion(keys["ES384"], "ES384", ehr.token_url), scope=scope).json()
+    assert token["scope"] == granted
+    ehr.require_auth(True)
+    bearer = {"Authorization": f"Bearer {token['access_token']}"}
+    assert requests.get(f"{ehr.base_url}/Patient", headers=bearer, timeout=30).status_code == patient_read
+    assert requests.get(f"{ehr.base_url}/Observation", headers=bearer, timeout=30).status_code == observation_read
+    write = requests.post(f"{ehr.base_url}/Patient", json={"resourceType": "Patient"},
+                          headers={**bearer, "Content-Type": FHIR_JSON}, timeout=30)
+    assert write.status_code == patient_write
+    if write.status_code == 201:
+        requests.delete(f"{ehr.base_url}/Patient/{write.json()['id']}", headers=bearer, timeout=30)
+
+
 def test_an_expired_access_token_gets_401(ehr: DemoEhr, keys: dict[str, Any]) -> None:
     ehr.settings(token_ttl=1)
     token = _token_request(ehr, _assertion(keys["RS384"], "RS384", ehr.token_url)).json()
