@@ -111,12 +111,16 @@ class DemoRepository extends MemoryRepository {
 
   // MemoryRepository.readHistory reverses its stored array in place (each call flips the order)
   // and 404s once the resource is deleted; this one returns newest first, deletions included.
-  async readHistory(type, id) {
+  async readHistory(type, id, options) {
     const events = this.timeline(type, id);
     if (!events.length) {
       throw new OperationOutcomeError(notFound);
     }
-    return historyBundle(events.reverse());
+    const bundle = historyBundle(events.reverse());
+    const offset = options?.offset ?? 0;
+    bundle.entry = bundle.entry?.slice(offset, offset + effectiveCount(options?.limit));
+    if (!bundle.entry?.length) delete bundle.entry;
+    return bundle;
   }
 
   // Type-level _history (MemoryRepository has none): every version and deletion of the type,

@@ -216,6 +216,22 @@ def test_create_update_if_match_delete_gone_and_history(ehr: DemoEhr) -> None:
     assert mine == ["DELETE", "PUT", "POST"]
 
 
+def test_instance_history_pages_without_repeats(ehr: DemoEhr) -> None:
+    resource = {"resourceType": "Basic", "id": f"hist-{uuid.uuid4().hex[:12]}", "code": {"text": "x"}}
+    for i in range(5):
+        ehr.update({**resource, "code": {"text": f"v{i}"}})
+    bundle = requests.get(f"{ehr.base_url}/Basic/{resource['id']}/_history", params={"_count": 2}, timeout=30).json()
+    texts: list[str] = []
+    while True:
+        texts += [e["resource"]["code"]["text"] for e in bundle["entry"]]
+        next_url = next((link["url"] for link in bundle["link"] if link["relation"] == "next"), None)
+        if not next_url:
+            break
+        bundle = requests.get(next_url, timeout=30).json()
+    assert texts == ["v4", "v3", "v2", "v1", "v0"]
+    requests.delete(f"{ehr.base_url}/Basic/{resource['id']}", timeout=30)
+
+
 def test_capability_statement_names_the_token_endpoint(ehr: DemoEhr) -> None:
     metadata = requests.get(f"{ehr.base_url}/metadata", timeout=30).json()
     assert metadata["fhirVersion"] == "4.0.1"
