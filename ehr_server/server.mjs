@@ -294,7 +294,7 @@ const state = {
   staticToken: args['static-token'] || undefined,
   tokenTtl: parsePositiveInt(args['token-ttl'], '--token-ttl'),
   linkOrigin: undefined, // override for paging links (to test a client's same-origin check)
-  clients: new Map(), // client_id -> {jwks: [...], keySet, scope}
+  clients: new Map(), // client_id -> {keySet, scope (allowed scopes or undefined)}
   usedJti: new Map(), // `${client_id} ${jti}` -> exp (s)
   tokens: new Map(), // access token -> {clientId, scopes, exp (ms)}
   faults: [], // newest first: {id, mode, rate, remaining, retryAfter, hangSeconds, pathContains}
