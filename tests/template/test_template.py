@@ -72,11 +72,24 @@ def test_http_api_authorizer_and_public_health() -> None:
     authorizer = api["Authorizers"]["ApiKeyAuthorizer"]
     assert authorizer["FunctionArn"] == {"Fn::GetAtt": ["AuthorizerFunction", "Arn"]}
     assert authorizer["EnableSimpleResponses"] is True
+    # the authorizer lets invalid keys through unauthenticated (for a JSON 401 from the function):
+    # its verdicts must never be cached, or a revoked key would keep working until the TTL ran out
+    assert authorizer["Identity"]["Headers"] == ["Authorization"] and authorizer["Identity"]["ReauthorizeEvery"] == 0
     for res in functions().values():
         for event in res["Properties"].get("Events", {}).values():
             if event["Type"] == "HttpApi":
                 unauthenticated = event["Properties"].get("Auth", {}).get("Authorizer") == "NONE"
                 assert unauthenticated == (event["Properties"]["Path"] == "/health")
+
+
+def test_only_routes_without_authorizer_serve_unauthenticated_callers(handler_env: None) -> None:
+    """Every other function refuses an unauthenticated principal itself (``lambda_handler``)."""
+    for res in functions().values():
+        for event in res["Properties"].get("Events", {}).values():
+            if event["Type"] == "HttpApi":
+                public = event["Properties"].get("Auth", {}).get("Authorizer") == "NONE"
+                directory = function_dir(res["Properties"])
+                assert load_function(directory).handler.public is public, directory
 
 
 def test_storage_resources_are_hardened() -> None:
