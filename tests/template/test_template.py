@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -106,6 +107,16 @@ def test_storage_resources_are_hardened() -> None:
     for name, queue in resources("AWS::SQS::Queue").items():
         if "DeadLetter" not in name:
             assert queue["Properties"]["RedrivePolicy"]["maxReceiveCount"] >= 1
+
+
+def test_presigned_uploads_need_no_headers_from_the_uploader() -> None:
+    """The bucket encrypts by default (SSE-KMS), so no policy may demand encryption or content
+    headers on PutObject: the README's ``curl -T file "$upload_url"`` sends none."""
+    rules = template()["Resources"]["ImportsBucket"]["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rules[0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    for statement in template()["Resources"]["ImportsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]:
+        conditions = json.dumps(statement.get("Condition", {})).lower()
+        assert "x-amz-server-side-encryption" not in conditions and "content-type" not in conditions, statement
 
 
 def _actions(props: dict) -> set[str]:
