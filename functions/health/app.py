@@ -4,4 +4,4 @@ from fhir_platform.api.resolver import build_app, lambda_handler
 from fhir_platform.api.routes.health import health
 
 app = build_app(health)
-handler = lambda_handler(app)
+handler = lambda_handler(app, public=True)  # Auth: Authorizer: NONE in template.yaml

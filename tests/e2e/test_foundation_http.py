@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import boto3
 import pytest
 import requests
+
+from fhir_platform.auth.credentials import hash_key
+from fhir_platform.storage import keys
 
 from tests.e2e.conftest import Client, make_workspace
 from tests.support.contract import assert_matches
@@ -19,10 +23,67 @@ def test_health_needs_no_auth_and_the_demo_workspace_works(stack) -> None:
     assert created.status_code == 201, created.text
 
 
+def assert_401(reply: requests.Response, reason: str) -> None:
+    """The platform's JSON error body, saying where the problem is (the Authorization header)."""
+    assert reply.status_code == 401, reply.text
+    assert reply.headers["content-type"] == "application/json" and reply.headers["www-authenticate"] == "Bearer"
+    body = reply.json()
+    assert body == {
+        "statusCode": 401,
+        "error": "unauthorized",
+        "message": body["message"],
+        "detail": [{"loc": ["header", "authorization"], "msg": body["message"], "type": reason}],
+    }
+
+
+def expire(stack, api_key: str) -> None:
+    """Move the key's expiry into the past, as time would (keys live at least a day)."""
+    dynamodb = boto3.client(
+        "dynamodb", endpoint_url=stack.endpoint_url, region_name="us-east-1", aws_access_key_id="local", aws_secret_access_key="local"
+    )
+    table = next(t for t in dynamodb.list_tables()["TableNames"] if "data" in t.lower())
+    dynamodb.update_item(
+        TableName=table,
+        Key={"PK": {"S": keys.key_hash_pk(hash_key(api_key))}, "SK": {"S": keys.KEY_HASH_SK}},
+        UpdateExpression="SET expires_at = :past",
+        ConditionExpression="attribute_exists(PK)",
+        ExpressionAttributeValues={":past": {"S": "2020-01-01T00:00:00Z"}},
+    )
+
+
 def test_authentication_failures(stack, admin: Client) -> None:
-    ws_id, _ = make_workspace(admin)
-    assert requests.get(f"{stack.base_url}/v1/{ws_id}/fhir/status", timeout=10).status_code == 401
-    assert Client(stack.base_url, "fhp_not-a-key").get(f"/v1/{ws_id}/fhir/status").status_code == 403
+    ws_id, owner = make_workspace(admin)
+    status = f"/v1/{ws_id}/fhir/status"
+    missing = requests.get(f"{stack.base_url}{status}", timeout=10)
+    assert missing.status_code == 401 and missing.json() == {"message": "Unauthorized"}  # the gateway's own answer
+    assert_401(Client(stack.base_url, "fhp_not-a-key").get(status), "invalid_key")
+    assert_401(owner.get(status, headers={"Authorization": f"Basic {owner.key}"}), "malformed")
+    # a request body or an invalid path is never looked at for an unknown key
+    assert_401(Client(stack.base_url, "fhp_not-a-key").post("/v1/not-a-uuid/fhir/resources/Patient", data="{"), "invalid_key")
+    assert_401(Client(stack.base_url, "fhp_not-a-key").get("/v1/workspaces"), "invalid_key")
+
+    def new_key(role: str) -> tuple[str, Client]:
+        reply = owner.post(f"/v1/{ws_id}/api-keys", json={"name": role, "duration_days": 1, "role": role})
+        assert reply.status_code == 201, reply.text
+        return reply.json()["key_id"], Client(stack.base_url, reply.json()["api_key"])
+
+    _, expiring = new_key("viewer")
+    assert expiring.get(status).status_code == 200
+    expire(stack, expiring.key)
+    assert_401(expiring.get(status), "invalid_key")
+
+    key_id, revoked = new_key("viewer")
+    assert revoked.get(status).status_code == 200
+    assert owner.request("DELETE", f"/v1/{ws_id}/api-keys/{key_id}").status_code == 204
+    assert_401(revoked.get(status), "invalid_key")  # on the very next request: no decision is cached
+    assert owner.get(status).status_code == 200  # and a valid key right after an invalid one is served
+
+    _, viewer = new_key("viewer")
+    no_write = viewer.post(f"/v1/{ws_id}/fhir/resources/Patient", json={"data": PATIENT})
+    assert no_write.status_code == 403 and no_write.json()["statusCode"] == 403 and "'write'" in no_write.json()["message"]
+    other_ws, _ = make_workspace(admin)
+    elsewhere = viewer.get(f"/v1/{other_ws}/fhir/status")
+    assert elsewhere.status_code == 403 and "another workspace" in elsewhere.json()["message"]
 
 
 def test_create_read_update_history(admin: Client) -> None:

@@ -4,6 +4,8 @@ S3 → splitter → SQS → worker with no extra command; sync and stream over H
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -50,15 +52,35 @@ def test_presigned_upload_imports_end_to_end(admin: Client) -> None:
     ws, c = make_workspace(admin)
     job = c.post(f"/v1/{ws}/fhir/imports", json={"format": "bundle", "source_system": "synthea"})
     assert job.status_code == 201, job.text
+    assert job.json()["upload_headers"] == {}
     body = (SYNTHEA / SMALL).read_bytes()
-    put = requests.put(job.json()["upload_url"], data=body, headers=job.json()["upload_headers"], timeout=30)
+    # a plain PUT, as the README tells users to upload: no Content-Type, no encryption headers
+    put = requests.put(job.json()["upload_url"], data=body, timeout=30)
     assert put.status_code == 200, put.text
+    assert not any(h.lower() == "content-type" or h.lower().startswith("x-amz-") for h in put.request.headers)
     done = wait_for_job(c, ws, job.json()["job_id"])
     entries = len(json.loads(body)["entry"])
     assert done["status"] == "completed" and done["events_created"] == entries and done["processed"] == entries
     assert c.get(f"/v1/{ws}/fhir/status").json()["event_count"] == entries
     listing = c.get(f"/v1/{ws}/fhir/imports").json()
     assert listing["jobs"][0]["job_id"] == job.json()["job_id"]
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
+def test_curl_upload_as_the_readme_shows(admin: Client, tmp_path: Path) -> None:
+    ws, c = make_workspace(admin)
+    job = c.post(f"/v1/{ws}/fhir/imports", json={"format": "ndjson"})
+    assert job.status_code == 201, job.text
+    upload = tmp_path / "patients.ndjson"
+    upload.write_text("".join(json.dumps({"resourceType": "Patient", "id": f"curl-{i}"}) + "\n" for i in range(3)))
+    put = subprocess.run(
+        ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-T", str(upload), job.json()["upload_url"]],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert put.stdout == "200", (put.stdout, put.stderr)
+    done = wait_for_job(c, ws, job.json()["job_id"])
+    assert done["status"] == "completed" and done["events_created"] == 3, done
+    assert c.get(f"/v1/{ws}/fhir/resources/Patient/curl-2").status_code == 200
 
 
 def test_partner_drop_into_the_bucket_becomes_a_job(stack, admin: Client) -> None:

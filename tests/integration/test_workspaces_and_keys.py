@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 
 import boto3
@@ -94,11 +95,13 @@ def test_key_lifecycle_list_rotate_delete(gateway: Gateway) -> None:
     assert gateway.call("GET", f"/v1/{ws['id']}/fhir/status", token=old).status == 200
     rotated = gateway.call("POST", f"/v1/{ws['id']}/api-keys/{key_id}/rotate", token=admin_key, body={"duration_days": 3})
     assert rotated.status == 200 and rotated.body["api_key"] != old and rotated.body["key_id"] == key_id
-    assert gateway.call("GET", f"/v1/{ws['id']}/fhir/status", token=old).status == 403
+    rotated_away = gateway.call("GET", f"/v1/{ws['id']}/fhir/status", token=old)
+    assert rotated_away.status == 401 and rotated_away.body["detail"][0]["type"] == "invalid_key"
     assert gateway.call("GET", f"/v1/{ws['id']}/fhir/status", token=rotated.body["api_key"]).status == 200
 
     assert gateway.call("DELETE", f"/v1/{ws['id']}/api-keys/{key_id}", token=admin_key).status == 204
-    assert gateway.call("GET", f"/v1/{ws['id']}/fhir/status", token=rotated.body["api_key"]).status == 403
+    revoked = gateway.call("GET", f"/v1/{ws['id']}/fhir/status", token=rotated.body["api_key"])
+    assert revoked.status == 401 and revoked.body["error"] == "unauthorized"
     assert gateway.call("DELETE", f"/v1/{ws['id']}/api-keys/{key_id}", token=admin_key).status == 404
 
 
@@ -154,9 +157,11 @@ def test_key_never_reaches_another_workspace(gateway: Gateway) -> None:
     assert gateway.call("GET", f"/v1/{a['id']}/fhir/resources/Patient/{rid}", token=key_a).status == 404
 
 
-def test_authorizer_refuses_missing_unknown_and_expired_keys(gateway: Gateway, aws: dict) -> None:
+def test_authorizer_identifies_keys_and_marks_unknown_ones_unauthenticated(gateway: Gateway, aws: dict) -> None:
     assert gateway.authorize(None) == {"isAuthorized": False}
-    assert gateway.authorize("fhp_unknown") == {"isAuthorized": False}
+    unknown = gateway.authorize("fhp_unknown")
+    assert unknown["isAuthorized"] and unknown["context"]["kind"] == "unauthenticated"
+    assert unknown["context"]["workspace_id"] == "" and unknown["context"]["permissions"] == ""
     ws = new_workspace(gateway)
     key = new_key(gateway, ws["id"])
     ok = gateway.authorize(key)
@@ -166,3 +171,18 @@ def test_authorizer_refuses_missing_unknown_and_expired_keys(gateway: Gateway, a
     future = datetime.now(UTC) + timedelta(days=31)
     assert Authenticator(admin_key_source=lambda: ADMIN_KEY).authenticate(key, now=future) is None
     assert gateway.authorize(ADMIN_KEY)["context"]["kind"] == "admin"
+
+
+def test_no_route_serves_an_unknown_key(gateway: Gateway) -> None:
+    """Every route but /health answers 401 with the JSON error body, before validating anything
+    (the path ids and bodies here are all invalid: a route that looked at them would say 4xx else)."""
+    for method, template in sorted(gateway.routes):
+        path = re.sub(r"\{\w+\}", "not-valid", template)
+        reply = gateway.call(method, path, token="fhp_unknown", raw_body="{not json")
+        if template == "/health":
+            assert reply.status == 200
+            continue
+        assert reply.status == 401, (method, template, reply.body)
+        assert reply.body["statusCode"] == 401 and reply.body["error"] == "unauthorized"
+        assert reply.body["detail"] == [{"loc": ["header", "authorization"], "msg": reply.body["message"], "type": "invalid_key"}]
+        assert reply.headers["WWW-Authenticate"] == "Bearer"

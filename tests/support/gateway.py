@@ -83,6 +83,8 @@ class Gateway:
         event["headers"].update({k.lower(): v for k, v in (headers or {}).items()})
         event["body"] = raw_body if raw_body is not None else (json.dumps(body) if body is not None else None)
         if template != "/health":
+            if token is None:  # the identity source is missing: API Gateway answers without the authorizer
+                return Reply(401, {"message": "Unauthorized"}, {})
             decision = self.authorize(token)
             if not decision["isAuthorized"]:
                 return Reply(403, {"message": "Forbidden"}, {})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -72,11 +73,24 @@ def test_http_api_authorizer_and_public_health() -> None:
     authorizer = api["Authorizers"]["ApiKeyAuthorizer"]
     assert authorizer["FunctionArn"] == {"Fn::GetAtt": ["AuthorizerFunction", "Arn"]}
     assert authorizer["EnableSimpleResponses"] is True
+    # the authorizer lets invalid keys through unauthenticated (for a JSON 401 from the function):
+    # its verdicts must never be cached, or a revoked key would keep working until the TTL ran out
+    assert authorizer["Identity"]["Headers"] == ["Authorization"] and authorizer["Identity"]["ReauthorizeEvery"] == 0
     for res in functions().values():
         for event in res["Properties"].get("Events", {}).values():
             if event["Type"] == "HttpApi":
                 unauthenticated = event["Properties"].get("Auth", {}).get("Authorizer") == "NONE"
                 assert unauthenticated == (event["Properties"]["Path"] == "/health")
+
+
+def test_only_routes_without_authorizer_serve_unauthenticated_callers(handler_env: None) -> None:
+    """Every other function refuses an unauthenticated principal itself (``lambda_handler``)."""
+    for res in functions().values():
+        for event in res["Properties"].get("Events", {}).values():
+            if event["Type"] == "HttpApi":
+                public = event["Properties"].get("Auth", {}).get("Authorizer") == "NONE"
+                directory = function_dir(res["Properties"])
+                assert load_function(directory).handler.public is public, directory
 
 
 def test_storage_resources_are_hardened() -> None:
@@ -93,6 +107,16 @@ def test_storage_resources_are_hardened() -> None:
     for name, queue in resources("AWS::SQS::Queue").items():
         if "DeadLetter" not in name:
             assert queue["Properties"]["RedrivePolicy"]["maxReceiveCount"] >= 1
+
+
+def test_presigned_uploads_need_no_headers_from_the_uploader() -> None:
+    """The bucket encrypts by default (SSE-KMS), so no policy may demand encryption or content
+    headers on PutObject: the README's ``curl -T file "$upload_url"`` sends none."""
+    rules = template()["Resources"]["ImportsBucket"]["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rules[0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    for statement in template()["Resources"]["ImportsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]:
+        conditions = json.dumps(statement.get("Condition", {})).lower()
+        assert "x-amz-server-side-encryption" not in conditions and "content-type" not in conditions, statement
 
 
 def _actions(props: dict) -> set[str]:

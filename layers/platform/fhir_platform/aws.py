@@ -14,11 +14,14 @@ import boto3
 from botocore.config import Config
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=3, read_timeout=10)
+# S3 always signs with SigV4: botocore would otherwise presign URLs with the deprecated SigV2 in
+# us-east-1, which S3 refuses for buckets encrypted with KMS (the imports bucket is).
+_SERVICE_CONFIG = {"s3": _CONFIG.merge(Config(signature_version="s3v4"))}
 
 
 @lru_cache(maxsize=None)
 def client(service: str) -> Any:
-    return boto3.session.Session().client(service, config=_CONFIG)
+    return boto3.session.Session().client(service, config=_SERVICE_CONFIG.get(service, _CONFIG))
 
 
 @lru_cache(maxsize=None)

@@ -83,10 +83,31 @@ def build_app(*routers: APIGatewayHttpRouter) -> APIGatewayHttpResolver:
     return app
 
 
-def lambda_handler(app: APIGatewayHttpResolver) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+def _unauthenticated(event: dict[str, Any]) -> dict[str, Any] | None:
+    """401 for a caller the authorizer could not identify; None for an authenticated one."""
+    ctx = ((event.get("requestContext") or {}).get("authorizer") or {}).get("lambda")
+    try:
+        Principal.from_context(ctx)
+    except errors.Unauthorized as exc:
+        return {
+            "statusCode": 401,
+            # RFC 6750: a 401 names the scheme the client must use
+            "headers": {"Content-Type": "application/json", "WWW-Authenticate": "Bearer"},
+            "body": json.dumps({"statusCode": 401, "error": "unauthorized", "message": exc.message, "detail": exc.details}),
+        }
+    return None
+
+
+def lambda_handler(app: APIGatewayHttpResolver, *, public: bool = False) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """The function's entry point. Unless ``public`` (a route with ``Authorizer: NONE``), a
+    request without an authenticated principal gets 401 before anything else: before the size
+    cap, request validation or the route (so no route is reachable unauthenticated)."""
+
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False)
     @tracer.capture_lambda_handler(capture_response=False)
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if not public and (refused := _unauthenticated(event)) is not None:
+            return refused
         body = event.get("body") or ""
         size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode("utf-8"))
         if size > config.max_request_bytes():
@@ -106,6 +127,7 @@ def lambda_handler(app: APIGatewayHttpResolver) -> Callable[[dict[str, Any], Any
         return app.resolve(event, context)
 
     handler.app = app  # type: ignore[attr-defined]
+    handler.public = public  # type: ignore[attr-defined]
     return handler
 
 

@@ -5,6 +5,20 @@ Admin credential: compared in constant time with the value of the Secrets Manage
 one GetItem on the key-hash lookup item; expired keys are refused. Tenancy (which workspace a key
 may reach) is enforced by the functions (``principal.require``) on every request, so a key can never
 reach another workspace's data even if an authorizer decision were cached.
+
+Decisions (HTTP API, simple responses):
+
+- a valid credential: authorized, context = the principal (workspace, role, permissions);
+- an ``Authorization`` header that identifies nobody (unknown, expired, revoked key; not
+  ``Bearer <token>``): authorized *unauthenticated* (``principal.unauthenticated_context``), so
+  the function answers 401 with the platform's JSON error body; a simple-response authorizer can
+  only make the gateway answer 403 ``{"message":"Forbidden"}``. Every HTTP function refuses an
+  unauthenticated principal before anything else (``api.resolver.lambda_handler``);
+- no ``Authorization`` header: the gateway answers 401 without calling the authorizer (it is the
+  identity source); called anyway, the authorizer denies.
+
+The template keeps ``ReauthorizeEvery: 0`` (no decision cache): revoking a key takes effect on the
+next request, and no verdict for one header value is ever reused.
 """
 
 from __future__ import annotations
@@ -14,7 +28,8 @@ from typing import Any
 
 from fhir_platform import config
 from fhir_platform.auth.credentials import hash_key, same_secret
-from fhir_platform.auth.principal import Principal
+from fhir_platform.auth.principal import INVALID_KEY, MALFORMED, Principal, unauthenticated_context
+from fhir_platform.observability import logger
 from fhir_platform.storage.api_keys import ApiKeyRepository
 
 TOUCH_INTERVAL = timedelta(minutes=5)
@@ -69,7 +84,14 @@ def authorizer_response(event: dict[str, Any], authenticator: Authenticator) -> 
     from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import APIGatewayAuthorizerEventV2
 
     request = APIGatewayAuthorizerEventV2(event)
-    caller = authenticator.authenticate(bearer_token((request.headers or {}).get("authorization")))
-    if caller is None:
+    header = (request.headers or {}).get("authorization")
+    if not header:
         return {"isAuthorized": False}
+    token = bearer_token(header)
+    caller = authenticator.authenticate(token) if token is not None else None
+    if caller is None:
+        reason = MALFORMED if token is None else INVALID_KEY
+        # the route template only (no path values) and never the token
+        logger.info("credential refused", extra={"reason": reason, "route_key": event.get("routeKey")})
+        return {"isAuthorized": True, "context": unauthenticated_context(reason)}
     return {"isAuthorized": True, "context": caller.to_context()}

@@ -1,7 +1,13 @@
 """Who is calling: produced by the authorizer, carried to functions in the request context.
 
-``access.require`` is where the tenancy rule lives: a workspace key reaches only its own workspace,
+``require`` is where the tenancy rule lives: a workspace key reaches only its own workspace,
 and only with a permission it holds; the platform admin credential reaches every workspace.
+
+A request whose ``Authorization`` header holds no valid credential (unknown, expired or revoked
+key, or not ``Bearer <key>``) is let through by the authorizer *unauthenticated* (context
+``kind=unauthenticated``, no workspace, no permissions) so that the function can answer 401 with
+the platform's JSON error body; ``Principal.from_context`` turns that context into
+:class:`Unauthorized` (API Gateway's simple-response authorizer could only answer 403).
 """
 
 from __future__ import annotations
@@ -9,6 +15,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fhir_platform.errors import Forbidden, Unauthorized
+
+UNAUTHENTICATED = "unauthenticated"
+INVALID_KEY = "invalid_key"  # no such key: unknown, expired, revoked or rotated away
+MALFORMED = "malformed"  # the header is not ``Bearer <token>``
+MISSING = "missing_credentials"  # no authorizer context at all
+_REASONS = {
+    INVALID_KEY: "The API key is not valid: it is unknown, expired or revoked",
+    MALFORMED: "The Authorization header must be 'Bearer <API key>'",
+    MISSING: "An API key is required: send 'Authorization: Bearer <API key>'",
+}
+
+
+def unauthenticated_context(reason: str) -> dict[str, str]:
+    """The authorizer's context for a request with a credential that identifies nobody."""
+    return {"kind": UNAUTHENTICATED, "reason": reason, "workspace_id": "", "key_id": "", "role": "", "permissions": ""}
 
 
 @dataclass(frozen=True)
@@ -35,8 +56,12 @@ class Principal:
 
     @classmethod
     def from_context(cls, ctx: dict | None) -> "Principal":
+        """The authenticated caller; :class:`Unauthorized` (401) for anyone else."""
         if not ctx or ctx.get("kind") not in ("admin", "key"):
-            raise Unauthorized("Missing or invalid API key")
+            reason = (ctx or {}).get("reason")
+            reason = reason if isinstance(reason, str) and reason in _REASONS else MISSING
+            message = _REASONS[reason]
+            raise Unauthorized(message, details=[{"loc": ["header", "authorization"], "msg": message, "type": reason}])
         return cls(
             kind=ctx["kind"],
             workspace_id=ctx.get("workspace_id") or None,

@@ -113,13 +113,12 @@ class ImportService:
         now = now_iso()
         job = self._new_job(ws, job_id, key, options, now, origin="api", fmt=fmt)
         self.jobs.create(job)
-        content_type = "application/fhir+json" if fmt == "json" else "application/fhir+ndjson"
         expires = (datetime.now(UTC) + timedelta(seconds=UPLOAD_URL_SECONDS)).isoformat(timespec="seconds").replace("+00:00", "Z")
         return {
             **job,
-            "upload_url": self.files.upload_url(key, content_type),
+            "upload_url": self.files.upload_url(key),
             "upload_method": "PUT",
-            "upload_headers": {"Content-Type": content_type},
+            "upload_headers": {},  # none required: the URL signs only the host
             "expires_at": expires,
         }
 

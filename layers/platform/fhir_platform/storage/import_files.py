@@ -30,10 +30,11 @@ class ImportFiles:
     def bucket(self) -> str:
         return config.imports_bucket()
 
-    def upload_url(self, key: str, content_type: str) -> str:
-        return self.s3.generate_presigned_url(
-            "put_object", Params={"Bucket": self.bucket, "Key": key, "ContentType": content_type}, ExpiresIn=UPLOAD_URL_SECONDS
-        )
+    def upload_url(self, key: str) -> str:
+        """A presigned PUT that signs only the host, so a plain ``curl -T file "$url"`` is valid: no
+        Content-Type (the format is the key's extension) and no encryption headers (the bucket's
+        default encryption applies to every object)."""
+        return self.s3.generate_presigned_url("put_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=UPLOAD_URL_SECONDS)
 
     def describe(self, bucket: str, key: str) -> dict[str, Any]:
         head = self.s3.head_object(Bucket=bucket, Key=key)
