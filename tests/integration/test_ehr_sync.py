@@ -124,8 +124,9 @@ def test_first_sync_matches_the_ehr_then_an_edit_is_a_new_version(platform: dict
     stored_enc = p["gateway"].call("GET", f"/v1/{p['ws']}/fhir/resources/Encounter/{enc['id']}", token=p["key"]).body
     assert stored_enc["entity_id"] == stored["entity_id"]
     history = p["gateway"].call("GET", f"/v1/{p['ws']}/fhir/resources/Patient/{pid}/history", token=p["key"]).body
-    first = history["entries"][0] if "entries" in history else history["history"][0]
-    assert first["source"] == "ehr_sync" and first["synced_at"]
+    first = history["entries"][0]
+    assert (first["source"], first["data_source_id"], first["source_system"]) == ("ehr_sync", ds, ehr.base_url)
+    assert first["synced_at"] and first["effective_at"] == ehr.read("Patient", pid)["meta"]["lastUpdated"]
 
     # a second poll with nothing new writes nothing
     again = p["poller"].poll(p["ws"], ds, "Observation")
@@ -138,9 +139,10 @@ def test_first_sync_matches_the_ehr_then_an_edit_is_a_new_version(platform: dict
     result = p["poller"].poll(p["ws"], ds, "Patient")
     assert result.written == 1
     history = p["gateway"].call("GET", f"/v1/{p['ws']}/fhir/resources/Patient/{pid}/history", token=p["key"]).body
-    entries = history.get("entries") or history.get("history")
-    assert entries[0]["version"] == 2 if "version" in entries[0] else True
-    assert any(f.startswith("telecom") for f in entries[0]["fields_affected"])
+    entries = history["entries"]
+    assert entries[0]["version"] == 2 and entries[0]["is_current"] and history["total"] == 2
+    assert "telecom" in entries[0]["fields_affected"] or any(f.startswith("telecom") for f in entries[0]["fields_affected"])
+    assert entries[0]["data"]["telecom"][0]["value"] == "555-123-4567"
 
     status = p["gateway"].call("GET", f"/v1/{p['ws']}/data-sources/{ds}/status", token=p["key"]).body
     assert_matches("DataSourceStatusResponse", status)
