@@ -179,13 +179,14 @@ class DemoEhr:
     def require_auth(self, enabled: bool = True) -> dict[str, Any]:
         return self._admin("POST", "require-auth", {"enabled": enabled})
 
-    def settings(self, token_ttl: int | None = None, link_origin: str | None = None) -> dict[str, Any]:
+    def settings(self, token_ttl: int | None = None, link_origin: Any = ...) -> dict[str, Any]:
         """``token_ttl``: seconds an issued access token lives; ``link_origin``: origin written in
-        paging links instead of the request's own (to test a client's same-origin check)."""
+        paging links instead of the request's own (to test a client's same-origin check), ``None``
+        to go back to the request's own; left out, it is unchanged."""
         body: dict[str, Any] = {}
         if token_ttl is not None:
             body["token_ttl"] = token_ttl
-        if link_origin is not None:
+        if link_origin is not ...:
             body["link_origin"] = link_origin
         return self._admin("POST", "settings", body)
 

@@ -289,3 +289,30 @@ def test_smart_backend_services_sync_and_a_bad_key(platform: dict[str, Any]) -> 
     errors = [f["error"] for f in failures(p)["failures"] if f["data_source_id"] == bad]
     assert errors and "EhrAuthFailed" in errors[0]
     assert other.as_pem(private=True).decode() not in json.dumps(failures(p))
+
+
+def test_a_poll_short_of_lambda_time_hands_on_from_its_checkpoint(platform: dict[str, Any], aws: dict[str, str]) -> None:
+    p, ehr = platform, platform["ehr"]
+    ehr.put_resources([patient(i) for i in range(10)], last_updated="2026-03-01T10:00:00.000Z")
+    ehr.put_resources([patient(i) for i in range(10, 20)], last_updated="2026-03-01T11:00:00.000Z")
+    ds = add_source(p, types=["Patient"], page_size=10)
+    short = p["poller"].poll(p["ws"], ds, "Patient", remaining_ms=lambda: 30_000)  # under the hand-off margin
+    assert (short.status, short.pages, short.written, short.cursor) == ("handed_on", 1, 10, "2026-03-01T10:00:00.000Z")
+    sqs = boto3.client("sqs")
+    messages = sqs.receive_message(QueueUrl=aws["SYNC_QUEUE_URL"], MaxNumberOfMessages=10)["Messages"]
+    follow_up = [json.loads(m["Body"]) for m in messages]
+    assert [(m["data_source_id"], m["resource_type"], m["reason"]) for m in follow_up] == [(ds, "Patient", "continuation")]
+    # the lease was released: the follow-up resumes at the checkpoint and finishes
+    rest = p["poller"].poll(p["ws"], ds, "Patient")
+    assert rest.status == "success" and rest.written == 10 and rest.unchanged == 10
+    assert platform_counts(p)["Patient"] == 20
+
+
+def test_polls_of_deleted_inactive_or_unlisted_types_do_nothing(platform: dict[str, Any]) -> None:
+    p = platform
+    ds = add_source(p, types=["Patient"])
+    assert p["poller"].poll(p["ws"], ds, "Observation").status == "skipped"
+    p["gateway"].call("PATCH", f"/v1/{p['ws']}/data-sources/{ds}", token=p["key"], body={"is_active": False})
+    assert p["poller"].poll(p["ws"], ds, "Patient").status == "skipped"
+    p["gateway"].call("DELETE", f"/v1/{p['ws']}/data-sources/{ds}", token=p["key"])
+    assert p["poller"].poll(p["ws"], ds, "Patient").status == "skipped"
