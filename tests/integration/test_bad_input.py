@@ -191,6 +191,11 @@ NOT_OBJECTS: tuple[str | bytes, ...] = (
     "null", "[]", '"text"', "{", '{"a": NaN}', "[" * 5000 + "]" * 5000, NOT_UTF8, b'{"a": \xff}', b"\xff\xfe{}", '{"x": "\\ud800"}',
 )
 
+FORMS = (  # the routes take JSON: Powertools would otherwise read these into the model (multipart: a 500)
+    ("application/x-www-form-urlencoded", "duration_days=7&name=caf%E9"),
+    ("multipart/form-data; boundary=b", b'--b\r\nContent-Disposition: form-data; name="name"\r\n\r\ncaf\xe9\r\n--b--\r\n'),
+    ("multipart/form-data", "no boundary"),
+)
 
 @pytest.mark.parametrize(("method", "path"), ROUTES, ids=[f"{m} {p}" for m, p in ROUTES])
 def test_bad_bodies_are_refused_and_change_nothing(request: pytest.FixtureRequest, method: str, path: str) -> None:
@@ -202,10 +207,12 @@ def test_bad_bodies_are_refused_and_change_nothing(request: pytest.FixtureReques
     url, workspace = concrete(path, stored), f"/v1/workspaces/{stored['workspace_id']}"
     before = state(gateway, stored)
     failures = []
-    cases = [(what, field, raw) for what, field, raw in bad_bodies(schema, components)]
-    cases += [(f"whole body {raw[:12]!r}", (), raw) for raw in NOT_OBJECTS]
-    for what, field, raw in cases:
-        reply = gateway.call(method, url, token=ADMIN_KEY, raw_body=raw)
+    json_type = {"content-type": "application/json"}
+    cases = [(what, field, raw, json_type) for what, field, raw in bad_bodies(schema, components)]
+    cases += [(f"whole body {raw[:12]!r}", (), raw, json_type) for raw in NOT_OBJECTS]
+    cases += [(f"a form ({kind})", (), raw, {"content-type": kind}) for kind, raw in FORMS]
+    for what, field, raw, headers in cases:
+        reply = gateway.call(method, url, token=ADMIN_KEY, raw_body=raw, headers=headers)
         why = problem(reply, field)
         read = gateway.call("GET", workspace, token=ADMIN_KEY)
         if read.status != 200 or read.body != before["workspace"]:
@@ -239,6 +246,9 @@ def test_patch_name_null_keeps_the_workspace_readable(gateway: Gateway, stored: 
     reply = gateway.call("PATCH", f"/v1/workspaces/{ws}", token=ADMIN_KEY, body={"name": None, "environment": "staging"})
     assert reply.status == 422, reply.body
     assert reply.body["detail"] == [{"loc": ["body", "name"], "msg": "must not be null: leave the field out instead", "type": "null_not_allowed"}]
+    assert state(gateway, stored) == before
+    too_long = gateway.call("PATCH", f"/v1/workspaces/{ws}", token=ADMIN_KEY, body={"name": "x" * 257})
+    assert too_long.status == 422 and too_long.body["detail"][0]["loc"] == ["body", "name"]  # as on create
     assert state(gateway, stored) == before
 
 

@@ -118,7 +118,7 @@ class UpdateWorkspaceRequest(Strict):
         },
     }
 
-    name: Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)] | None = None
+    name: Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=True)] | None = None  # bound as on create
     environment: Environment | None = None
     region: Region | None = None
     connector_type: ConnectorType | None = None

@@ -162,11 +162,22 @@ def _too_large(size: int) -> dict[str, Any]:
     )
 
 
+_FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")  # Powertools would parse these into a model
+
+
 def _request_body(event: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """The event with its body as text, or the error to answer instead (413, or 400 for a base64
-    body that does not decode). A base64 body is decoded here; bytes that are not UTF-8 are kept as
+    """The event with its body as text, or the error to answer instead (415 for a form: bodies are
+    JSON or NDJSON; 413; 400 for a base64 body that does not decode). A base64 body is decoded here; bytes that are not UTF-8 are kept as
     lone surrogates (``surrogateescape``) for the route's parser to locate and refuse."""
     body = event.get("body") or ""
+    media_type = str((event.get("headers") or {}).get("content-type", "")).split(";")[0].strip().lower()
+    if body and media_type in _FORMS:
+        return event, _gateway_error(
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Request body must be JSON (Content-Type: application/json), not a form",
+            [{"loc": ["body"], "msg": "unsupported content type", "type": "unsupported_content_type"}],
+        )
     if not (body and event.get("isBase64Encoded")):
         size = len(body.encode("utf-8", "surrogatepass"))
         return event, (_too_large(size) if size > config.max_request_bytes() else None)
