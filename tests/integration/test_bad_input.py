@@ -189,6 +189,7 @@ def test_every_json_route_has_a_valid_example(gateway: Gateway, stored: dict[str
 
 NOT_OBJECTS: tuple[str | bytes, ...] = (
     "null", "[]", '"text"', "{", '{"a": NaN}', "[" * 5000 + "]" * 5000, NOT_UTF8, b'{"a": \xff}', b"\xff\xfe{}", '{"x": "\\ud800"}',
+    '{"\\ud800": 1}', b'{"\xff": 1}', "[" * 900 + '"\\udce9"' + "]" * 900,
 )
 
 FORMS = (  # the routes take JSON: Powertools would otherwise read these into the model (multipart: a 500)

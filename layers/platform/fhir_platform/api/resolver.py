@@ -113,7 +113,7 @@ def _undecodable_at(value: Any, path: tuple[Any, ...] = ()) -> tuple[Any, ...] |
     if isinstance(value, dict):
         for key, item in value.items():
             if _UNDECODABLE.search(key):
-                return (*path, key.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+                return (*path, key.encode("utf-8", "surrogatepass").decode("utf-8", "replace"))
             found = _undecodable_at(item, (*path, key))
             if found is not None:
                 return found
@@ -134,7 +134,10 @@ def parse_json_body(text: str) -> Any:
     except RecursionError:
         raise _body_invalid(("body",), "JSON is nested too deeply", "json_invalid") from None
     if _UNDECODABLE.search(text) or _SURROGATE_ESCAPE.search(text):
-        where = _undecodable_at(value)
+        try:
+            where = _undecodable_at(value)
+        except RecursionError:  # nested nearly as deep as the parser allows: say so, not where
+            where = ()
         if where is not None:
             raise _body_invalid(("body", *where), "must be valid UTF-8 text", "string_unicode")
     return value
