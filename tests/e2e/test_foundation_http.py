@@ -151,3 +151,34 @@ def test_bad_input_over_http(stack, admin: Client) -> None:
     gate = u.post(f"/v1/{unconfigured}/fhir/resources/Patient", json={"data": PATIENT})
     assert gate.status_code == 409 and "not configured" in gate.json()["message"]
     assert PATIENT["name"][0]["family"] not in stack.output()  # no PHI in the stack's logs
+
+
+def test_bad_input_never_corrupts_stored_state_over_http(admin: Client) -> None:
+    """Over real HTTP: PATCH name:null and bodies that are not UTF-8 are 422s naming the field, and
+    the workspace and its keys read exactly as before (the null used to be stored: every later GET
+    of the workspace and its keys was a 500)."""
+    ws, c = make_workspace(admin)
+    key_id = c.get(f"/v1/{ws}/api-keys").json()["items"][0]["key_id"]
+    before = {path: c.get(path).json() for path in (f"/v1/workspaces/{ws}", f"/v1/{ws}/api-keys")}
+
+    nulled = c.request("PATCH", f"/v1/workspaces/{ws}", json={"name": None, "environment": "staging"})
+    assert nulled.status_code == 422, nulled.text
+    assert nulled.json()["detail"] == [{"loc": ["body", "name"], "msg": "must not be null: leave the field out instead", "type": "null_not_allowed"}]
+
+    latin1 = {"Content-Type": "application/json"}
+    for path, raw in (
+        (f"/v1/{ws}/api-keys", b'{"name": "caf\xe9", "duration_days": 7}'),
+        (f"/v1/{ws}/api-keys/{key_id}/rotate", b'{"duration_days": 7, "x": "\xff\xfe"}'),
+        (f"/v1/{ws}/api-keys/{key_id}/rotate", b"\xff\xfe{}"),
+    ):
+        reply = c.post(path, data=raw, headers=latin1)
+        assert reply.status_code == 422, (path, reply.status_code, reply.text)
+        body = reply.json()
+        assert set(body) == {"statusCode", "error", "message", "detail"} and body["detail"][0]["loc"][0] == "body"
+    assert c.post(f"/v1/{ws}/api-keys", data=b'{"name": "caf\xe9", "duration_days": 7}', headers=latin1).json()["detail"] == [
+        {"loc": ["body", "name"], "msg": "must be valid UTF-8 text", "type": "string_unicode"}
+    ]
+
+    for path, was in before.items():
+        now = c.get(path)
+        assert now.status_code == 200 and now.json() == was, path

@@ -53,10 +53,10 @@ def test_create_get_patch_delete_round_trip(gateway: Gateway, workspace: dict[st
     assert got.status == 200 and got.body == ds
 
     patched = gateway.call(
-        "PATCH", f"/v1/{workspace['id']}/data-sources/{ds['id']}", token=workspace["key"], body={"is_active": False, "display_name": None}
+        "PATCH", f"/v1/{workspace['id']}/data-sources/{ds['id']}", token=workspace["key"], body={"is_active": False, "display_name": "Epic (paused)"}
     )
     assert patched.status == 200, patched.body
-    assert patched.body["is_active"] is False and patched.body["display_name"] is None
+    assert patched.body["is_active"] is False and patched.body["display_name"] == "Epic (paused)"
     assert patched.body["name"] == "epic-prod" and patched.body["connection_config"] == ds["connection_config"]
     assert_matches("DataSourceResponse", patched.body)
 

@@ -3,6 +3,7 @@ function, with events built from the real samples in ``events/``."""
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import re
@@ -68,7 +69,7 @@ class Gateway:
         *,
         token: str | None,
         body: Any = None,
-        raw_body: str | None = None,
+        raw_body: str | bytes | None = None,
         query: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
     ) -> Reply:
@@ -82,6 +83,8 @@ class Gateway:
         event["headers"] = {k: v for k, v in event["headers"].items() if k not in ("authorization", "if-match")}
         event["headers"].update({k.lower(): v for k, v in (headers or {}).items()})
         event["body"] = raw_body if raw_body is not None else (json.dumps(body) if body is not None else None)
+        if isinstance(raw_body, bytes):  # as API Gateway delivers a body that is not UTF-8 text
+            event["body"], event["isBase64Encoded"] = base64.b64encode(raw_body).decode(), True
         if template != "/health":
             if token is None:  # the identity source is missing: API Gateway answers without the authorizer
                 return Reply(401, {"message": "Unauthorized"}, {})

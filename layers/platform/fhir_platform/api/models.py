@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic_core import PydanticCustomError
 
 ConnectorType = Literal["epic", "cerner", "allscripts", "fhir_store", "athenahealth", "charmhealth", "eclinicalworks", "meditab"]
 Environment = Literal["production", "staging", "development"]
@@ -16,15 +17,54 @@ SecretArn = Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z-]*:secretsma
 HttpsUrl = Annotated[str, StringConstraints(pattern=r"^https://[^\s/$.?#].[^\s]*$", max_length=2048)]
 
 
+# request examples (shown in the generated OpenAPI; the bad-input tests spoil one field at a time)
+_PATIENT = {"resourceType": "Patient", "name": [{"family": "Okafor", "given": ["Ngozi"]}], "birthDate": "1988-02-29"}
+_DATA_SOURCE = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
+
+
+def _request_schema(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """A request body's JSON schema: ``null`` is not offered (:class:`Strict` refuses it), and the
+    model's ``example`` (a valid body) is given."""
+    example = model.__dict__.get("example")
+    if example is not None:
+        schema["examples"] = [example]
+    for prop in schema.get("properties", {}).values():
+        options = prop.get("anyOf")
+        if options and {"type": "null"} in options:
+            rest = [o for o in options if o != {"type": "null"}]
+            del prop["anyOf"]
+            if len(rest) == 1:
+                prop.update(rest[0])
+            else:
+                prop["anyOf"] = rest
+        if prop.get("default", ...) is None:
+            del prop["default"]
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Base of every request body: unknown fields are refused, and so is ``null`` for any field.
+
+    A field is either given a value of its type or left out; ``X | None = None`` below only means
+    "may be left out". ``null`` never reaches a service: on a PATCH it would otherwise be dumped
+    (``exclude_unset``) and written over a required attribute."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_request_schema)
+    example: ClassVar[dict[str, Any] | None] = None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise PydanticCustomError("null_not_allowed", "must not be null: leave the field out instead")
+        return value
 
 
 # ---- workspaces -----------------------------------------------------------------------------
 
 
-class ConnectorAuth(Strict):
-    """EHR connector auth settings (addition). Secrets by reference only: a Secrets Manager ARN."""
+class ConnectorAuthSettings(BaseModel):
+    """EHR connector auth settings (addition). Secrets by reference only: a Secrets Manager ARN.
+    As stored and answered; :class:`ConnectorAuth` is the same as a request field."""
 
     auth_type: Literal["smart_backend_services", "client_credentials", "none"] = "smart_backend_services"
     client_id: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
@@ -34,8 +74,27 @@ class ConnectorAuth(Strict):
     client_secret_arn: SecretArn | None = None
 
 
+class ConnectorAuth(Strict, ConnectorAuthSettings):
+    """``connector_auth`` in a request: the settings above, no unknown fields, no ``null``."""
+
+
 class CreateWorkspaceRequest(Strict):
     """``POST /v1/workspaces`` (addition: the public API provisions workspaces out of band)."""
+
+    example: ClassVar[dict[str, Any] | None] = {
+        "name": "Riverside Clinic",
+        "slug": "riverside-clinic",
+        "environment": "production",
+        "ehr_type": "epic",
+        "fhir_store_url": "https://ehr.example.org/fhir/R4",
+        "connector_auth": {
+            "auth_type": "smart_backend_services",
+            "client_id": "riverside-app",
+            "token_url": "https://ehr.example.org/oauth2/token",
+            "scopes": ["system/*.read"],
+            "private_key_secret_arn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:epic/private-key-AbCdEf",
+        },
+    }
 
     name: NameString
     slug: Annotated[str, StringConstraints(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")]
@@ -46,7 +105,20 @@ class CreateWorkspaceRequest(Strict):
 
 
 class UpdateWorkspaceRequest(Strict):
-    name: Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)] | None = None
+    example: ClassVar[dict[str, Any] | None] = {
+        "name": "Riverside Clinic",
+        "environment": "staging",
+        "connector_type": "cerner",
+        "fhir_store_url": "https://ehr.example.org/fhir/R4",
+        "connector_auth": {
+            "auth_type": "client_credentials",
+            "client_id": "riverside-app",
+            "token_url": "https://ehr.example.org/oauth2/token",
+            "client_secret_arn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:cerner/client-secret-AbCdEf",
+        },
+    }
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=True)] | None = None  # bound as on create
     environment: Environment | None = None
     region: Region | None = None
     connector_type: ConnectorType | None = None
@@ -68,7 +140,7 @@ class WorkspaceResponse(BaseModel):
     updated_at: str
     ehr_type: str | None = None  # addition
     fhir_store_url: str | None = None  # addition
-    connector_auth: ConnectorAuth | None = None  # addition (references only)
+    connector_auth: ConnectorAuthSettings | None = None  # addition (references only)
     fhir_configured: bool = False  # addition
 
 
@@ -83,6 +155,13 @@ class WorkspacePage(BaseModel):
 
 
 class CreateApiKeyRequest(Strict):
+    example: ClassVar[dict[str, Any] | None] = {
+        "name": "nightly-sync",
+        "duration_days": 30,
+        "role": "member",
+        "permissions": ["read", "write"],
+    }
+
     name: NameString | None = None
     duration_days: Annotated[int, Field(ge=1, le=90)]
     role: Annotated[str, StringConstraints(max_length=64)] = "member"
@@ -92,6 +171,8 @@ class CreateApiKeyRequest(Strict):
 
 
 class RotateApiKeyRequest(Strict):
+    example: ClassVar[dict[str, Any] | None] = {"duration_days": 30}
+
     duration_days: Annotated[int, Field(ge=1, le=90)]
 
 
@@ -150,6 +231,8 @@ class PermissionCatalogResponse(BaseModel):
 
 
 class FhirWriteRequest(Strict):
+    example: ClassVar[dict[str, Any] | None] = {"data": _PATIENT, "data_source_id": _DATA_SOURCE}
+
     data: dict[str, Any]
     data_source_id: UUID | None = None
 
@@ -214,6 +297,15 @@ class ErrorResponse(BaseModel):
 
 
 class FhirImportRequest(Strict):
+    example: ClassVar[dict[str, Any] | None] = {
+        "bundle": {"resourceType": "Bundle", "type": "batch", "entry": [{"resource": _PATIENT}]},
+        "source": "fhir_import",
+        "source_system": "epic",
+        "data_source_id": _DATA_SOURCE,
+        "dedup": True,
+        "unsupported_resource_policy": "skip",
+    }
+
     bundle: dict[str, Any]
     source: Annotated[str, StringConstraints(max_length=128)] = "fhir_import"
     source_system: Annotated[str, StringConstraints(max_length=128)] | None = None
@@ -247,6 +339,16 @@ class FhirImportResponse(BaseModel):
 
 class CreateImportJobRequest(Strict):
     """``POST /v1/{ws}/fhir/imports`` (addition): options of an S3 import, and the file's format."""
+
+    example: ClassVar[dict[str, Any] | None] = {
+        "format": "ndjson",
+        "source": "nightly-export",
+        "source_system": "epic",
+        "data_source_id": _DATA_SOURCE,
+        "dedup": False,
+        "unsupported_resource_policy": "skip",
+    }
+
 
     format: Literal["bundle", "ndjson"] = "bundle"
     source: Annotated[str, StringConstraints(min_length=1, max_length=128)] = "fhir_import"
@@ -494,6 +596,18 @@ EntityType = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
 class CreateDataSourceRequest(Strict):
+    example: ClassVar[dict[str, Any] | None] = {
+        "name": "epic-prod",
+        "source_type": "ehr",
+        "sync_strategy": "scheduled",
+        "sync_schedule": "rate(15 minutes)",
+        "connection_config": {
+            "base_url": "https://ehr.example.org/fhir/R4",
+            "resource_types": ["Patient", "Encounter"],
+            "auth": {"type": "bearer", "token_secret_arn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:fhir-platform/ehr-AbCdEf"},
+        },
+    }
+
     name: NameString
     display_name: NameString | None = None
     source_type: SourceType
@@ -505,8 +619,10 @@ class CreateDataSourceRequest(Strict):
 
 
 class UpdateDataSourceRequest(Strict):
-    """Every field optional; ``null`` means "leave as is", except ``display_name`` and
-    ``sync_schedule`` where ``null`` clears the value."""
+    """Every field optional: a field left out is left as it is (``null`` is refused, as on every
+    request body). ``connection_config``, when given, replaces the stored one whole."""
+
+    example: ClassVar[dict[str, Any] | None] = {"display_name": "Epic (production)", "is_active": False}
 
     display_name: NameString | None = None
     connection_config: dict[str, Any] | None = None
@@ -517,8 +633,7 @@ class UpdateDataSourceRequest(Strict):
     is_active: bool | None = None
 
     def changes(self) -> dict[str, Any]:
-        given = self.model_dump(mode="json", exclude_unset=True)
-        return {k: v for k, v in given.items() if v is not None or k in ("display_name", "sync_schedule")}
+        return self.model_dump(mode="json", exclude_unset=True)
 
 
 class DataSourceResponse(BaseModel):

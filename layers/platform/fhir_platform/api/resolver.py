@@ -1,5 +1,13 @@
 """The HTTP resolver every function shares: routing and request validation (Powertools, with
-pydantic), domain-error → status mapping, the request-size cap, and the caller's principal.
+pydantic), domain-error → status mapping, the request body's decoding and size cap, and the
+caller's principal.
+
+Request bodies are UTF-8 text (JSON, or NDJSON for the import stream). API Gateway base64-encodes a
+body that is not valid UTF-8; :func:`lambda_handler` decodes it and hands the route its text with
+the undecodable bytes kept as lone surrogates (``surrogateescape``), so a JSON body's parser
+(:func:`parse_json_body`) can name the field that holds them (422, ``detail[].loc``) and the NDJSON
+stream can report the line (:func:`raw_body` gives back the exact bytes). Nothing undecodable
+reaches a model, a service or storage.
 
 A function's ``app.py`` is two lines: ``app = build_app(<router>)`` and
 ``handler = lambda_handler(app)``.
@@ -7,12 +15,15 @@ A function's ``app.py`` is two lines: ``app = build_app(<router>)`` and
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import re
 from http import HTTPStatus
 from typing import Any, Callable
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestUnsupportedContentType, RequestValidationError
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from aws_lambda_powertools.logging import correlation_paths
 
@@ -74,12 +85,127 @@ def _validation_error(exc: RequestValidationError) -> Response:
     return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error", f"Request validation failed at: {where}", detail)
 
 
+def _unsupported_content_type(exc: RequestUnsupportedContentType) -> Response:
+    detail = [{"loc": ["body"], "msg": "unsupported content type", "type": "unsupported_content_type"}]
+    return error_response(
+        HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Request body must be JSON (Content-Type: application/json)", detail
+    )
+
+
+# ---- request bodies -------------------------------------------------------------------------
+
+_UNDECODABLE = re.compile(r"[\ud800-\udfff]")  # bytes kept by surrogateescape, or a lone \uD8xx escape
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # \uD800-\uDFFF escapes: pairs are fine, lone ones are not
+
+
+def _body_invalid(loc: tuple[Any, ...], msg: str, type_: str) -> RequestValidationError:
+    return RequestValidationError([{"loc": loc, "msg": msg, "type": type_}])
+
+
+def _reject_constant(name: str) -> Any:
+    raise _body_invalid(("body",), f"{name} is not a JSON value", "json_invalid")
+
+
+def _undecodable_at(value: Any, path: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
+    """Where the first string (or key) that is not valid Unicode text sits in parsed JSON."""
+    if isinstance(value, str):
+        return path if _UNDECODABLE.search(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if _UNDECODABLE.search(key):
+                return (*path, key.encode("utf-8", "surrogatepass").decode("utf-8", "replace"))
+            found = _undecodable_at(item, (*path, key))
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _undecodable_at(item, (*path, index))
+            if found is not None:
+                return found
+    return None
+
+
+def parse_json_body(text: str) -> Any:
+    """A request's JSON body, or a 422 saying where it is wrong: text that is not UTF-8 (a field
+    holding undecodable bytes or a lone surrogate escape), ``NaN``/``Infinity``, nesting too deep
+    for the parser. Malformed JSON is Powertools' own 422 (``json_invalid``)."""
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise _body_invalid(("body",), "JSON is nested too deeply", "json_invalid") from None
+    if _UNDECODABLE.search(text) or _SURROGATE_ESCAPE.search(text):
+        try:
+            where = _undecodable_at(value)
+        except RecursionError:  # nested nearly as deep as the parser allows: say so, not where
+            where = ()
+        if where is not None:
+            raise _body_invalid(("body", *where), "must be valid UTF-8 text", "string_unicode")
+    return value
+
+
+def raw_body(event: Any) -> bytes:
+    """The request body exactly as the client sent it (see :func:`lambda_handler`)."""
+    body = event.body or ""
+    return base64.b64decode(body) if event.is_base64_encoded else body.encode("utf-8", "surrogateescape")
+
+
+def _gateway_error(status: HTTPStatus, error: str, message: str, detail: list[dict[str, Any]]) -> dict[str, Any]:
+    """An error answered before routing, in the shape API Gateway expects from the function."""
+    body = {"statusCode": status.value, "error": error, "message": message, "detail": detail}
+    return {"statusCode": status.value, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}
+
+
+def _too_large(size: int) -> dict[str, Any]:
+    return _gateway_error(
+        HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+        "payload_too_large",
+        f"Request body is {size} bytes; the limit is {config.max_request_bytes()} bytes. "
+        "Upload larger bundles through POST /v1/{workspace_id}/fhir/imports (S3).",
+        [{"loc": ["body"], "msg": "too large", "type": "size_limit"}],
+    )
+
+
+_FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")  # Powertools would parse these into a model
+
+
+def _request_body(event: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The event with its body as text, or the error to answer instead (415 for a form: bodies are
+    JSON or NDJSON; 413; 400 for a base64 body that does not decode). A base64 body is decoded here; bytes that are not UTF-8 are kept as
+    lone surrogates (``surrogateescape``) for the route's parser to locate and refuse."""
+    body = event.get("body") or ""
+    media_type = str((event.get("headers") or {}).get("content-type", "")).split(";")[0].strip().lower()
+    if body and media_type in _FORMS:
+        return event, _gateway_error(
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Request body must be JSON (Content-Type: application/json), not a form",
+            [{"loc": ["body"], "msg": "unsupported content type", "type": "unsupported_content_type"}],
+        )
+    if not (body and event.get("isBase64Encoded")):
+        size = len(body.encode("utf-8", "surrogatepass"))
+        return event, (_too_large(size) if size > config.max_request_bytes() else None)
+    size = len(body) * 3 // 4 - body[-2:].count("=")
+    if size > config.max_request_bytes():
+        return event, _too_large(size)
+    try:
+        raw = base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        return event, _gateway_error(
+            HTTPStatus.BAD_REQUEST,
+            "bad_request",
+            "Request body is marked base64-encoded but is not valid base64",
+            [{"loc": ["body"], "msg": "not valid base64", "type": "base64_invalid"}],
+        )
+    return {**event, "body": raw.decode("utf-8", "surrogateescape"), "isBase64Encoded": False}, None
+
+
 def build_app(*routers: APIGatewayHttpRouter) -> APIGatewayHttpResolver:
-    app = APIGatewayHttpResolver(enable_validation=True)
+    app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=parse_json_body)
     for router in routers:
         app.include_router(router)
     app.exception_handler(errors.DomainError)(_domain_error)
     app.exception_handler(RequestValidationError)(_validation_error)
+    app.exception_handler(RequestUnsupportedContentType)(_unsupported_content_type)
     return app
 
 
@@ -108,22 +234,9 @@ def lambda_handler(app: APIGatewayHttpResolver, *, public: bool = False) -> Call
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         if not public and (refused := _unauthenticated(event)) is not None:
             return refused
-        body = event.get("body") or ""
-        size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode("utf-8"))
-        if size > config.max_request_bytes():
-            return {
-                "statusCode": 413,
-                "headers": {"Content-Type": "application/json"},
-                "body": json.dumps(
-                    {
-                        "statusCode": 413,
-                        "error": "payload_too_large",
-                        "message": f"Request body is {size} bytes; the limit is {config.max_request_bytes()} bytes. "
-                        "Upload larger bundles through POST /v1/{workspace_id}/fhir/imports (S3).",
-                        "detail": [{"loc": ["body"], "msg": "too large", "type": "size_limit"}],
-                    }
-                ),
-            }
+        event, refused = _request_body(event)
+        if refused is not None:
+            return refused
         return app.resolve(event, context)
 
     handler.app = app  # type: ignore[attr-defined]

@@ -63,19 +63,23 @@ class WorkspaceRepository(Repository):
         return _strip(item)
 
     def update(self, workspace_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """SET each changed attribute; a ``None`` value REMOVEs it (a NULL is never stored)."""
         if not changes:
             return self.get(workspace_id)
         names = {f"#f{i}": k for i, k in enumerate(changes)}
-        values = {f":v{i}": v for i, v in enumerate(changes.values())}
-        sets = ", ".join(f"#f{i} = :v{i}" for i in range(len(changes)))
+        values = {f":v{i}": v for i, v in enumerate(changes.values()) if v is not None}
+        sets = ", ".join(f"#f{i} = :v{i}" for i, v in enumerate(changes.values()) if v is not None)
+        removes = ", ".join(f"#f{i}" for i, v in enumerate(changes.values()) if v is None)
+        expression = " ".join(part for part in (sets and f"SET {sets}", removes and f"REMOVE {removes}") if part)
+        extra = {"ExpressionAttributeValues": values} if values else {}
         try:
             out = self.table.update_item(
                 Key={"PK": keys.workspace_pk(workspace_id), "SK": keys.WORKSPACE_SK},
-                UpdateExpression=f"SET {sets}",
+                UpdateExpression=expression,
                 ConditionExpression="attribute_exists(PK)",
                 ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
                 ReturnValues="ALL_NEW",
+                **extra,
             )
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":

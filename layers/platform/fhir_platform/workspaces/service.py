@@ -10,9 +10,13 @@ import os
 import uuid
 from typing import Any
 
-from fhir_platform.errors import FhirNotConfigured
+from fhir_platform.errors import FhirNotConfigured, Unprocessable
 from fhir_platform.resources.service import now_iso
 from fhir_platform.storage.workspaces import WorkspaceRepository
+
+# what every stored workspace has (a read answers them), and what an update may not change at all
+REQUIRED = ("name", "environment", "region")
+IMMUTABLE = ("id", "slug", "created_at", "provisioned_at", "updated_at")
 
 
 class WorkspaceService:
@@ -38,6 +42,18 @@ class WorkspaceService:
         return self.repo.get(workspace_id)
 
     def update(self, workspace_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Apply ``changes``; a value of ``None`` removes an optional setting. Refused (422, nothing
+        written): removing or blanking a required field, or touching an immutable one."""
+        problems = [
+            {"loc": ["body", k], "msg": "cannot be changed", "type": "immutable"} for k in changes if k in IMMUTABLE
+        ] + [
+            {"loc": ["body", k], "msg": "is required and cannot be removed", "type": "missing"}
+            for k in REQUIRED
+            if k in changes and (changes[k] is None or not str(changes[k]).strip())
+        ]
+        if problems:
+            where = ", ".join(p["loc"][-1] for p in problems)
+            raise Unprocessable(f"Workspace update refused: {where}", details=problems)
         changes = dict(changes)
         if "connector_type" in changes and "ehr_type" not in changes:
             changes["ehr_type"] = changes["connector_type"]

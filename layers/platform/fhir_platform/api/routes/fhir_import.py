@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -19,7 +18,7 @@ from fhir_platform.api.models import (
     ImportJobPage,
     ImportJobResponse,
 )
-from fhir_platform.api.resolver import json_response
+from fhir_platform.api.resolver import json_response, raw_body
 from fhir_platform.auth.permissions import IMPORT, READ
 from fhir_platform.imports import STREAM_MAX_BODY_BYTES, SYNC_MAX_BODY_BYTES, ImportOptions, check_body_size
 
@@ -31,9 +30,7 @@ get_import_job = APIGatewayHttpRouter()
 
 
 def _raw_body(router: APIGatewayHttpRouter) -> bytes:
-    event = router.current_event
-    body = event.body or ""
-    return base64.b64decode(body) if event.is_base64_encoded else body.encode("utf-8")
+    return raw_body(router.current_event)
 
 
 def _options(source: str, source_system: str | None, data_source_id: UUID | None, dedup: bool, policy: str) -> ImportOptions:
