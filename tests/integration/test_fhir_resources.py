@@ -208,3 +208,16 @@ def test_no_phi_in_logs(gateway: Gateway, workspace: dict, capsys: pytest.Captur
     out = capsys.readouterr()
     assert "Zyxwvutsrq" not in out.out + out.err and "Qwertyuiop" not in out.out + out.err
     assert workspace["key"] not in out.out + out.err
+
+
+@pytest.mark.parametrize("media_type", ["application/fhir+json", "application/fhir+json; charset=utf-8", "application/json+fhir"])
+def test_fhir_json_media_types_are_json(gateway: Gateway, workspace: dict, media_type: str) -> None:
+    """FHIR clients send ``application/fhir+json``: the body is parsed and validated like JSON."""
+    reply = gateway.call(
+        "POST", f"{base(workspace)}/Patient", token=workspace["key"], body={"data": PATIENT}, headers={"Content-Type": media_type}
+    )
+    assert reply.status == 201, reply.body
+    bad = gateway.call(
+        "POST", f"{base(workspace)}/Patient", token=workspace["key"], body={"data": "nope"}, headers={"Content-Type": media_type}
+    )
+    assert bad.status == 422 and bad.body["detail"][0]["loc"][:2] == ["body", "data"]

@@ -166,6 +166,7 @@ def _too_large(size: int) -> dict[str, Any]:
 
 
 _FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")  # Powertools would parse these into a model
+_FHIR_JSON = ("application/fhir+json", "application/json+fhir")  # FHIR's JSON media types (R4, and DSTU2's)
 
 
 def _request_body(event: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -181,6 +182,9 @@ def _request_body(event: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
             "Request body must be JSON (Content-Type: application/json), not a form",
             [{"loc": ["body"], "msg": "unsupported content type", "type": "unsupported_content_type"}],
         )
+    if media_type in _FHIR_JSON:  # what every FHIR client sends: JSON to Powertools' parser
+        headers = {k: v for k, v in (event.get("headers") or {}).items() if k != "content-type"}
+        event = {**event, "headers": {**headers, "content-type": "application/json"}}
     if not (body and event.get("isBase64Encoded")):
         size = len(body.encode("utf-8", "surrogatepass"))
         return event, (_too_large(size) if size > config.max_request_bytes() else None)
