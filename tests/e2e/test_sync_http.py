@@ -1,0 +1,116 @@
+"""EHR sync end to end over real HTTP: the local stack (template's API, scheduler, sync queue and
+worker on moto) syncing from the demo EHR (a real FHIR R4 server run by Node)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from typing import Any, Iterator
+
+import pytest
+
+from local_stack.demo_ehr import DemoEhr, ensure_node_modules
+from tests.e2e.conftest import Client, make_workspace
+from tests.support.contract import assert_matches
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(shutil.which("node") is None, reason="node is not on PATH: the demo EHR needs Node.js 20+"),
+]
+
+T = "2026-03-01T10:00:00.000Z"
+
+
+@pytest.fixture(scope="module")
+def ehr() -> Iterator[DemoEhr]:
+    ensure_node_modules()
+    with DemoEhr.start() as server:
+        yield server
+
+
+def patients(prefix: str, n: int) -> list[dict[str, Any]]:
+    return [
+        {"resourceType": "Patient", "id": f"{prefix}-{i}", "name": [{"family": f"Sync{prefix}", "given": [f"P{i}"]}], "gender": "male"}
+        for i in range(n)
+    ]
+
+
+def wait_for(predicate, timeout: float = 60.0, every: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(every)
+
+
+def add_source(client: Client, ws: str, ehr: DemoEhr, **config: Any) -> str:
+    body = {
+        "name": "demo-ehr",
+        "source_type": "fhir_store",
+        "connection_config": {"base_url": ehr.base_url, "resource_types": ["Patient"], "page_size": 10, **config},
+    }
+    reply = client.post(f"/v1/{ws}/data-sources", json=body)
+    assert reply.status_code == 201, reply.text
+    return reply.json()["id"]
+
+
+def test_manual_sync_brings_the_ehrs_patients_and_reports_health(admin: Client, ehr: DemoEhr) -> None:
+    ehr.put_resources(patients("a", 25), last_updated=T)
+    ws, client = make_workspace(admin)
+    ds = add_source(client, ws, ehr)
+    started = client.post(f"/v1/{ws}/data-sources/{ds}/sync")
+    assert started.status_code == 202, started.text
+    assert_matches("TriggerSyncResponse", started.json())
+
+    def synced() -> bool:
+        listing = client.get(f"/v1/{ws}/fhir/patients", params={"q": "synca", "limit": 100}).json()
+        return listing.get("total") == 25
+
+    wait_for(synced)
+    source = wait_for(lambda: (r := client.get(f"/v1/{ws}/data-sources/{ds}").json())["last_sync_status"] and r)
+    assert source["health_status"] == "healthy" and source["last_sync_status"] == "success"
+    status = client.get(f"/v1/{ws}/data-sources/{ds}/status").json()
+    assert status["synced_count"] == 25 and status["event_count"] == 25 and status["failed_count"] == 0
+    fhir_status = client.get(f"/v1/{ws}/fhir/status").json()
+    assert fhir_status["sync_healthy"] is True and fhir_status["last_poll_at"]
+    assert fhir_status["resource_type_counts"]["Patient"] == 25
+
+
+def test_a_second_trigger_while_polling_is_409(admin: Client, ehr: DemoEhr) -> None:
+    ehr.put_resources(patients("b", 5), last_updated=T)
+    ws, client = make_workspace(admin)
+    ds = add_source(client, ws, ehr)
+    ehr.faults("hang", count=1, hang_seconds=4, path_contains="/Patient")  # the poll holds its lease a while
+    assert client.post(f"/v1/{ws}/data-sources/{ds}/sync").status_code == 202
+
+    def conflict() -> Any:
+        reply = client.post(f"/v1/{ws}/data-sources/{ds}/sync")
+        return reply if reply.status_code == 409 else None
+
+    reply = wait_for(conflict, timeout=10, every=0.2)  # requests are served while the worker polls
+    assert_matches("TriggerSyncConflictResponse", reply.json())
+    assert reply.json()["details"]["last_poll_at"]
+    wait_for(lambda: client.get(f"/v1/{ws}/data-sources/{ds}/status").json()["synced_count"] >= 5, timeout=30)
+
+
+def test_sync_failures_over_http(admin: Client, ehr: DemoEhr) -> None:
+    bad = {"resourceType": "Patient", "id": "c-bad", "birthDate": "31/12/1999"}
+    ehr.put_resources([*patients("c", 2), bad], last_updated=T)
+    ws, client = make_workspace(admin)
+    ds = add_source(client, ws, ehr)
+    assert client.post(f"/v1/{ws}/data-sources/{ds}/sync").status_code == 202
+
+    def failed() -> Any:
+        body = client.get(f"/v1/{ws}/fhir/sync-failures", params={"fhir_resource_type": "Patient"}).json()
+        return body if body["total"] else None
+
+    body = wait_for(failed)
+    assert body["failures"][0]["fhir_resource_id"] == "c-bad" and body["failures"][0]["direction"] == "inbound"
+    assert "31/12/1999" not in str(body)
+    assert client.get(f"/v1/{ws}/fhir/sync-failures", params={"limit": 0}).status_code == 422
+    history = client.get(f"/v1/{ws}/data-sources/{ds}/sync-history", params={"days": 1}).json()
+    assert_matches("DataSourceSyncHistoryResponse", history)
+    assert history["timeline"][0]["failed_count"] >= 1
