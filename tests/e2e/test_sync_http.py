@@ -22,10 +22,17 @@ T = "2026-03-01T10:00:00.000Z"
 
 
 @pytest.fixture(scope="module")
-def ehr() -> Iterator[DemoEhr]:
+def ehr_server() -> Iterator[DemoEhr]:
     ensure_node_modules()
     with DemoEhr.start() as server:
         yield server
+
+
+@pytest.fixture
+def ehr(ehr_server: DemoEhr) -> Iterator[DemoEhr]:
+    ehr_server.reset()
+    yield ehr_server
+    ehr_server.clear_faults()
 
 
 def patients(prefix: str, n: int) -> list[dict[str, Any]]:
