@@ -128,7 +128,7 @@ def test_patient_view_stays_correct_as_resources_change(table):
     assert page.total == 1
     assert rows[0]["active_conditions"] == ["Burnt Ear"]
     assert rows[0]["active_medications"] == ["Azithromycin 250mg capsule (product)"]
-    assert rows[0]["event_count"] == 3 and rows[0]["last_event_at"] == "2024-01-03T00:00:00Z"
+    assert rows[0]["event_count"] == 3 and rows[0]["last_event_at"] == "2024-01-03T00:00:00.000Z"
     resolved = json.loads(json.dumps(hl7("Condition-example")))
     resolved["clinicalStatus"]["coding"][0]["code"] = "resolved"
     write(table, resolved, "2024-01-04T00:00:00Z")
@@ -136,5 +136,5 @@ def test_patient_view_stays_correct_as_resources_change(table):
     assert rows[0]["active_conditions"] == [] and rows[0]["active_medications"] == [
         "Azithromycin 250mg capsule (product)"
     ]
-    assert rows[0]["last_event_at"] == "2024-01-04T00:00:00Z"
+    assert rows[0]["last_event_at"] == "2024-01-04T00:00:00.000Z"
     assert rows[0]["entity_id"] == "0e0c6a1e-5f0b-4c2e-9a51-7c0d6f1f0001"

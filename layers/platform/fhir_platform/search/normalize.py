@@ -10,10 +10,10 @@ compare equal exactly when FHIR search semantics say they should:
 - phones: digits only, extension dropped, North-American numbers reduced to the 10-digit national
   form (``(555) 010-0012``, ``+1 555-010-0012``, ``1-555-010-0012`` and ``5550100012`` are equal);
 - dates: a FHIR date, dateTime or instant of any precision is the half-open UTC range
-  ``[low, high)`` it denotes (``2024`` → the whole year, ``2024-03-05T10:00+02:00`` → one minute),
-  rendered as fixed-width ``YYYY-MM-DDTHH:MM:SSZ`` strings so that string order is time order
-  (DynamoDB sort keys compare strings). Sub-second digits are dropped: the finest precision is the
-  second.
+  ``[low, high)`` it denotes (``2024`` → the whole year, ``2024-03-05T10:00+02:00`` → one minute,
+  ``…T10:00:00.5Z`` → 100 ms), rendered as fixed-width ``YYYY-MM-DDTHH:MM:SS.mmmZ`` strings so that
+  string order is time order (DynamoDB sort keys compare strings). The finest precision is the
+  millisecond: further digits are truncated.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ __all__ = [
     "DATE_MIN",
     "DateRange",
     "date_range",
+    "format_instant",
     "normalize_phone",
     "normalize_string",
     "normalize_token",
@@ -90,22 +91,27 @@ def normalize_phone(value: str) -> str:
 
 # --- dates -------------------------------------------------------------------------------------
 
-DATE_MIN = "0001-01-01T00:00:00Z"
-DATE_MAX = "9999-12-31T23:59:59Z"
+DATE_MIN = "0001-01-01T00:00:00.000Z"
+DATE_MAX = "9999-12-31T23:59:59.999Z"
 
 DateRange = tuple[str, str]
 
 _DATE_RE = re.compile(
     r"""^(?P<y>\d{4})(?:-(?P<m>\d{2})(?:-(?P<d>\d{2})
-        (?:T(?P<H>\d{2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?:\.\d+)?)?
+        (?:T(?P<H>\d{2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?:\.(?P<f>\d+))?)?
         (?P<tz>Z|[+-]\d{2}:\d{2})?)?)?)?$""",
     re.VERBOSE,
 )
 
 
-def _fmt(dt: datetime) -> str:
+def format_instant(dt: datetime) -> str:
+    """``dt`` (aware) as the fixed-width UTC sort-key string ``YYYY-MM-DDTHH:MM:SS.mmmZ``
+    (sub-millisecond digits truncated), whose string order is time order."""
     u = dt.astimezone(UTC)
-    return f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}Z"
+    return (
+        f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}"
+        f".{u.microsecond // 1000:03d}Z"
+    )
 
 
 def _add_months(dt: datetime, months: int) -> datetime:
@@ -117,7 +123,9 @@ def date_range(value: str) -> DateRange:
     """The half-open UTC range ``(low, high)`` a FHIR date/dateTime/instant denotes.
 
     Accepts ``YYYY``, ``YYYY-MM``, ``YYYY-MM-DD``, ``YYYY-MM-DDThh:mm[:ss[.fff]][Z|±hh:mm]``.
-    A time without a zone is taken as UTC; a date without a time is a UTC calendar day.
+    A time without a zone is taken as UTC; a date without a time is a UTC calendar day. A fraction
+    of a second is a range of its precision (``.5`` → 100 ms, ``.123`` → 1 ms); digits past the
+    millisecond are truncated (the range is then that millisecond).
     Raises ``ValueError`` for anything else (including impossible dates such as ``2023-02-30``).
     """
     match = _DATE_RE.match(value.strip())
@@ -141,6 +149,8 @@ def date_range(value: str) -> DateRange:
 
 
 def _range(g: dict, year: int, tz: timezone) -> DateRange:
+    fraction = g["f"] or ""
+    millis = int(fraction[:3].ljust(3, "0")) if fraction else 0
     low = datetime(
         year,
         int(g["m"] or 1),
@@ -148,9 +158,12 @@ def _range(g: dict, year: int, tz: timezone) -> DateRange:
         int(g["H"] or 0),
         int(g["M"] or 0),
         int(g["S"] or 0),
+        millis * 1000,
         tzinfo=tz,
     )
-    if g["S"] is not None:
+    if fraction:
+        high = low + timedelta(milliseconds=10 ** (3 - min(len(fraction), 3)))
+    elif g["S"] is not None:
         high = low + timedelta(seconds=1)
     elif g["M"] is not None:
         high = low + timedelta(minutes=1)
@@ -160,9 +173,10 @@ def _range(g: dict, year: int, tz: timezone) -> DateRange:
         high = _add_months(low, 1) if not (year == 9999 and low.month == 12) else None
     else:
         high = low.replace(year=year + 1) if year < 9999 else None
-    return _fmt(low), (_fmt(high) if high is not None else DATE_MAX)
+    return format_instant(low), (format_instant(high) if high is not None else DATE_MAX)
 
 
 def parse_instant(value: str) -> str:
-    """The low bound of ``value`` (an instant such as ``meta.lastUpdated``) as a sort-key string."""
+    """The low bound of ``value`` (an instant such as ``meta.lastUpdated``) as a sort-key string
+    (``2025-01-01T00:00:00.5Z`` → ``2025-01-01T00:00:00.500Z``)."""
     return date_range(value)[0]
