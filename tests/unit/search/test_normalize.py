@@ -5,6 +5,7 @@ from fhir_platform.search.normalize import (
     DATE_MAX,
     date_range,
     format_instant,
+    format_phone,
     parse_instant,
     normalize_phone,
     normalize_string,
@@ -56,7 +57,99 @@ def test_international_and_short_numbers_keep_their_digits():
     assert normalize_phone("+44 20 7946 0958") == "442079460958"
     assert normalize_phone("+33 (237) 998327") == "33237998327"
     assert normalize_phone("2328") == "2328"
+    assert normalize_phone("555-0199") == "5550199"  # a local number without its area code
     assert normalize_phone("no digits") == ""
+
+
+def test_international_numbers_are_read_as_libphonenumber_reads_them():
+    # the national trunk prefix "(0)" and the US international prefix 011 are not part of the number
+    assert normalize_phone("+44 (0)20 7946 0958") == normalize_phone("011 44 20 7946 0958") == "442079460958"
+
+
+# --- E.164 rendering (PatientListItem.phone, the patients view) ---------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "555-588-7087",  # Synthea: a 555 number, possible but not valid (no such area code)
+        "(555) 588-7087",
+        "555.588.7087",
+        "5555887087",
+        "1-555-588-7087",
+        "+1 555 588 7087",
+        "+1 (555) 588-7087",
+        "tel:+1-555-588-7087",
+        "+15555887087",  # already E.164
+        " 555 588 7087 ",
+    ],
+)
+def test_us_numbers_render_as_e164(raw):
+    assert format_phone(raw) == "+15555887087"
+    assert normalize_phone(format_phone(raw)) == normalize_phone(raw) == "5555887087"  # search finds what is shown
+
+
+@pytest.mark.parametrize("raw", ["555-588-7087 ext. 12", "555-588-7087 x12", "(555) 588-7087 extension 12", "+1 555 588 7087 #12"])
+def test_extensions_are_dropped_from_e164(raw):
+    assert format_phone(raw) == "+15555887087"
+    assert normalize_phone(raw) == "5555887087"
+
+
+@pytest.mark.parametrize(
+    ("raw", "e164"),
+    [
+        ("+44 20 7946 0958", "+442079460958"),
+        ("+44 (0)20 7946 0958", "+442079460958"),
+        ("+442079460958", "+442079460958"),
+        ("011 44 20 7946 0958", "+442079460958"),  # dialled from the US
+        ("+33 1 42 68 53 00", "+33142685300"),
+        ("+61 2 9374 4000", "+61293744000"),
+    ],
+)
+def test_international_numbers_render_as_e164(raw, e164):
+    assert format_phone(raw) == e164
+    assert normalize_phone(e164) == normalize_phone(raw) == e164[1:]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "call the front desk",
+        "555-0199",  # local: no area code
+        "2328",
+        "+1555",
+        "12345678901234567890",
+        "",
+        "n/a",
+        "+999 123",  # no such country code
+        "(03) 5555 6473",  # Australian, written without +61: ten digits, but no NANP number starts with 0
+        "123-456-7890",  # nor with 1
+    ],
+)
+def test_what_is_not_a_full_length_number_is_returned_as_written(raw):
+    assert format_phone(raw) == raw
+
+
+def test_the_default_region_reads_numbers_without_a_country_code(monkeypatch):
+    from fhir_platform import config
+
+    assert format_phone("020 7946 0958", region="GB") == "+442079460958"
+    assert normalize_phone("020 7946 0958", region="GB") == "442079460958"
+    assert format_phone("020 7946 0958") == "020 7946 0958"  # in the US (the default) not a number
+    monkeypatch.setenv("DEFAULT_PHONE_REGION", "gb")
+    config.default_phone_region.cache_clear()
+    try:
+        assert config.default_phone_region() == "GB"
+        assert format_phone("020 7946 0958") == "+442079460958"
+        assert format_phone("+1 555 588 7087") == "+15555887087"  # a country code wins over the region
+        monkeypatch.setenv("DEFAULT_PHONE_REGION", "XX")
+        config.default_phone_region.cache_clear()
+        with pytest.raises(config.ConfigurationError, match="DEFAULT_PHONE_REGION"):
+            format_phone("555-588-7087")
+    finally:
+        monkeypatch.delenv("DEFAULT_PHONE_REGION")
+        config.default_phone_region.cache_clear()
+    assert config.default_phone_region() == "US"
 
 
 @pytest.mark.parametrize(

@@ -129,7 +129,7 @@ __all__ = [
     "touch_key",
 ]
 
-INDEX_VERSION = 3  # 3: instants in keys keep milliseconds (YYYY-MM-DDTHH:MM:SS.mmmZ)
+INDEX_VERSION = 3  # 3: instants in keys keep milliseconds (YYYY-MM-DDTHH:MM:SS.mmmZ); phone keys read by libphonenumber
 MAX_INDEX_ITEMS = 40
 MAX_VALUES_PER_FAMILY = 12
 MAX_STRING_KEY = 64

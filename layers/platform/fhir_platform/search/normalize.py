@@ -7,8 +7,16 @@ compare equal exactly when FHIR search semantics say they should:
   → ``"jose alvarez"``) — FHIR string search is case- and accent-insensitive;
 - words (for ``q``): the normalised string with apostrophes removed, split on anything that is not
   a letter or digit (``"O'Hara-Smith"`` → ``["ohara", "smith"]``);
-- phones: digits only, extension dropped, North-American numbers reduced to the 10-digit national
-  form (``(555) 010-0012``, ``+1 555-010-0012``, ``1-555-010-0012`` and ``5550100012`` are equal);
+- phones (search keys): the number as libphonenumber reads it (the default region for numbers
+  without a country code), extension dropped; North-American numbers as their 10-digit national
+  form, others as country code + national number (``(555) 010-0012``, ``+1 555-010-0012``,
+  ``1-555-010-0012``, ``5550100012`` and the E.164 ``+15550100012`` are equal; ``+44 (0)20 7946
+  0958`` = ``+442079460958`` = ``442079460958``). Text libphonenumber cannot read as a full-length
+  number keeps its plain digits (``555-0199`` → ``5550199``);
+- phones (display): :func:`format_phone` gives E.164 (``+15555887087``) for any number that parses
+  to a *plausible* full-length number (its country's length and general digit pattern) — Synthea's
+  ``555`` numbers are plausible but not valid (no such area code), and are still formatted — and
+  the text as written otherwise;
 - dates: a FHIR date, dateTime or instant of any precision is the half-open UTC range
   ``[low, high)`` it denotes (``2024`` → the whole year, ``2024-03-05T10:00+02:00`` → one minute,
   ``…T10:00:00.5Z`` → 100 ms), rendered as fixed-width ``YYYY-MM-DDTHH:MM:SS.mmmZ`` strings so that
@@ -22,12 +30,17 @@ import re
 import unicodedata
 from datetime import UTC, datetime, timedelta, timezone
 
+import phonenumbers
+
+from fhir_platform.config import default_phone_region
+
 __all__ = [
     "DATE_MAX",
     "DATE_MIN",
     "DateRange",
     "date_range",
     "format_instant",
+    "format_phone",
     "normalize_phone",
     "normalize_string",
     "normalize_token",
@@ -73,14 +86,63 @@ def normalize_token(value: str) -> str:
 
 
 _EXTENSION = re.compile(r"(?:x|ext\.?|extension|#)\s*\d+\s*$", re.IGNORECASE)
+_NANP = 1  # North American Numbering Plan country code
 
 
-def normalize_phone(value: str) -> str:
-    """Digits of a phone number; US/NANP numbers to their 10-digit national form.
+def _parse_phone(value: str, region: str | None) -> phonenumbers.PhoneNumber | None:
+    """The number ``value`` denotes, when libphonenumber reads it as a full-length number of its
+    country (``region``, default :func:`~fhir_platform.config.default_phone_region`, for numbers
+    without a country code), else ``None``.
 
-    ``+1 (555) 010-0012 ext. 7`` → ``5550100012``. Other international numbers keep all their digits
-    (``+44 20 7946 0958`` → ``442079460958``). Returns ``""`` when there are no digits.
+    *Plausible*, not *valid*: the length is one the country's plan allows and the digits fit its
+    general pattern (for NANP ``[2-9]XX XXX XXXX``), but the range need not be assigned — Synthea's
+    ``555`` numbers are not valid (no such area code) and are still read. An Australian
+    ``(03) 5555 6473`` read in the US has the right length but is no NANP number (area codes do not
+    start with 0), so it is not read."""
+    try:
+        number = phonenumbers.parse(value, region or default_phone_region())
+    except phonenumbers.NumberParseException:
+        return None
+    if phonenumbers.is_possible_number_with_reason(number) != phonenumbers.ValidationResult.IS_POSSIBLE:
+        return None  # too short/long, or a local number without its area code (``555-0199``)
+    if phonenumbers.is_valid_number(number):
+        return number
+    country = number.country_code
+    plan = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(
+        country, phonenumbers.region_code_for_country_code(country)
+    )
+    pattern = plan.general_desc.national_number_pattern if plan and plan.general_desc else None
+    if not pattern or not re.fullmatch(pattern, phonenumbers.national_significant_number(number)):
+        return None
+    return number
+
+
+def format_phone(value: str, region: str | None = None) -> str:
+    """E.164 form of a phone number for display (``555-588-7087`` → ``+15555887087``).
+
+    Numbers without a country code are read in ``region`` (default ``DEFAULT_PHONE_REGION``, ``US``).
+    An extension is dropped (E.164 has none; the resource keeps it). Text that is not a full-length
+    number (``555-0199``, ``call the front desk``) is returned as written: nothing is invented, and
+    nothing the EHR recorded is hidden."""
+    number = _parse_phone(value, region)
+    if number is None:
+        return value
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_phone(value: str, region: str | None = None) -> str:
+    """The search key of a phone number: NANP numbers as their 10-digit national number, others as
+    country code + national number (the E.164 digits), so every way of writing one number — and its
+    :func:`format_phone` form — gives one key.
+
+    ``+1 (555) 010-0012 ext. 7`` → ``5550100012``; ``+44 20 7946 0958`` → ``442079460958``. Text
+    that is not a full-length number keeps its digits (extension dropped; an 11-digit ``1…`` loses
+    the ``1``). Returns ``""`` when there are no digits.
     """
+    number = _parse_phone(value, region)
+    if number is not None:
+        e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
+        return e164[1:] if number.country_code == _NANP else e164
     digits = re.sub(r"\D", "", _EXTENSION.sub("", value.strip()))
     if value.strip().startswith("+") and not digits.startswith("1"):
         return digits
