@@ -54,7 +54,8 @@ def test_patient_row_flattens_demographics_and_active_facts():
     row = patient_row(item(patient, created_at="2023-01-01T00:00:00Z"), partition)
     assert (row["name"], row["first_name"], row["last_name"]) == ("Peter James Chalmers", "Peter James", "Chalmers")
     assert (row["birth_date"], row["gender"], row["mrn"]) == ("1974-12-25", "male", "12345")
-    assert row["phone"] == "(03) 5555 6473"  # rank 1 work phone, not the old one
+    # rank 1 work phone, not the old one; Australian, written without +61: no NANP number, so as written
+    assert row["phone"] == "(03) 5555 6473"
     assert (row["address_city"], row["address_state"], row["address_postal_code"]) == ("PleasantVille", "Vic", "3999")
     assert row["active_conditions"] == ["Burnt Ear"] and row["allergies"] == ["Cashew nuts"]
     assert row["active_medications"] == []

@@ -171,7 +171,7 @@ def _parse_value(param: SearchParam, modifier: str | None, raw: str, name: str):
             low, high = date_range(value)
         except ValueError:
             raise QueryError(
-                name, f"{value[:40]!r} is not a date (use YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm[:ss][Z|+hh:mm])"
+                name, f"{value[:40]!r} is not a date (use YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm[:ss[.fff]][Z|+hh:mm])"
             ) from None
         return DateValue(prefix, low, high)
     if kind is Kind.REFERENCE:
