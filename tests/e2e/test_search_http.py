@@ -5,6 +5,7 @@ import resolves them)."""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from typing import Any
 
@@ -101,6 +102,9 @@ def test_patient_search_and_list_over_http(loaded) -> None:
     assert [p["name"] for p in ok(c, f"/v1/{ws}/fhir/patients", {"sort_by": "-created_at"})["patients"]] == ["Liz Conn", "Buster Hoeger"]
     buster = ok(c, f"/v1/{ws}/fhir/patients", {"phone": "(555) 866-2259"})["patients"]
     assert [p["name"] for p in buster] == ["Buster Hoeger"] and buster[0]["event_count"] > 40
+    assert buster[0]["phone"] == "+15558662259"  # Synthea's 555-866-2259 in E.164 (a 555 number: not valid, still shown)
+    assert ok(c, f"/v1/{ws}/fhir/patients", {"phone": buster[0]["phone"]})["patients"] == buster  # what is shown is found
+    assert ok(c, f"/v1/{ws}/fhir/views/patients", {"q": "hoeger"})["patients"][0]["phone"] == "+15558662259"
     assert ok(c, f"/v1/{ws}/fhir/patients", {"mrn": "ad2e3fc5-2b5d-4cb9-8d03-9ea0f4ac8423"})["total"] == 1
     bad = c.get(f"/v1/{ws}/fhir/patients", params={"sort_by": "-age"})
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "sort_by"]
@@ -169,3 +173,28 @@ def test_views_scoped_to_the_data_source_of_an_import_over_http(admin: Client) -
     assert ok(c, f"/v1/{ws}/fhir/views/patients", {"data_source_id": ehr, "q": "scoped"})["total"] == 2
     lab_view = ok(c, f"/v1/{ws}/fhir/views/patients", {"data_source_id": lab})
     assert [p["canonical_id"] for p in lab_view["patients"]] == ["Patient/dsp-0"] and lab_view["total"] == 1
+
+
+def test_patient_lists_keep_creation_order_within_one_second_over_http(admin: Client) -> None:
+    """Patients imported in one request are created within one second; the lists follow their
+    millisecond timestamps, not their ids (created here in reverse id order)."""
+    ws, c = make_workspace(admin)
+    created = [f"ms-{letter}" for letter in "hgfedcba"]
+    entries = [{"resource": {"resourceType": "Patient", "id": pid, "name": [{"family": "Msorder", "given": [pid[-1].upper()]}]},
+                "request": {"method": "PUT", "url": f"Patient/{pid}"}} for pid in created]
+    reply = c.post(f"/v1/{ws}/fhir/import", json={"bundle": {"resourceType": "Bundle", "type": "transaction", "entry": entries}})
+    assert reply.status_code == 200, reply.text
+    rows = ok(c, f"/v1/{ws}/fhir/views/patients", {"limit": 100})["patients"]
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
+    assert all(re.fullmatch(stamp, r["created_at"]) and re.fullmatch(stamp, r["last_event_at"]) for r in rows)
+    name = {r["canonical_id"]: r["name"] for r in rows}
+    by_created = [name[r["canonical_id"]] for r in sorted(rows, key=lambda r: (r["created_at"], r["canonical_id"]))]
+    by_event = [name[r["canonical_id"]] for r in sorted(rows, key=lambda r: (r["last_event_at"], r["canonical_id"]))]
+    assert [r["name"] for r in rows] == by_event[::-1]  # the view: newest activity first
+    for q in ({}, {"q": "msorder"}):
+        assert [p["name"] for p in ok(c, f"/v1/{ws}/fhir/patients", {"sort_by": "+created_at", **q})["patients"]] == by_created
+        assert [p["name"] for p in ok(c, f"/v1/{ws}/fhir/patients", {"sort_by": "-created_at", **q})["patients"]] == by_created[::-1]
+        assert [p["name"] for p in ok(c, f"/v1/{ws}/fhir/patients", {"sort_by": "+last_event_at", **q})["patients"]] == by_event
+        assert [p["name"] for p in ok(c, f"/v1/{ws}/fhir/patients", {"sort_by": "-last_event_at", **q})["patients"]] == by_event[::-1]
+    stamps = {r["canonical_id"]: r["created_at"] for r in rows}  # the import wrote them in bundle order
+    assert [stamps[f"Patient/{pid}"] for pid in created] == sorted(stamps.values())

@@ -17,7 +17,8 @@ from tests.support.gateway import Gateway
 
 @pytest.fixture
 def clock() -> Any:
-    """Writes one second apart (the index's precision), so orderings by time are deterministic."""
+    """Writes one second apart, so orderings by time are deterministic and easy to read (the index keeps
+    milliseconds: test_search_order_within_a_second.py)."""
     from fhir_platform.api import deps
 
     start = datetime(2025, 1, 1, tzinfo=UTC)

@@ -11,6 +11,8 @@ variable                      meaning
 ``IMPORT_QUEUE_URL``          SQS queue the bundle splitter fans chunks out to
 ``ADMIN_KEY_SECRET_ARN``      Secrets Manager secret holding the platform admin key
 ``MAX_REQUEST_BYTES``         request-body cap for JSON endpoints (default 4 MiB)
+``DEFAULT_PHONE_REGION``      region (ISO 3166-1 alpha-2) of phone numbers written without a
+                              country code, for E.164 rendering and phone search (default ``US``)
 ``AWS_ENDPOINT_URL``          optional: any AWS-compatible endpoint (moto locally)
 ============================  ==========================================================
 """
@@ -51,3 +53,23 @@ def admin_key_secret_arn() -> str:
 @lru_cache(maxsize=1)
 def max_request_bytes() -> int:
     return int(os.environ.get("MAX_REQUEST_BYTES", str(4 * 1024 * 1024)))
+
+
+DEFAULT_PHONE_REGION = "US"
+
+
+@lru_cache(maxsize=1)
+def default_phone_region() -> str:
+    """Where a phone number without a country code is (``555-588-7087`` → ``+15555887087`` in ``US``).
+
+    Phone search keys depend on it for such numbers: changing it on a table with data needs a
+    re-index (see ``docs/search.md``)."""
+    import phonenumbers
+
+    value = os.environ.get("DEFAULT_PHONE_REGION", "").strip().upper() or DEFAULT_PHONE_REGION
+    if value not in phonenumbers.SUPPORTED_REGIONS:
+        raise ConfigurationError(
+            f"Environment variable DEFAULT_PHONE_REGION={value[:10]!r} is not a region code libphonenumber knows "
+            "(ISO 3166-1 alpha-2, e.g. US, GB, CA)"
+        )
+    return value

@@ -61,7 +61,7 @@ def test_patient_touch_keeps_a_per_source_last_event_list():
     touch = ops[0]["Put"]["Item"]
     assert touch["src"] == EHR
     src_puts = [op["Put"]["Item"] for op in ops if "Put" in op and source_sort_family(EHR) in op["Put"]["Item"]["PK"]]
-    assert [it["SK"] for it in src_puts] == ["2024-01-01T00:00:00Z#p1"]
+    assert [it["SK"] for it in src_puts] == ["2024-01-01T00:00:00.000Z#p1"]
     # another resource of the patient: the source stays, the entry moves with the time
     later = compartment_touch(WS, "p1", event_time="2024-01-02T00:00:00Z", previous=touch, source=KEEP)
     assert later[0]["Put"]["Item"]["src"] == EHR

@@ -250,7 +250,7 @@ def test_last_event_at_moves_with_the_compartment(people):
     write(people, obs(1, patient="p-annan"), "2024-02-01T00:00:00Z")
     page = patients(people, sort_by="-last_event_at", limit=2)
     assert pids(page) == ["p-annan", "p-smythe"]
-    assert page.rows[0]["last_event_at"] == "2024-02-01T00:00:00Z" and page.rows[0]["event_count"] == 2
+    assert page.rows[0]["last_event_at"] == "2024-02-01T00:00:00.000Z" and page.rows[0]["event_count"] == 2
     assert page.has_more and page.next_offset == 2 and page.total == 5
     write(people, obs(2, patient="p-alvarez"), "2024-02-02T00:00:00Z")
     assert pids(patients(people, sort_by="-last_event_at", limit=2)) == ["p-alvarez", "p-annan"]
@@ -308,4 +308,4 @@ def test_concurrent_compartment_writes_serialise_on_the_touch_item(table):
         table.meta.client.transact_write_items(TransactItems=ops)
     assert info.value.response["Error"]["Code"] == "TransactionCanceledException"
     touch = table.get_item(Key=touch_key(WS, "p9"), ConsistentRead=True)["Item"]
-    assert (touch["last_event_at"], touch["event_count"]) == ("2024-01-02T00:00:00Z", 2)
+    assert (touch["last_event_at"], touch["event_count"]) == ("2024-01-02T00:00:00.000Z", 2)

@@ -156,22 +156,50 @@ def test_first_touch_creates_touch_item_and_sort_entry():
     touch = ops[0]["Put"]
     assert touch["Item"]["PK"] == touch_key(WS, "p1")["PK"] and touch["Item"]["event_count"] == 1
     assert touch["ConditionExpression"] == "attribute_not_exists(PK)"
-    assert ops[1]["Put"]["Item"]["SK"] == "2024-05-01T10:00:00Z#p1"
+    assert ops[1]["Put"]["Item"]["SK"] == "2024-05-01T10:00:00.000Z#p1"
     assert "sort.last_event_at" in ops[1]["Put"]["Item"]["PK"]
 
 
 def test_later_touch_moves_the_sort_entry_and_earlier_one_does_not():
-    previous = {**touch_key(WS, "p1"), "last_event_at": "2024-05-01T10:00:00Z", "event_count": 3, "e": "e1"}
+    previous = {**touch_key(WS, "p1"), "last_event_at": "2024-05-01T10:00:00.000Z", "event_count": 3, "e": "e1"}
     ops = compartment_touch(WS, "p1", event_time="2024-05-02T00:00:00+02:00", previous=previous)
-    assert ops[0]["Put"]["Item"]["last_event_at"] == "2024-05-01T22:00:00Z"
+    assert ops[0]["Put"]["Item"]["last_event_at"] == "2024-05-01T22:00:00.000Z"
     assert ops[0]["Put"]["Item"]["event_count"] == 4
     assert ops[0]["Put"]["ExpressionAttributeValues"] == {":prev_count": 3}
-    assert ops[1]["Delete"]["Key"]["SK"] == "2024-05-01T10:00:00Z#p1"
-    assert ops[2]["Put"]["Item"]["SK"] == "2024-05-01T22:00:00Z#p1"
+    assert ops[1]["Delete"]["Key"]["SK"] == "2024-05-01T10:00:00.000Z#p1"
+    assert ops[2]["Put"]["Item"]["SK"] == "2024-05-01T22:00:00.000Z#p1"
     late = compartment_touch(WS, "p1", event_time="2024-04-01T00:00:00Z", previous=previous)
-    assert len(late) == 1 and late[0]["Put"]["Item"]["last_event_at"] == "2024-05-01T10:00:00Z"
+    assert len(late) == 1 and late[0]["Put"]["Item"]["last_event_at"] == "2024-05-01T10:00:00.000Z"
     forget = compartment_forget(WS, "p1", previous)
-    assert forget[0] == touch_key(WS, "p1") and forget[1]["SK"] == "2024-05-01T10:00:00Z#p1"
+    assert forget[0] == touch_key(WS, "p1") and forget[1]["SK"] == "2024-05-01T10:00:00.000Z#p1"
+
+
+def test_touches_within_one_second_keep_their_order():
+    first = compartment_touch(WS, "p1", event_time="2024-05-01T10:00:00.100Z", previous=None)
+    previous = first[0]["Put"]["Item"]
+    later = compartment_touch(WS, "p1", event_time="2024-05-01T10:00:00.900Z", previous=previous)
+    assert later[0]["Put"]["Item"]["last_event_at"] == "2024-05-01T10:00:00.900Z"
+    assert later[1]["Delete"]["Key"]["SK"] == "2024-05-01T10:00:00.100Z#p1"
+    assert later[2]["Put"]["Item"]["SK"] == "2024-05-01T10:00:00.900Z#p1"
+    earlier = compartment_touch(WS, "p1", event_time="2024-05-01T10:00:00.050Z", previous=previous)
+    assert len(earlier) == 1 and earlier[0]["Put"]["Item"]["last_event_at"] == "2024-05-01T10:00:00.100Z"
+
+
+def test_a_touch_item_from_before_milliseconds_moves_to_the_new_key_format():
+    """Touch items written by index version 2 hold ``…:SSZ``: the next touch deletes that sort
+    entry by its stored key and writes the millisecond one, even when the time does not move."""
+    previous = {**touch_key(WS, "p1"), "last_event_at": "2024-05-01T10:00:00Z", "event_count": 3, "src": "ehr"}
+    ops = compartment_touch(WS, "p1", event_time="2024-04-01T00:00:00Z", previous=previous)
+    assert ops[0]["Put"]["Item"]["last_event_at"] == "2024-05-01T10:00:00.000Z"
+    deleted = {(op["Delete"]["Key"]["PK"].split("#")[4], op["Delete"]["Key"]["SK"]) for op in ops[1:] if "Delete" in op}
+    put = {(op["Put"]["Item"]["PK"].split("#")[4], op["Put"]["Item"]["SK"]) for op in ops[1:] if "Put" in op}
+    assert deleted == {("sort.last_event_at", "2024-05-01T10:00:00Z#p1"), ("sort.last_event_at.src.ehr", "2024-05-01T10:00:00Z#p1")}
+    assert put == {("sort.last_event_at", "2024-05-01T10:00:00.000Z#p1"), ("sort.last_event_at.src.ehr", "2024-05-01T10:00:00.000Z#p1")}
+    # within the old item's second, a later event wins (compared as times, not as "Z" > ".")
+    ops = compartment_touch(WS, "p1", event_time="2024-05-01T10:00:00.500Z", previous=previous)
+    assert ops[0]["Put"]["Item"]["last_event_at"] == "2024-05-01T10:00:00.500Z"
+    forget = compartment_forget(WS, "p1", previous)
+    assert forget[1]["SK"] == "2024-05-01T10:00:00Z#p1"  # deleted by the key it was stored under
 
 
 # --- planning --------------------------------------------------------------------------------
@@ -207,11 +235,11 @@ def test_plan_for_string_prefix_and_truncation():
 
 def test_plan_for_dates():
     eq = plan(WS, parse_search("Patient", {"birthdate": "1974"}))
-    assert {(q.op, q.values) for q in eq.queries} == {("between", ("1974-01-01T00:00:00Z", "1975-01-01T00:00:00Z"))}
+    assert {(q.op, q.values) for q in eq.queries} == {("between", ("1974-01-01T00:00:00.000Z", "1975-01-01T00:00:00.000Z"))}
     gt = plan(WS, parse_search("Patient", {"birthdate": "gt1974"}))
     assert {(q.pk.split("#")[4], q.op, q.values) for q in gt.queries} == {
-        ("birthdate", ">=", ("1974-12-31T00:00:00Z",)),
-        ("birthdate.hi", ">=", ("1975-01-01T00:00:00Z",)),
+        ("birthdate", ">=", ("1974-12-31T00:00:00.000Z",)),
+        ("birthdate.hi", ">=", ("1975-01-01T00:00:00.000Z",)),
     }
     ne = plan(WS, parse_search("Patient", {"birthdate": "ne1974"}))
     assert ne.notes == ("type-list",) and ne.forward is False

@@ -77,7 +77,7 @@ def test_patient_extraction_from_hl7_example():
     assert values("Patient", "given", p) == ["Peter", "James", "Jim"]
     assert values("Patient", "identifier", p) == [("urn:oid:1.2.36.146.595.217.0.1", "12345")]
     assert values("Patient", "mrn", p) == [("urn:oid:1.2.36.146.595.217.0.1", "12345")]
-    assert values("Patient", "birthdate", p) == [("1974-12-25T00:00:00Z", "1974-12-26T00:00:00Z")]
+    assert values("Patient", "birthdate", p) == [("1974-12-25T00:00:00.000Z", "1974-12-26T00:00:00.000Z")]
     assert values("Patient", "gender", p) == [("", "male")]
     assert values("Patient", "phone", p) == ["0355556473", "0334105613", "0355558834"]
     assert values("Patient", "active", p) == [("", "true")]
@@ -94,7 +94,7 @@ def test_synthea_patient_mrn_phone_and_urn_references(synthea_small):
     assert values("Patient", "name", patient) == ["Hoeger", "Buster", "Mr."]
     encounter = next(r for r in synthea_small if r["resourceType"] == "Encounter")
     assert values("Encounter", "patient", encounter) == [("", patient["id"])]
-    assert values("Encounter", "date", encounter) == [("1994-09-02T13:55:57Z", "1994-09-02T14:10:58Z")]
+    assert values("Encounter", "date", encounter) == [("1994-09-02T13:55:57.000Z", "1994-09-02T14:10:58.000Z")]
     assert values("Encounter", "class", encounter) == [("http://terminology.hl7.org/CodeSystem/v3-ActCode", "AMB")]
     assert values("Encounter", "reason-code", encounter) == [("http://snomed.info/sct", "36971009")]
     assert values("Encounter", "practitioner", encounter) == [("", "34ef92a2-f1a5-4324-b274-4ccf96f9f2d1")]
@@ -103,7 +103,7 @@ def test_synthea_patient_mrn_phone_and_urn_references(synthea_small):
 
 def test_observation_date_code_and_q():
     obs = hl7("Observation-example")
-    assert values("Observation", "date", obs) == [("2016-03-28T00:00:00Z", "2016-03-29T00:00:00Z")]
+    assert values("Observation", "date", obs) == [("2016-03-28T00:00:00.000Z", "2016-03-29T00:00:00.000Z")]
     assert ("http://loinc.org", "29463-7") in values("Observation", "code", obs)
     assert len(values("Observation", "code", obs)) == 4
     assert values("Observation", "patient", obs) == [("Patient", "example")]
@@ -116,7 +116,7 @@ def test_condition_status_is_clinical_status_and_date_is_onset_or_recorded(synth
     assert values("Condition", "status", condition) == [
         ("http://terminology.hl7.org/CodeSystem/condition-clinical", "active")
     ]
-    assert values("Condition", "date", condition) == [("1994-09-02T13:55:57Z", "1994-09-02T13:55:58Z")]
+    assert values("Condition", "date", condition) == [("1994-09-02T13:55:57.000Z", "1994-09-02T13:55:58.000Z")]
     assert values("Condition", "code", hl7("Condition-example")) == [("http://snomed.info/sct", "39065001")]
 
 
@@ -124,10 +124,10 @@ def test_allergy_and_immunization_and_medication_request():
     allergy = hl7("AllergyIntolerance-example")
     assert values("AllergyIntolerance", "status", allergy)[0][1] == "active"
     assert values("AllergyIntolerance", "patient", allergy) == [("Patient", "example")]
-    assert values("AllergyIntolerance", "date", allergy) == [("2014-10-09T03:58:00Z", "2014-10-09T03:58:01Z")]
+    assert values("AllergyIntolerance", "date", allergy) == [("2014-10-09T03:58:00.000Z", "2014-10-09T03:58:01.000Z")]
     assert values("AllergyIntolerance", "onset", allergy) == [  # onsetDateTime "2004" + reaction onsets, de-duplicated
-        ("2004-01-01T00:00:00Z", "2005-01-01T00:00:00Z"),
-        ("2012-06-12T00:00:00Z", "2012-06-13T00:00:00Z"),
+        ("2004-01-01T00:00:00.000Z", "2005-01-01T00:00:00.000Z"),
+        ("2012-06-12T00:00:00.000Z", "2012-06-13T00:00:00.000Z"),
     ]
     assert values("AllergyIntolerance", "practitioner", allergy) == [
         ("Practitioner", "example")
@@ -137,7 +137,7 @@ def test_allergy_and_immunization_and_medication_request():
     assert values("Immunization", "location", imm) == [("Location", "1")]
     assert values("Immunization", "q", imm) == ["Fluvax (Influenza)"]
     med = hl7("MedicationRequest-medrx0302")
-    assert values("MedicationRequest", "authoredon", med) == [("2015-01-15T00:00:00Z", "2015-01-16T00:00:00Z")]
+    assert values("MedicationRequest", "authoredon", med) == [("2015-01-15T00:00:00.000Z", "2015-01-16T00:00:00.000Z")]
     assert values("MedicationRequest", "practitioner", med) == [("Practitioner", "f007")]
     assert values("MedicationRequest", "medication", med) == []  # '#med0320' is contained, not searchable
 
@@ -147,7 +147,7 @@ def test_scheduling_resources():
     assert values("Appointment", "patient", appt) == [("Patient", "example")]
     assert values("Appointment", "practitioner", appt) == [("Practitioner", "example")]
     assert values("Appointment", "location", appt) == [("Location", "1")]
-    assert values("Appointment", "date", appt) == [("2013-12-10T09:00:00Z", "2013-12-10T09:00:01Z")]
+    assert values("Appointment", "date", appt) == [("2013-12-10T09:00:00.000Z", "2013-12-10T09:00:01.000Z")]
     assert "Dr Adam Careful" in values("Appointment", "q", appt)
     slot = hl7("Slot-1")
     assert values("Slot", "status", slot) == [("", "busy")]
@@ -155,14 +155,14 @@ def test_scheduling_resources():
     schedule = hl7("Schedule-example")
     assert values("Schedule", "location", schedule) == [("Location", "1")]
     assert values("Schedule", "practitioner", schedule) == []
-    assert values("Schedule", "date", schedule) == [("2013-12-25T09:15:00Z", "2013-12-25T09:30:01Z")]
+    assert values("Schedule", "date", schedule) == [("2013-12-25T09:15:00.000Z", "2013-12-25T09:30:01.000Z")]
 
 
 def test_coverage_directory_and_documents():
     cov = hl7("Coverage-9876B1")
     assert values("Coverage", "patient", cov) == [("Patient", "4")]
     assert values("Coverage", "policy-holder", cov) == [("Organization", "CBI35")]  # absolute URL
-    assert values("Coverage", "date", cov) == [("2011-05-23T00:00:00Z", "2012-05-24T00:00:00Z")]
+    assert values("Coverage", "date", cov) == [("2011-05-23T00:00:00.000Z", "2012-05-24T00:00:00.000Z")]
     role = hl7("PractitionerRole-example")
     assert values("PractitionerRole", "practitioner", role) == [("Practitioner", "example")]
     assert values("PractitionerRole", "phone", role) == ["0355556473"]
@@ -181,8 +181,8 @@ def test_coverage_directory_and_documents():
 def test_goal_and_careplan():
     goal = hl7("Goal-example")
     assert values("Goal", "status", goal) == [("", "on-hold")]
-    assert values("Goal", "start-date", goal) == [("2015-04-05T00:00:00Z", "2015-04-06T00:00:00Z")]
-    assert values("Goal", "target-date", goal) == [("2016-04-05T00:00:00Z", "2016-04-06T00:00:00Z")]
+    assert values("Goal", "start-date", goal) == [("2015-04-05T00:00:00.000Z", "2015-04-06T00:00:00.000Z")]
+    assert values("Goal", "target-date", goal) == [("2016-04-05T00:00:00.000Z", "2016-04-06T00:00:00.000Z")]
     assert values("Goal", "patient", goal) == [("Patient", "example")]
 
 

@@ -102,8 +102,8 @@ def test_escaped_comma_is_a_literal():
 def test_date_prefixes_parse():
     crit = parse_search("Patient", {"birthdate": "ge2024-03,eb1980"}).criteria[0]
     assert crit.values == (
-        DateValue("ge", "2024-03-01T00:00:00Z", "2024-04-01T00:00:00Z"),
-        DateValue("eb", "1980-01-01T00:00:00Z", "1981-01-01T00:00:00Z"),
+        DateValue("ge", "2024-03-01T00:00:00.000Z", "2024-04-01T00:00:00.000Z"),
+        DateValue("eb", "1980-01-01T00:00:00.000Z", "1981-01-01T00:00:00.000Z"),
     )
 
 

@@ -28,10 +28,10 @@ SLOT = {
 
 def test_parse_slot_filters_window_and_validation():
     f = parse_slot_filters(date="2025-03-03", days=7, status="Free, busy", provider="Dr. Woloski")
-    assert f.window == ("2025-03-03T00:00:00Z", "2025-03-10T00:00:00Z")
+    assert f.window == ("2025-03-03T00:00:00.000Z", "2025-03-10T00:00:00.000Z")
     assert f.status == ("free", "busy") and f.provider == ("dr", "woloski")
     assert parse_slot_filters().window is None and parse_slot_filters(days=30).window is None  # days only with a date
-    assert parse_slot_filters(date="2024-12-30", days=3).window == ("2024-12-30T00:00:00Z", "2025-01-02T00:00:00Z")
+    assert parse_slot_filters(date="2024-12-30", days=3).window == ("2024-12-30T00:00:00.000Z", "2025-01-02T00:00:00.000Z")
     assert parse_slot_filters(facility_id="Location/loc-1").facility_id == "loc-1"
     for kwargs, param in [
         ({"date": "2025-3-3"}, "date"),

@@ -422,7 +422,7 @@ class PatientListItem(BaseModel):
     name: str | None = None
     birth_date: str | None = None
     gender: str | None = None
-    phone: str | None = None
+    phone: str | None = Field(default=None, description="Primary phone number (E.164 when it is a full number, else as written)")
     email: str | None = None
     mrn: str | None = None
     event_count: int = 0

@@ -21,7 +21,11 @@ sharding); readers query all shards in parallel and merge by SK.
     PK = WS#{ws}#IX#{type}#{family}#{shard}              SK = {sort key}#{resource id}
 
 always 8 shards (``crc32(id) % 8``); a search is one Query per shard with an SK condition
-(``begins_with`` for prefixes, ``BETWEEN``/``<``/``>=`` for dates), merged by SK.
+(``begins_with`` for prefixes, ``BETWEEN``/``<``/``>=`` for dates), merged by SK. Every instant in
+a sort key (``_lastUpdated``, dates, ``sort.created_at``, ``sort.last_event_at``, the ``lo``/``hi``
+attributes, the touch item's ``last_event_at``) is the fixed-width UTC string
+``YYYY-MM-DDTHH:MM:SS.mmmZ`` (:func:`~fhir_platform.search.normalize.format_instant`), so string
+order is time order to the millisecond: resources written within one second keep their order.
 
 ==================  =============================  ==================================================
 family              sort key / key                 serves
@@ -74,6 +78,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from fhir_platform.search.normalize import (
+    date_range,
+    format_instant,
     normalize_phone,
     normalize_string,
     normalize_token,
@@ -123,7 +129,7 @@ __all__ = [
     "touch_key",
 ]
 
-INDEX_VERSION = 2
+INDEX_VERSION = 3  # 3: instants in keys keep milliseconds (YYYY-MM-DDTHH:MM:SS.mmmZ); phone keys read by libphonenumber
 MAX_INDEX_ITEMS = 40
 MAX_VALUES_PER_FAMILY = 12
 MAX_STRING_KEY = 64
@@ -195,7 +201,7 @@ def _shift(iso: str, delta: timedelta) -> str:
         moved = _dt(iso) + delta
     except OverflowError:
         return iso
-    return f"{moved.year:04d}-{moved.month:02d}-{moved.day:02d}T{moved:%H:%M:%S}Z"
+    return format_instant(moved)
 
 
 # --- items -------------------------------------------------------------------------------------
@@ -388,14 +394,14 @@ def index_items(
     ``meta.lastUpdated`` stamped on ``data``. Values are str / int / list of str only.
     """
     ws, rtype, rid = workspace_id, resource_type, resource_id
-    lu = parse_instant(last_updated)
+    lu, lu_high = date_range(last_updated)  # an instant: [lu, lu + 1 ms) for the write path's clock
     core: list[dict] = [
         {
             "PK": ordered_pk(ws, rtype, LAST_UPDATED, shard_of(rid, ORDERED_SHARDS)),
             "SK": f"{lu}#{rid}",
             "id": rid,
             "lo": lu,
-            "hi": _shift(lu, timedelta(seconds=1)),
+            "hi": lu_high,
         }
     ]
     src = {"src": data_source_id} if data_source_id else {}
@@ -498,10 +504,12 @@ def compartment_touch(
       Patient's source moves (at most 5 operations).
     """
     ws = workspace_id
-    prev_time = (previous or {}).get("last_event_at")
+    prev_time = (previous or {}).get("last_event_at")  # as stored: the key of the entries to move
     prev_count = int((previous or {}).get("event_count", 0))
     now = parse_instant(event_time)
-    new_time = max(prev_time, now) if prev_time else now
+    # compared in today's key format (an item written before milliseconds were kept has
+    # ``…:SSZ``); a stored time in the old format differs from ``new_time`` and so is rewritten
+    new_time = max(parse_instant(prev_time), now) if prev_time else now
     touch = {
         **touch_key(ws, patient_id),
         "id": patient_id,

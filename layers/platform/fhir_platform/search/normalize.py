@@ -7,13 +7,21 @@ compare equal exactly when FHIR search semantics say they should:
   → ``"jose alvarez"``) — FHIR string search is case- and accent-insensitive;
 - words (for ``q``): the normalised string with apostrophes removed, split on anything that is not
   a letter or digit (``"O'Hara-Smith"`` → ``["ohara", "smith"]``);
-- phones: digits only, extension dropped, North-American numbers reduced to the 10-digit national
-  form (``(555) 010-0012``, ``+1 555-010-0012``, ``1-555-010-0012`` and ``5550100012`` are equal);
+- phones (search keys): the number as libphonenumber reads it (the default region for numbers
+  without a country code), extension dropped; North-American numbers as their 10-digit national
+  form, others as country code + national number (``(555) 010-0012``, ``+1 555-010-0012``,
+  ``1-555-010-0012``, ``5550100012`` and the E.164 ``+15550100012`` are equal; ``+44 (0)20 7946
+  0958`` = ``+442079460958`` = ``442079460958``). Text libphonenumber cannot read as a full-length
+  number keeps its plain digits (``555-0199`` → ``5550199``);
+- phones (display): :func:`format_phone` gives E.164 (``+15555887087``) for any number that parses
+  to a *plausible* full-length number (its country's length and general digit pattern) — Synthea's
+  ``555`` numbers are plausible but not valid (no such area code), and are still formatted — and
+  the text as written otherwise;
 - dates: a FHIR date, dateTime or instant of any precision is the half-open UTC range
-  ``[low, high)`` it denotes (``2024`` → the whole year, ``2024-03-05T10:00+02:00`` → one minute),
-  rendered as fixed-width ``YYYY-MM-DDTHH:MM:SSZ`` strings so that string order is time order
-  (DynamoDB sort keys compare strings). Sub-second digits are dropped: the finest precision is the
-  second.
+  ``[low, high)`` it denotes (``2024`` → the whole year, ``2024-03-05T10:00+02:00`` → one minute,
+  ``…T10:00:00.5Z`` → 100 ms), rendered as fixed-width ``YYYY-MM-DDTHH:MM:SS.mmmZ`` strings so that
+  string order is time order (DynamoDB sort keys compare strings). The finest precision is the
+  millisecond: further digits are truncated.
 """
 
 from __future__ import annotations
@@ -22,11 +30,17 @@ import re
 import unicodedata
 from datetime import UTC, datetime, timedelta, timezone
 
+import phonenumbers
+
+from fhir_platform.config import default_phone_region
+
 __all__ = [
     "DATE_MAX",
     "DATE_MIN",
     "DateRange",
     "date_range",
+    "format_instant",
+    "format_phone",
     "normalize_phone",
     "normalize_string",
     "normalize_token",
@@ -72,14 +86,63 @@ def normalize_token(value: str) -> str:
 
 
 _EXTENSION = re.compile(r"(?:x|ext\.?|extension|#)\s*\d+\s*$", re.IGNORECASE)
+_NANP = 1  # North American Numbering Plan country code
 
 
-def normalize_phone(value: str) -> str:
-    """Digits of a phone number; US/NANP numbers to their 10-digit national form.
+def _parse_phone(value: str, region: str | None) -> phonenumbers.PhoneNumber | None:
+    """The number ``value`` denotes, when libphonenumber reads it as a full-length number of its
+    country (``region``, default :func:`~fhir_platform.config.default_phone_region`, for numbers
+    without a country code), else ``None``.
 
-    ``+1 (555) 010-0012 ext. 7`` → ``5550100012``. Other international numbers keep all their digits
-    (``+44 20 7946 0958`` → ``442079460958``). Returns ``""`` when there are no digits.
+    *Plausible*, not *valid*: the length is one the country's plan allows and the digits fit its
+    general pattern (for NANP ``[2-9]XX XXX XXXX``), but the range need not be assigned — Synthea's
+    ``555`` numbers are not valid (no such area code) and are still read. An Australian
+    ``(03) 5555 6473`` read in the US has the right length but is no NANP number (area codes do not
+    start with 0), so it is not read."""
+    try:
+        number = phonenumbers.parse(value, region or default_phone_region())
+    except phonenumbers.NumberParseException:
+        return None
+    if phonenumbers.is_possible_number_with_reason(number) != phonenumbers.ValidationResult.IS_POSSIBLE:
+        return None  # too short/long, or a local number without its area code (``555-0199``)
+    if phonenumbers.is_valid_number(number):
+        return number
+    country = number.country_code
+    plan = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(
+        country, phonenumbers.region_code_for_country_code(country)
+    )
+    pattern = plan.general_desc.national_number_pattern if plan and plan.general_desc else None
+    if not pattern or not re.fullmatch(pattern, phonenumbers.national_significant_number(number)):
+        return None
+    return number
+
+
+def format_phone(value: str, region: str | None = None) -> str:
+    """E.164 form of a phone number for display (``555-588-7087`` → ``+15555887087``).
+
+    Numbers without a country code are read in ``region`` (default ``DEFAULT_PHONE_REGION``, ``US``).
+    An extension is dropped (E.164 has none; the resource keeps it). Text that is not a full-length
+    number (``555-0199``, ``call the front desk``) is returned as written: nothing is invented, and
+    nothing the EHR recorded is hidden."""
+    number = _parse_phone(value, region)
+    if number is None:
+        return value
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_phone(value: str, region: str | None = None) -> str:
+    """The search key of a phone number: NANP numbers as their 10-digit national number, others as
+    country code + national number (the E.164 digits), so every way of writing one number — and its
+    :func:`format_phone` form — gives one key.
+
+    ``+1 (555) 010-0012 ext. 7`` → ``5550100012``; ``+44 20 7946 0958`` → ``442079460958``. Text
+    that is not a full-length number keeps its digits (extension dropped; an 11-digit ``1…`` loses
+    the ``1``). Returns ``""`` when there are no digits.
     """
+    number = _parse_phone(value, region)
+    if number is not None:
+        e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
+        return e164[1:] if number.country_code == _NANP else e164
     digits = re.sub(r"\D", "", _EXTENSION.sub("", value.strip()))
     if value.strip().startswith("+") and not digits.startswith("1"):
         return digits
@@ -90,22 +153,27 @@ def normalize_phone(value: str) -> str:
 
 # --- dates -------------------------------------------------------------------------------------
 
-DATE_MIN = "0001-01-01T00:00:00Z"
-DATE_MAX = "9999-12-31T23:59:59Z"
+DATE_MIN = "0001-01-01T00:00:00.000Z"
+DATE_MAX = "9999-12-31T23:59:59.999Z"
 
 DateRange = tuple[str, str]
 
 _DATE_RE = re.compile(
     r"""^(?P<y>\d{4})(?:-(?P<m>\d{2})(?:-(?P<d>\d{2})
-        (?:T(?P<H>\d{2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?:\.\d+)?)?
+        (?:T(?P<H>\d{2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?:\.(?P<f>\d+))?)?
         (?P<tz>Z|[+-]\d{2}:\d{2})?)?)?)?$""",
     re.VERBOSE,
 )
 
 
-def _fmt(dt: datetime) -> str:
+def format_instant(dt: datetime) -> str:
+    """``dt`` (aware) as the fixed-width UTC sort-key string ``YYYY-MM-DDTHH:MM:SS.mmmZ``
+    (sub-millisecond digits truncated), whose string order is time order."""
     u = dt.astimezone(UTC)
-    return f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}Z"
+    return (
+        f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}"
+        f".{u.microsecond // 1000:03d}Z"
+    )
 
 
 def _add_months(dt: datetime, months: int) -> datetime:
@@ -117,7 +185,9 @@ def date_range(value: str) -> DateRange:
     """The half-open UTC range ``(low, high)`` a FHIR date/dateTime/instant denotes.
 
     Accepts ``YYYY``, ``YYYY-MM``, ``YYYY-MM-DD``, ``YYYY-MM-DDThh:mm[:ss[.fff]][Z|±hh:mm]``.
-    A time without a zone is taken as UTC; a date without a time is a UTC calendar day.
+    A time without a zone is taken as UTC; a date without a time is a UTC calendar day. A fraction
+    of a second is a range of its precision (``.5`` → 100 ms, ``.123`` → 1 ms); digits past the
+    millisecond are truncated (the range is then that millisecond).
     Raises ``ValueError`` for anything else (including impossible dates such as ``2023-02-30``).
     """
     match = _DATE_RE.match(value.strip())
@@ -141,6 +211,8 @@ def date_range(value: str) -> DateRange:
 
 
 def _range(g: dict, year: int, tz: timezone) -> DateRange:
+    fraction = g["f"] or ""
+    millis = int(fraction[:3].ljust(3, "0")) if fraction else 0
     low = datetime(
         year,
         int(g["m"] or 1),
@@ -148,9 +220,12 @@ def _range(g: dict, year: int, tz: timezone) -> DateRange:
         int(g["H"] or 0),
         int(g["M"] or 0),
         int(g["S"] or 0),
+        millis * 1000,
         tzinfo=tz,
     )
-    if g["S"] is not None:
+    if fraction:
+        high = low + timedelta(milliseconds=10 ** (3 - min(len(fraction), 3)))
+    elif g["S"] is not None:
         high = low + timedelta(seconds=1)
     elif g["M"] is not None:
         high = low + timedelta(minutes=1)
@@ -160,9 +235,10 @@ def _range(g: dict, year: int, tz: timezone) -> DateRange:
         high = _add_months(low, 1) if not (year == 9999 and low.month == 12) else None
     else:
         high = low.replace(year=year + 1) if year < 9999 else None
-    return _fmt(low), (_fmt(high) if high is not None else DATE_MAX)
+    return format_instant(low), (format_instant(high) if high is not None else DATE_MAX)
 
 
 def parse_instant(value: str) -> str:
-    """The low bound of ``value`` (an instant such as ``meta.lastUpdated``) as a sort-key string."""
+    """The low bound of ``value`` (an instant such as ``meta.lastUpdated``) as a sort-key string
+    (``2025-01-01T00:00:00.5Z`` → ``2025-01-01T00:00:00.500Z``)."""
     return date_range(value)[0]

@@ -16,7 +16,7 @@ token       ``system|code``, ``|code`` (no system), ``code`` (any system), ``sys
 date        prefix ``eq ne gt lt ge le sa eb`` (default ``eq``) + a FHIR date of any precision; the
             value and the element are both ranges and compared as FHIR R4 specifies
 reference   ``Type/id``, bare ``id`` or an absolute URL; ``:Type`` modifier (``subject:Patient=1``)
-phone       any format; compared as normalised digits
+phone       any format (E.164 too); compared as the number libphonenumber reads (``normalize_phone``)
 ==========  ==========================================================================================
 
 Anything else — an unknown parameter, modifier or date prefix, a malformed value, ``_count`` outside
@@ -171,7 +171,7 @@ def _parse_value(param: SearchParam, modifier: str | None, raw: str, name: str):
             low, high = date_range(value)
         except ValueError:
             raise QueryError(
-                name, f"{value[:40]!r} is not a date (use YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm[:ss][Z|+hh:mm])"
+                name, f"{value[:40]!r} is not a date (use YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm[:ss[.fff]][Z|+hh:mm])"
             ) from None
         return DateValue(prefix, low, high)
     if kind is Kind.REFERENCE:

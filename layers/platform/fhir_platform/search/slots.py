@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import date as date_type
 from datetime import timedelta
 
-from fhir_platform.search.normalize import normalize_token, words
+from fhir_platform.search.normalize import date_range, normalize_token, words
 from fhir_platform.search.parameters import params_for
 from fhir_platform.search.query import Criterion, DateValue, QueryError, RefValue, parse_int
 
@@ -110,7 +110,7 @@ def parse_slot_filters(
             end = day + timedelta(days=n_days)
         except OverflowError:
             raise QueryError("date", "the window runs past year 9999") from None
-        window = (f"{day.isoformat()}T00:00:00Z", f"{end.isoformat()}T00:00:00Z")
+        window = (date_range(day.isoformat())[0], date_range(end.isoformat())[0])  # index key format
     statuses: tuple[str, ...] = ()
     if status is not None and status.strip():
         statuses = tuple(dict.fromkeys(normalize_token(s) for s in status.split(",") if s.strip()))

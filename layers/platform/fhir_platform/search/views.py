@@ -8,7 +8,8 @@ they are never stale. The patient row also needs the patient's partition
 MedicationRequest/MedicationStatement, AllergyIntolerance and Coverage — which one Query returns.
 
 Field names follow the contract's ``Fhir*View`` schemas; anything the resource does not carry is
-``None`` (or ``[]``), never invented.
+``None`` (or ``[]``), never invented. Patient rows (list and view) give the phone in E.164
+(:func:`_phone_e164`); the other views show it as written.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from fhir_platform.search.indexing import FACT_PREFIX, TOUCH_SK
+from fhir_platform.search.normalize import format_phone
 
 __all__ = [
     "appointment_row",
@@ -60,6 +62,15 @@ def _telecom(resource: dict, system: str) -> str | None:
     ]
     points.sort(key=lambda t: (t.get("use") == "old", t.get("rank", 99)))
     return points[0]["value"] if points else None
+
+
+def _phone_e164(resource: dict) -> str | None:
+    """The primary phone in E.164 (``+15555887087``; numbers without a country code are in
+    ``DEFAULT_PHONE_REGION``), or as written when it is not a full-length number
+    (:func:`~fhir_platform.search.normalize.format_phone`). Patient rows: the contract's patient
+    phone is E.164."""
+    value = _telecom(resource, "phone")
+    return format_phone(value) if value is not None else None
 
 
 def _mrn(resource: dict) -> str | None:
@@ -107,7 +118,7 @@ def patient_row(item: dict, partition: list[dict]) -> dict:
         "last_name": last,
         "birth_date": p.get("birthDate"),
         "gender": p.get("gender"),
-        "phone": _telecom(p, "phone"),
+        "phone": _phone_e164(p),
         "email": _telecom(p, "email"),
         "mrn": _mrn(p),
         "address": address,
@@ -141,7 +152,7 @@ def patient_list_item(item: dict) -> dict:
         "name": _name(p)[0],
         "birth_date": p.get("birthDate"),
         "gender": p.get("gender"),
-        "phone": _telecom(p, "phone"),
+        "phone": _phone_e164(p),
         "email": _telecom(p, "email"),
         "mrn": _mrn(p),
         "event_count": int(item.get("event_count", 0) or 0),

@@ -43,6 +43,11 @@ Access patterns:
 - status: Query ``WS#{ws}#STATS`` (10 items) + GetItem workspace;
 - API key list: Query ``WS#{ws}`` ``begins_with(SK, "KEY#")``.
 
+Instants in sort keys (``{created_at}`` here and in the import job list) are the write clock's ISO
+strings with milliseconds (``2025-01-01T00:00:00.123Z``, fixed width), so string order is time
+order within one second too; the search index's instants use the same format
+(:func:`fhir_platform.search.normalize.format_instant`).
+
 Counters are sharded so a bulk import does not make one item hot nor make concurrent transactions
 conflict on it; readers add the shards up.
 """
