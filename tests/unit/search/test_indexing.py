@@ -434,3 +434,25 @@ def test_the_consistency_corpus_is_not_vacuous(corpus):
     non_empty = sum(bool(corpus.brute_force(t, p)) for t, p in QUERIES)
     assert non_empty >= len(QUERIES) - 8
     assert len(corpus.brute_force("Observation", {"patient": "e4531916-b162-4f4b-90c2-ce37e132b8d4"})) == 33
+
+
+def test_date_values_sharing_a_key_give_one_item() -> None:
+    """An Observation whose effective second and issued millisecond start at the same instant: one
+    index item per key (a transaction may not write one item twice), with the wider range."""
+    from fhir_platform.search.indexing import index_items
+
+    obs = {
+        "resourceType": "Observation",
+        "id": "o1",
+        "status": "final",
+        "code": {"text": "x"},
+        "effectiveDateTime": "2018-05-23T00:46:35-04:00",
+        "issued": "2018-05-23T00:46:35.000-04:00",
+        "effectivePeriod": None,
+    }
+    obs.pop("effectivePeriod")
+    items = index_items("ws", "Observation", "o1", obs, entity_id=None, last_updated="2026-01-01T00:00:00.000Z", created_at="2026-01-01T00:00:00.000Z")
+    keys = [(i["PK"], i["SK"]) for i in items]
+    assert len(keys) == len(set(keys))
+    dates = [i for i in items if "#date#" in i["PK"] and not i["PK"].split("#")[-2].endswith(".hi")]
+    assert dates and all(i["hi"] == "2018-05-23T04:46:36.000Z" for i in dates if i["lo"] == "2018-05-23T04:46:35.000Z")

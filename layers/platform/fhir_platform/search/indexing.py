@@ -248,12 +248,19 @@ def _family_items(ws: str, rtype: str, rid: str, param: SearchParam, data: dict,
         for w in ws_:
             items.append({"PK": ordered_pk(ws, rtype, fam, shard), "SK": f"{w}#{rid}", "w": ws_})
     elif param.kind is Kind.DATE:
+        # one item per key: values sharing a start (e.g. an Observation's effective second and its
+        # issued millisecond) keep the widest end, and long ranges sharing an end the earliest start
+        # (a transaction may not write one item twice)
+        by_low: dict[str, str] = {}
         for low, high in values[: MAX_VALUES_PER_FAMILY // 3]:
+            by_low[low] = max(high, by_low.get(low, high))
+        by_high: dict[str, str] = {}
+        for low, high in by_low.items():
             items.append({"PK": ordered_pk(ws, rtype, fam, shard), "SK": f"{low}#{rid}", "lo": low, "hi": high})
             if _is_long(low, high):
-                items.append(
-                    {"PK": ordered_pk(ws, rtype, f"{fam}.hi", shard), "SK": f"{high}#{rid}", "lo": low, "hi": high}
-                )
+                by_high[high] = min(low, by_high.get(high, low))
+        for high, low in by_high.items():
+            items.append({"PK": ordered_pk(ws, rtype, f"{fam}.hi", shard), "SK": f"{high}#{rid}", "lo": low, "hi": high})
     for item in items:
         item["id"] = rid
         item.update(extra)
