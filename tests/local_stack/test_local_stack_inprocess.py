@@ -8,6 +8,7 @@ what they receive in RecorderTable; the tests read it back from the stack's moto
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
 import uuid
@@ -163,6 +164,31 @@ def test_unknown_route_handler_error_and_oversized_body(stack: LocalStack) -> No
         timeout=60,
     )
     assert too_big.status_code == 413
+
+
+def test_keep_alive_connections_and_request_framing(stack: LocalStack) -> None:
+    """Requests share one HTTP/1.1 connection; a request whose body length cannot be known is
+    answered 400 and its connection closed (never left half-read for the next request to trip on)."""
+    host, port = stack.base_url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        for _ in range(3):
+            connection.request("GET", "/health")
+            response = connection.getresponse()
+            assert response.status == 200 and json.loads(response.read()) == {"status": "ok"}
+            assert response.getheader("content-length") == str(len('{"status": "ok"}'))
+            assert response.getheader("connection") is None  # kept alive
+        connection.putrequest("POST", "/v1/ws-1/echo")
+        connection.putheader("Authorization", "Bearer allow-writer")
+        connection.putheader("Content-Length", "twelve")
+        connection.endheaders()
+        connection.send(b"twelve bytes")
+        bad = connection.getresponse()
+        assert bad.status == 400
+        assert "Content-Length" in json.loads(bad.read())["message"]
+        assert bad.getheader("connection") == "close"
+    finally:
+        connection.close()
 
 
 def test_admin_key_stored_in_secrets_manager_and_demo_workspace_created(stack: LocalStack) -> None:
