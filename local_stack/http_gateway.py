@@ -46,13 +46,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from local_stack.lambda_runtime import FunctionError, LambdaFunction
+from local_stack.lambda_runtime import FunctionError, FunctionThrottled, LambdaFunction
 from local_stack.template import ACCOUNT_ID, Resolver, Template, TemplateError, referenced_logical_id
 
 log = logging.getLogger("local_stack")
 
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway HTTP API payload limit
 MAX_LAMBDA_PAYLOAD = 6 * 1024 * 1024  # Lambda synchronous invocation limit (request and response)
+# How long a request waits for a free execution environment of its function (HTTP APIs give an
+# integration 30 s); then 503 {"message": "Service Unavailable"}, as when Lambda throttles.
+INTEGRATION_TIMEOUT_SECONDS = 30
 IMPLICIT_API = "ServerlessHttpApi"
 ADMIN_PREFIX = "/_local/"
 _TEXT_TYPES = ("application/json", "application/javascript", "application/xml", "application/graphql")
@@ -331,7 +334,9 @@ class HttpGateway:
         if len(json.dumps(event)) > MAX_LAMBDA_PAYLOAD:
             return Response.message(413, "Request Entity Too Large")
         try:
-            result = route.function.invoke(event)
+            result = route.function.invoke(event, wait=INTEGRATION_TIMEOUT_SECONDS)
+        except FunctionThrottled:
+            return _throttled(route.function.logical_id)
         except FunctionError:
             return Response.message(500, "Internal Server Error")
         response = _to_response(result, route.function.logical_id)
@@ -369,8 +374,10 @@ class HttpGateway:
             }
             event.pop("isBase64Encoded", None)
             try:
-                result = authorizer.function.invoke(event)
+                result = authorizer.function.invoke(event, wait=INTEGRATION_TIMEOUT_SECONDS)
                 allowed, auth_context = _authorizer_verdict(result, authorizer.simple_responses, route_arn)
+            except FunctionThrottled:
+                return _throttled(authorizer.function.logical_id), None
             except FunctionError:
                 return Response.message(500, "Internal Server Error"), None
             except ValueError as exc:
@@ -469,6 +476,11 @@ class HttpGateway:
         if cors.get("MaxAge") is not None:
             headers.append(("access-control-max-age", str(cors["MaxAge"])))
         return Response(204, headers)
+
+
+def _throttled(function: str) -> Response:
+    log.warning("%s: no execution environment free within %d s", function, INTEGRATION_TIMEOUT_SECONDS)
+    return Response.json(503, {"message": "Service Unavailable"}, [("retry-after", "1")])
 
 
 def _with_cors(headers: list[tuple[str, str]], cors: dict[str, Any], origin: str | None) -> list[tuple[str, str]]:

@@ -21,13 +21,15 @@ threads would mix up their events.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import logging
+import os
+import subprocess
 import sys
 import threading
 import time
-import traceback
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,8 +48,13 @@ RESERVED = ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ACCESS_
 # Removed for the handlers: they would point boto3 at real AWS or at a profile that may not exist.
 SCRUBBED_PREFIXES = ("AWS_ENDPOINT_URL_", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
 
-# One invocation at a time in this process (see the module docstring).
-invocation_lock = threading.RLock()
+# A function's execution environments at most (lower with ReservedConcurrentExecutions); past it,
+# invocations queue for a free one. LOCAL_LAMBDA_CONCURRENCY / --concurrency change it.
+DEFAULT_CONCURRENCY = 4
+# An environment idle this long is stopped (Lambda reaps idle environments too).
+IDLE_ENVIRONMENT_SECONDS = 600.0
+# Handler modules are imported here one at a time (the start-up import check).
+_load_lock = threading.Lock()
 
 
 class FunctionError(Exception):
@@ -66,6 +73,7 @@ class FunctionSpec:
     environment: dict[str, str]
     events: dict[str, Any] = field(default_factory=dict)  # raw (unresolved) Events of the template
     async_retries: int = 2  # EventInvokeConfig.MaximumRetryAttempts
+    reserved_concurrency: int | None = None  # ReservedConcurrentExecutions
 
 
 def register_function_refs(template: Template, resolver: Resolver) -> None:
@@ -111,9 +119,14 @@ def function_specs(template: Template, resolver: Resolver) -> list[FunctionSpec]
                 environment=environment,
                 events=props.get("Events") or {},
                 async_retries=int(resolver.resolve((props.get("EventInvokeConfig") or {}).get("MaximumRetryAttempts", 2))),
+                reserved_concurrency=_optional_int(resolver.resolve(props.get("ReservedConcurrentExecutions"))),
             )
         )
     return specs
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def _env_string(value: Any) -> str:
@@ -157,7 +170,8 @@ def runtime_environment(specs: list[FunctionSpec], endpoint_url: str, region: st
 
 
 class LambdaContext:
-    """The attributes and method of Lambda's Python context object."""
+    """The attributes and method of Lambda's Python context object (the runtime's copy; each
+    environment builds its own from ``fields()``)."""
 
     def __init__(self, spec: FunctionSpec) -> None:
         self.function_name = spec.name
@@ -175,19 +189,195 @@ class LambdaContext:
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
+    def fields(self) -> dict[str, Any]:
+        names = ("function_name", "function_version", "invoked_function_arn", "memory_limit_in_mb", "aws_request_id")
+        return {name: getattr(self, name) for name in (*names, "log_group_name", "log_stream_name")} | {
+            "remaining_ms": self.get_remaining_time_in_millis()
+        }
+
+
+class FunctionThrottled(FunctionError):
+    """Every environment of the function stayed busy for as long as the caller could wait."""
+
+
+class ExecutionEnvironment:
+    """One execution environment: a ``python -m local_stack.environment`` process that imported the
+    handler (its own module state, its own layer caches and clients, its own Powertools state) and
+    runs one invocation at a time. Its process inherits the runtime environment captured at load."""
+
+    def __init__(self, function: LambdaFunction, number: int) -> None:
+        self.function = function
+        self.id = f"{function.logical_id}-{number}-{uuid.uuid4().hex[:8]}"
+        self.last_used = time.monotonic()
+        self.invocations = 0
+        self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "local_stack.environment"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=function.process_environment,
+        )
+        try:
+            reply = self._exchange(function.init_message())
+        except FunctionError:
+            self.stop()
+            raise
+        if not reply.get("ready"):
+            self.stop()
+            log.error("%s: init failed in environment %s:\n%s", function.logical_id, self.id, reply.get("traceback", ""))
+            raise FunctionError(f"Runtime.ImportModuleError in {function.logical_id}: {reply.get('error')}")
+
+    @property
+    def alive(self) -> bool:
+        return self._process.poll() is None
+
+    def _exchange(self, message: dict[str, Any]) -> dict[str, Any]:
+        assert self._process.stdin is not None and self._process.stdout is not None
+        try:
+            self._process.stdin.write(json.dumps(message).encode("utf-8") + b"\n")
+            self._process.stdin.flush()
+            line = self._process.stdout.readline()
+        except (OSError, ValueError):  # ValueError: the pipe was closed by stop()
+            line = b""
+        if not line:
+            code = self._process.poll()
+            raise FunctionError(f"Runtime.ExitError in {self.function.logical_id} (environment {self.id} exited, code {code})")
+        return json.loads(line)
+
+    def invoke(self, event: Any, context: LambdaContext) -> dict[str, Any]:
+        self.invocations += 1
+        try:
+            return self._exchange({"event": event, "context": context.fields()})
+        finally:
+            self.last_used = time.monotonic()
+
+    def stop(self, grace: float = 5.0) -> None:
+        """End of input: the process exits after the invocation it may be running; killed after ``grace`` s."""
+        with contextlib.suppress(OSError):
+            if self._process.stdin is not None:
+                self._process.stdin.close()
+        try:
+            self._process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        if self._process.stdout is not None:
+            self._process.stdout.close()
+
+
+class EnvironmentPool:
+    """A function's execution environments: up to ``size`` at once (its concurrency), the warmest idle
+    one reused first, a new one started when all are busy, and past ``size`` the caller waits (in
+    arrival order) for one to be free. Environments idle longer than ``idle_seconds`` are stopped."""
+
+    def __init__(self, function: LambdaFunction, size: int, idle_seconds: float = IDLE_ENVIRONMENT_SECONDS) -> None:
+        self.function = function
+        self.size = size
+        self.idle_seconds = idle_seconds
+        self._condition = threading.Condition()
+        self._idle: list[ExecutionEnvironment] = []
+        self._busy: set[ExecutionEnvironment] = set()
+        self._starting = 0
+        self._started = 0
+        self._closed = False
+
+    def acquire(self, wait: float | None = None) -> ExecutionEnvironment:
+        deadline = None if wait is None else time.monotonic() + wait
+        with self._condition:
+            while True:
+                if self._closed:
+                    raise FunctionError(f"{self.function.logical_id} is not loaded")
+                self._stop_stale_locked()
+                while self._idle:
+                    environment = self._idle.pop()
+                    if environment.alive:
+                        self._busy.add(environment)
+                        return environment
+                if len(self._busy) + self._starting < self.size:
+                    self._starting += 1
+                    self._started += 1
+                    number = self._started
+                    break
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise FunctionThrottled(f"{self.function.logical_id}: all {self.size} environments busy")
+                self._condition.wait(remaining)
+        try:
+            environment = ExecutionEnvironment(self.function, number)  # a cold start, outside the lock
+        except BaseException:
+            with self._condition:
+                self._starting -= 1
+                self._condition.notify()
+            raise
+        log.info("%s: cold start of environment %s", self.function.logical_id, environment.id)
+        with self._condition:
+            self._starting -= 1
+            if self._closed:
+                environment.stop(grace=0)
+                raise FunctionError(f"{self.function.logical_id} is not loaded")
+            self._busy.add(environment)
+        return environment
+
+    def release(self, environment: ExecutionEnvironment, reusable: bool) -> None:
+        with self._condition:
+            self._busy.discard(environment)
+            keep = reusable and environment.alive and not self._closed
+            if keep:
+                self._idle.append(environment)
+            self._condition.notify()
+        if not keep:
+            environment.stop(grace=1.0)
+
+    def _stop_stale_locked(self) -> None:
+        now = time.monotonic()
+        stale = [e for e in self._idle if now - e.last_used > self.idle_seconds]
+        for environment in stale:
+            self._idle.remove(environment)
+            threading.Thread(target=environment.stop, name="environment-stop", daemon=True).start()
+
+    def environment_ids(self) -> list[str]:
+        with self._condition:
+            return sorted(e.id for e in [*self._idle, *self._busy])
+
+    def close(self) -> None:
+        """Stop every environment (a running invocation gets up to 5 s to finish, then its process is
+        killed and its caller gets a FunctionError)."""
+        with self._condition:
+            self._closed = True
+            environments = [*self._idle, *self._busy]
+            self._idle.clear()
+            self._condition.notify_all()
+        stoppers = [threading.Thread(target=e.stop, daemon=True) for e in environments]
+        for thread in stoppers:
+            thread.start()
+        for thread in stoppers:
+            thread.join()
+
 
 class LambdaFunction:
-    def __init__(self, spec: FunctionSpec) -> None:
+    """A template function: its handler imported once in this process at load (so that a broken
+    handler stops the start), and invoked in its own execution environments (``EnvironmentPool``)."""
+
+    def __init__(self, spec: FunctionSpec, concurrency: int = DEFAULT_CONCURRENCY) -> None:
         self.spec = spec
         self.module_name = f"{MODULE_PREFIX}.{spec.logical_id}.{spec.handler.rsplit('.', 1)[0]}"
-        self._handler: Any = None
+        self.process_environment: dict[str, str] = {}
         self._module: ModuleType | None = None
+        self._file: Path | None = None
+        reserved = spec.reserved_concurrency
+        self.concurrency = concurrency if reserved is None else min(reserved, concurrency)
+        self.pool: EnvironmentPool | None = None
 
     @property
     def logical_id(self) -> str:
         return self.spec.logical_id
 
+    def init_message(self) -> dict[str, Any]:
+        module_path, attribute = self.spec.handler.rsplit(".", 1)
+        return {"module": self.module_name, "file": str(self._file), "attribute": attribute}
+
     def load(self) -> None:
+        """Import the handler here (its errors stop the start) and capture the environment that its
+        execution environments' processes get (``os.environ`` now: the stack has set it)."""
         module_path, attribute = self.spec.handler.rsplit(".", 1)
         file = self.spec.code_dir / (module_path.replace(".", "/") + ".py")
         if not file.is_file():
@@ -198,54 +388,64 @@ class LambdaFunction:
         module = importlib.util.module_from_spec(spec)
         sys.modules[self.module_name] = module  # dataclasses/pydantic look their module up by name
         try:
-            with invocation_lock:
+            with _load_lock:
                 spec.loader.exec_module(module)
         except BaseException:
             sys.modules.pop(self.module_name, None)
             raise
-        handler = getattr(module, attribute, None)
-        if not callable(handler):
+        if not callable(getattr(module, attribute, None)):
             sys.modules.pop(self.module_name, None)
             raise FunctionError(f"{self.logical_id}: {file} has no callable {attribute!r}")
-        self._module, self._handler = module, handler
+        self._module, self._file = module, file
+        self.process_environment = dict(os.environ) | {"PYTHONUNBUFFERED": "1"}
+        self.pool = EnvironmentPool(self, self.concurrency)
 
     def unload(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
         if self._module is not None and sys.modules.get(self.module_name) is self._module:
             del sys.modules[self.module_name]
-        self._module = self._handler = None
+        self._module = None
 
-    def invoke(self, event: Any) -> Any:
-        """Run the handler on ``event`` as Lambda would; raises ``FunctionError`` when it fails.
+    def invoke(self, event: Any, wait: float | None = None) -> Any:
+        """Run the handler on ``event`` in a free execution environment, as Lambda would; raises
+        ``FunctionError`` when it fails, ``FunctionThrottled`` when no environment was free within
+        ``wait`` seconds (None: wait as long as it takes).
 
         The traceback goes to stderr; the event and the result are never logged (they may hold PHI).
         """
-        if self._handler is None:
+        pool = self.pool
+        if pool is None:
             raise FunctionError(f"{self.logical_id} is not loaded")
+        if self.concurrency <= 0:
+            raise FunctionThrottled(f"{self.logical_id}: ReservedConcurrentExecutions is 0")
         payload = json.loads(json.dumps(event))
+        environment = pool.acquire(wait)
         context = LambdaContext(self.spec)
-        with invocation_lock:
-            started = time.monotonic()
-            try:
-                result = self._handler(payload, context)
-            except Exception as exc:
-                log.error("%s failed (request %s):\n%s", self.logical_id, context.aws_request_id, _traceback(exc))
-                raise FunctionError(f"{type(exc).__name__} in {self.logical_id}") from exc
-            finally:
-                elapsed = time.monotonic() - started
-                if elapsed > self.spec.timeout:
-                    log.warning(
-                        "%s ran %.1f s, over its Timeout of %d s (Lambda would have stopped it)",
-                        self.logical_id,
-                        elapsed,
-                        self.spec.timeout,
-                    )
+        started = time.monotonic()
+        reusable = False
         try:
-            return json.loads(json.dumps(result))
-        except (TypeError, ValueError) as exc:
-            log.error("%s returned a value that is not JSON-serialisable: %s", self.logical_id, type(exc).__name__)
-            raise FunctionError(f"Runtime.MarshalError in {self.logical_id}") from exc
-
-
-def _traceback(exc: BaseException) -> str:
-    """The handler's traceback (its own frames and messages; the event itself is never printed)."""
-    return "".join(traceback.format_exception(exc)).rstrip()
+            reply = environment.invoke(payload, context)
+            reusable = True
+        except FunctionError:
+            log.error("%s: environment %s ended during request %s", self.logical_id, environment.id, context.aws_request_id)
+            raise
+        finally:
+            pool.release(environment, reusable)
+            elapsed = time.monotonic() - started
+            if elapsed > self.spec.timeout:
+                log.warning(
+                    "%s ran %.1f s, over its Timeout of %d s (Lambda would have stopped it)",
+                    self.logical_id,
+                    elapsed,
+                    self.spec.timeout,
+                )
+        if not reply.get("ok"):
+            error = reply.get("error", "Error")
+            if error == "Runtime.MarshalError":
+                log.error("%s returned a value that is not JSON-serialisable: %s", self.logical_id, reply.get("traceback", ""))
+            else:
+                log.error("%s failed (request %s):\n%s", self.logical_id, context.aws_request_id, reply.get("traceback", ""))
+            raise FunctionError(f"{error} in {self.logical_id}")
+        return reply.get("result")

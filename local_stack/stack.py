@@ -9,13 +9,15 @@
    (``aws_resources``), idempotently.
 4. Store the admin key in ``AdminKeySecret`` (``bootstrap``).
 5. Put the handlers' shared environment in ``os.environ`` (``lambda_runtime.runtime_environment``)
-   and import every handler; any import failure stops the start.
+   and import every handler once here; any import failure stops the start. Invocations run in each
+   function's execution environments (processes started on demand, ``lambda_runtime``).
 6. Serve the routes on ``host:port`` (``http_gateway``), plus the admin routes below.
 7. Start the S3/SQS/schedule/stream pollers (``events``) and wait until they have their starting
    points (so an object uploaded right after start is delivered).
 8. Create the demo workspace through the API (unless disabled) and write the state file.
 
-``stop()`` undoes all of it: pollers, server, moto, handler modules, ``os.environ``, state file.
+``stop()`` undoes all of it: server, pollers, execution environments, moto, handler modules,
+``os.environ``, state file.
 
 Admin routes (local only, not part of the template API):
   ``POST /_local/schedules/<FunctionLogicalId>`` runs that function's schedule(s) now, synchronously
@@ -46,9 +48,9 @@ from local_stack.lambda_runtime import (
     FAKE_CREDENTIALS,
     SCRUBBED_PREFIXES,
     FunctionError,
+    DEFAULT_CONCURRENCY,
     LambdaFunction,
     function_specs,
-    invocation_lock,
     register_function_refs,
     runtime_environment,
 )
@@ -74,6 +76,7 @@ class StackConfig:
     demo: bool = True
     state_file: Path | None = None
     schedule_scale: float = 1.0
+    concurrency: int = DEFAULT_CONCURRENCY  # execution environments per function at most
     parameters: dict[str, str] = field(default_factory=dict)
 
 
@@ -173,7 +176,7 @@ class LocalStack:
 
         specs = function_specs(template, resolver)
         self._set_environment(runtime_environment(specs, self.endpoint_url, region, dict(os.environ)))
-        self.functions = {spec.logical_id: LambdaFunction(spec) for spec in specs}
+        self.functions = {spec.logical_id: LambdaFunction(spec, config.concurrency) for spec in specs}
         failures = []
         for function in self.functions.values():
             try:
@@ -227,13 +230,12 @@ class LocalStack:
         for thread in self.sources.threads:
             if thread.is_alive():
                 thread.join(timeout=5)
+        for function in self.functions.values():  # stops the execution environments (before moto)
+            function.unload()
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
-        with invocation_lock:  # let an invocation already running finish before unloading
-            for function in self.functions.values():
-                function.unload()
-            self._restore_environment()
+        self._restore_environment()
         if self._wrote_state and self.config.state_file is not None:
             self.config.state_file.unlink(missing_ok=True)
             self._wrote_state = False

@@ -13,6 +13,7 @@ import json
 import os
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -308,3 +309,56 @@ def test_dynamodb_stream_records_with_retry_from_the_failed_record(stack: LocalS
     # the failed sequence number), so the plain item's MODIFY/REMOVE may have been seen twice
     inserts = [i for i in recorded(stack.endpoint_url, f"stream#{plain}") if i["event_name"] == "INSERT"]
     assert len(inserts) == 1
+
+
+# --- execution environments -------------------------------------------------------------------------
+
+
+def _slow(stack: LocalStack, gate: str) -> requests.Response:
+    return requests.get(f"{stack.base_url}/v1/slow/{gate}", timeout=60)
+
+
+def _open_gate(stack: LocalStack, gate: str) -> None:
+    aws_client("dynamodb", stack.endpoint_url).put_item(
+        TableName="fhir-platform-local-RecorderTable", Item={"PK": {"S": "gate"}, "SK": {"S": gate}}
+    )
+
+
+def test_a_running_invocation_does_not_block_other_functions(stack: LocalStack) -> None:
+    gate = uuid.uuid4().hex
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        slow = pool.submit(_slow, stack, gate)
+        try:
+            wait_for(lambda: recorded(stack.endpoint_url, f"slow#{gate}"), what="the slow invocation to start")
+            other = get(stack, "/v1/ws-1/echo/while-slow-runs")  # the authorizer, then EchoFunction
+            assert other.status_code == 200, other.text
+            assert not slow.done(), "the slow invocation should still be waiting for its gate"
+        finally:
+            _open_gate(stack, gate)
+        response = slow.result(timeout=60)
+    assert response.status_code == 200
+    assert response.json()["opened"] is True
+
+
+def test_concurrent_invocations_run_in_separate_environments_up_to_the_reserved_concurrency(stack: LocalStack) -> None:
+    gate = uuid.uuid4().hex
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        calls = [pool.submit(_slow, stack, gate) for _ in range(3)]
+        try:
+            # two run at once (ReservedConcurrentExecutions: 2), in two environments; the third queues
+            def two_running() -> list[dict[str, object]] | None:
+                items = recorded(stack.endpoint_url, f"slow#{gate}")
+                return items if len(items) >= 2 else None
+
+            started = wait_for(two_running, what="two invocations running at once")
+            entered = {item["environment"] for item in started}
+            assert len(started) == 2 and len(entered) == 2
+        finally:
+            _open_gate(stack, gate)
+        results = [call.result(timeout=60).json() for call in calls]
+    assert all(r["opened"] for r in results)
+    assert not any(r["overlapped"] for r in results), "two invocations interleaved inside one environment"
+    environments = {r["environment"] for r in results}
+    assert environments == entered  # the queued third one ran in one of the two, after it was free
+    assert len({r["pid"] for r in results}) == 2  # one process per environment
+    assert len(stack.functions["SlowFunction"].pool.environment_ids()) == 2
