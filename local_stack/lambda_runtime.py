@@ -1,9 +1,9 @@
-"""Load the template's functions into this process and invoke them the way Lambda does.
+"""Load the template's functions and invoke them the way Lambda does, in execution environments.
 
 Data flow: ``function_specs()`` reads every ``AWS::Serverless::Function`` (Properties merged with
 ``Globals.Function``): code directory (``CodeUri``), ``Handler`` (``app.handler`` → ``app.py``,
 attribute ``handler``), timeout, memory, and ``Environment.Variables`` resolved to local values.
-``runtime_environment()`` builds the one environment all handlers share (they run in one process):
+``runtime_environment()`` builds the one set of variables all handlers share:
 the union of every function's variables (the same name with two values is an error), plus the
 local AWS settings (endpoint, fake credentials, region) and Powertools switches that make sense
 locally (no X-Ray daemon: tracing off; metrics off unless the caller's environment says otherwise).
@@ -11,12 +11,23 @@ The stack sets it in ``os.environ`` before ``LambdaFunction.load()`` imports any
 
 Each handler module is loaded by file path under its own module name
 (``local_stack.functions.<LogicalId>.app``), so the many ``app.py`` files never collide and no
-``sys.path`` entry is added. ``invoke()`` passes a JSON round-trip of the event (what Lambda would
-deliver) and a ``LambdaContext``, and JSON-serialises the result (Lambda fails an invocation whose
-result is not JSON). Invocations are serialised process-wide: Lambda runs one event per execution
-environment at a time, and here all environments share one interpreter, where Powertools keeps the
-current event on a class attribute (``BaseRouter.current_event``); running two handlers at once in
-threads would mix up their events.
+``sys.path`` entry is added. ``LambdaFunction.load()`` imports it once in this process, so that a
+broken handler stops the start with its traceback.
+
+Invocations run as in Lambda, in execution environments: an ``ExecutionEnvironment`` is a
+``python -m local_stack.environment`` process that imported the handler (same module name) and runs
+one invocation at a time. Everything a handler keeps between invocations — module globals, the layer's
+``functools.cache``d services and boto3 clients/resources, Powertools' class-level
+``BaseRouter.current_event`` and Logger keys — belongs to one environment and is never touched by two
+invocations at once. Each function has an ``EnvironmentPool``: the warmest idle environment is reused,
+a new one is started (a cold start, logged) when all are busy, up to the function's concurrency
+(``--concurrency``, default 4, lower with ``ReservedConcurrentExecutions``; 0 throttles every
+invocation); past it, invocations wait in arrival order (the HTTP gateway waits at most 30 s, then
+503). Different functions, HTTP requests and event pollers therefore run side by side. ``invoke()``
+sends a JSON round-trip of the event (what Lambda would deliver) and the context's fields; the
+environment returns the JSON result (a result that is not JSON fails as ``Runtime.MarshalError``).
+A process that dies mid-invocation fails it (``Runtime.ExitError``) and is replaced next time.
+Environments idle for 10 minutes are stopped; ``unload()`` stops them all.
 """
 
 from __future__ import annotations
@@ -286,7 +297,7 @@ class EnvironmentPool:
             while True:
                 if self._closed:
                     raise FunctionError(f"{self.function.logical_id} is not loaded")
-                self._stop_stale_locked()
+                self._reap_locked()
                 while self._idle:
                     environment = self._idle.pop()
                     if environment.alive:
@@ -327,7 +338,12 @@ class EnvironmentPool:
         if not keep:
             environment.stop(grace=1.0)
 
-    def _stop_stale_locked(self) -> None:
+    def reap(self) -> None:
+        """Stop the environments idle longer than ``idle_seconds`` (the stack calls this every minute)."""
+        with self._condition:
+            self._reap_locked()
+
+    def _reap_locked(self) -> None:
         now = time.monotonic()
         stale = [e for e in self._idle if now - e.last_used > self.idle_seconds]
         for environment in stale:

@@ -22,7 +22,8 @@
 Admin routes (local only, not part of the template API):
   ``POST /_local/schedules/<FunctionLogicalId>`` runs that function's schedule(s) now, synchronously
   (``?event=<EventName>`` picks one); 200 ``{"invoked": [...]}``, 502 if the function failed.
-  ``GET /_local/routes`` lists the routes; ``GET /_local/status`` the endpoints and event sources.
+  ``GET /_local/routes`` lists the routes; ``GET /_local/status`` the endpoints, event sources and
+  each function's running execution environments.
 """
 
 from __future__ import annotations
@@ -203,6 +204,7 @@ class LocalStack:
         )
         for thread in self.sources.threads:
             thread.start()
+        threading.Thread(target=self._reap_idle_environments, name="environment-reaper", daemon=True).start()
         if not wait_until_ready(self.sources.threads, timeout=30):
             raise StackError("event pollers did not start within 30 s")
         for line in self.sources.describe():
@@ -246,6 +248,13 @@ class LocalStack:
             pass
 
     # --- pieces ---------------------------------------------------------------------------------------
+
+    def _reap_idle_environments(self) -> None:
+        while not self.stop_event.wait(60):
+            for function in list(self.functions.values()):
+                pool = function.pool
+                if pool is not None:
+                    pool.reap()
 
     def _start_moto(self) -> str:
         from moto.server import ThreadedMotoServer
@@ -304,6 +313,10 @@ class LocalStack:
                     "base_url": self.base_url,
                     "endpoint_url": self.endpoint_url,
                     "functions": sorted(self.functions),
+                    "environments": {
+                        name: function.pool.environment_ids() if function.pool is not None else []
+                        for name, function in sorted(self.functions.items())
+                    },
                     "event_sources": self.sources.describe(),
                 },
             )
