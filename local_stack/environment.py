@@ -11,7 +11,7 @@ re-pointed (``/dev/null``, stderr) so that a handler that reads or prints cannot
 2. each invocation: ``{"event": ..., "context": {<LambdaContext fields>, "remaining_ms": N}}`` →
    ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": "<Type>", "traceback": "..."}``
    (``Runtime.MarshalError`` when the result is not JSON-serialisable).
-3. end of input: the process exits 0. A handler that exits the process (``sys.exit``, a crash)
+3. end of input: the process exits 0 (it ignores SIGINT: the stack decides when it ends). A handler that exits the process (``sys.exit``, a crash)
    ends the environment; the runtime reports ``Runtime.ExitError`` and starts a new one next time.
 
 Only the standard library is imported here before the handler, so a cold start costs what the
@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import signal
 import sys
 import time
 import traceback
@@ -78,6 +79,9 @@ def _load(init: dict[str, Any]) -> Any:
 
 
 def main() -> int:
+    # Ctrl-C in a terminal reaches the whole process group: the stack stops gracefully and ends this
+    # process by closing its input, after the invocation it may be running.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     requests, replies = _protocol_streams()
     line = requests.readline()
     if not line:
