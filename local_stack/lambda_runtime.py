@@ -37,6 +37,8 @@ import importlib.util
 import json
 import logging
 import os
+import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -211,22 +213,147 @@ class FunctionThrottled(FunctionError):
     """Every environment of the function stayed busy for as long as the caller could wait."""
 
 
+class _Channel:
+    """A running environment process as the runtime sees it: where to write, where to read, and the
+    process (``poll``/``kill``)."""
+
+    def __init__(self, reader: Any, writer: Any, process: Any, close_input: Any) -> None:
+        self.reader, self.writer, self.process, self.close_input = reader, writer, process, close_input
+
+
+class SpawnLauncher:
+    """Each environment a new ``python -m local_stack.environment`` process (any OS)."""
+
+    def __init__(self, environment: dict[str, str]) -> None:
+        self.environment = environment
+
+    def launch(self) -> _Channel:
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "local_stack.environment"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=self.environment,
+        )
+        return _Channel(process.stdout, process.stdin, process, process.stdin.close)  # type: ignore[union-attr]
+
+    def stop(self) -> None:
+        pass
+
+
+class _ForkedProcess:
+    """``poll``/``kill``/``wait`` for a process the zygote forked (the kernel reaps it: no exit code)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                os.kill(self.pid, 0)
+            except ProcessLookupError:
+                self.returncode = -1
+            except PermissionError:
+                pass
+        return self.returncode
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout or 0)
+            time.sleep(0.01)
+        return self.returncode  # type: ignore[return-value]
+
+
+class ZygoteLauncher:
+    """Linux: one ``python -m local_stack.environment --zygote`` process imports every handler once
+    (which is also the start-up import check: ``failures``), then forks each environment on request;
+    the child imports its handler module afresh (see ``environment.zygote_main``). A cold start then
+    costs milliseconds instead of the libraries' import time."""
+
+    def __init__(self, functions: list[LambdaFunction], environment: dict[str, str]) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "local_stack.environment", "--zygote", str(theirs.fileno())],
+            pass_fds=(theirs.fileno(),),
+            stdin=subprocess.DEVNULL,
+            env=environment,
+        )
+        theirs.close()
+        self._control = ours
+        self._lock = threading.Lock()
+        try:
+            ours.send(json.dumps({"functions": [f.init_message() for f in functions]}).encode("utf-8"))
+            reply = ours.recv(1 << 22)
+        except OSError:
+            reply = b""
+        if not reply:
+            self.stop()
+            raise FunctionError("the execution environment zygote exited while importing the handlers")
+        by_module = {f.module_name: f.logical_id for f in functions}
+        self.failures: dict[str, dict[str, str]] = {
+            by_module.get(module, module): failure for module, failure in json.loads(reply)["failures"].items()
+        }
+
+    def launch(self) -> _Channel:
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            with self._lock:
+                socket.send_fds(self._control, [b"fork"], [theirs.fileno()])
+                reply = self._control.recv(4096)
+        except OSError:
+            reply = b""
+        finally:
+            theirs.close()
+        if not reply:
+            mine.close()
+            raise FunctionError("the execution environment zygote is gone")
+        pid = json.loads(reply)["pid"]
+
+        def close_input() -> None:
+            with contextlib.suppress(OSError):
+                mine.shutdown(socket.SHUT_WR)
+            mine.close()  # the makefile()s keep the socket open until they are closed too
+
+        return _Channel(mine.makefile("rb"), mine.makefile("wb"), _ForkedProcess(pid), close_input)
+
+    def stop(self) -> None:
+        """The zygote exits when its control socket closes (the environments it forked live on until
+        the runtime stops them)."""
+        with contextlib.suppress(OSError):
+            self._control.close()
+        try:
+            self._process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+
+
+def start_zygote(functions: list[LambdaFunction], environment: dict[str, str]) -> ZygoteLauncher | None:
+    """A ``ZygoteLauncher`` where fork and SCM_RIGHTS are safe (Linux); None elsewhere."""
+    if not sys.platform.startswith("linux") or not hasattr(socket, "send_fds"):
+        return None
+    return ZygoteLauncher(functions, environment)
+
+
 class ExecutionEnvironment:
-    """One execution environment: a ``python -m local_stack.environment`` process that imported the
-    handler (its own module state, its own layer caches and clients, its own Powertools state) and
-    runs one invocation at a time. Its process inherits the runtime environment captured at load."""
+    """One execution environment: a process that imported the handler (its own module state, its own
+    layer caches and clients, its own Powertools state) and runs one invocation at a time. Started by
+    the function's launcher: a fork of the zygote (Linux) or a new ``python -m local_stack.environment``."""
 
     def __init__(self, function: LambdaFunction, number: int) -> None:
         self.function = function
         self.id = f"{function.logical_id}-{number}-{uuid.uuid4().hex[:8]}"
         self.last_used = time.monotonic()
         self.invocations = 0
-        self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "local_stack.environment"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=function.process_environment,
-        )
+        assert function.launcher is not None
+        self._channel = function.launcher.launch()
+        self._process = self._channel.process
         try:
             reply = self._exchange(function.init_message())
         except FunctionError:
@@ -242,12 +369,11 @@ class ExecutionEnvironment:
         return self._process.poll() is None
 
     def _exchange(self, message: dict[str, Any]) -> dict[str, Any]:
-        assert self._process.stdin is not None and self._process.stdout is not None
         try:
-            self._process.stdin.write(json.dumps(message).encode("utf-8") + b"\n")
-            self._process.stdin.flush()
-            line = self._process.stdout.readline()
-        except (OSError, ValueError):  # ValueError: the pipe was closed by stop()
+            self._channel.writer.write(json.dumps(message).encode("utf-8") + b"\n")
+            self._channel.writer.flush()
+            line = self._channel.reader.readline()
+        except (OSError, ValueError):  # ValueError: the stream was closed by stop()
             line = b""
         if not line:
             code = self._process.poll()
@@ -263,16 +389,17 @@ class ExecutionEnvironment:
 
     def stop(self, grace: float = 5.0) -> None:
         """End of input: the process exits after the invocation it may be running; killed after ``grace`` s."""
-        with contextlib.suppress(OSError):
-            if self._process.stdin is not None:
-                self._process.stdin.close()
+        with contextlib.suppress(OSError, ValueError):
+            self._channel.writer.close()
+        with contextlib.suppress(OSError, ValueError):
+            self._channel.close_input()
         try:
             self._process.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             self._process.kill()
-            self._process.wait()
-        if self._process.stdout is not None:
-            self._process.stdout.close()
+            self._process.wait(timeout=5)
+        with contextlib.suppress(OSError, ValueError):
+            self._channel.reader.close()
 
 
 class EnvironmentPool:
@@ -370,15 +497,14 @@ class EnvironmentPool:
 
 
 class LambdaFunction:
-    """A template function: its handler imported once in this process at load (so that a broken
-    handler stops the start), and invoked in its own execution environments (``EnvironmentPool``)."""
+    """A template function, invoked in its own execution environments (``EnvironmentPool``), which its
+    launcher starts (the stack's ``ZygoteLauncher`` on Linux, else a ``SpawnLauncher``)."""
 
     def __init__(self, spec: FunctionSpec, concurrency: int = DEFAULT_CONCURRENCY) -> None:
         self.spec = spec
         self.module_name = f"{MODULE_PREFIX}.{spec.logical_id}.{spec.handler.rsplit('.', 1)[0]}"
-        self.process_environment: dict[str, str] = {}
+        self.launcher: SpawnLauncher | ZygoteLauncher | None = None
         self._module: ModuleType | None = None
-        self._file: Path | None = None
         reserved = spec.reserved_concurrency
         self.concurrency = concurrency if reserved is None else min(reserved, concurrency)
         self.pool: EnvironmentPool | None = None
@@ -388,16 +514,27 @@ class LambdaFunction:
         return self.spec.logical_id
 
     def init_message(self) -> dict[str, Any]:
-        module_path, attribute = self.spec.handler.rsplit(".", 1)
-        return {"module": self.module_name, "file": str(self._file), "attribute": attribute}
+        attribute = self.spec.handler.rsplit(".", 1)[1]
+        return {"module": self.module_name, "file": str(self.handler_file), "attribute": attribute}
 
-    def load(self) -> None:
-        """Import the handler here (its errors stop the start) and capture the environment that its
-        execution environments' processes get (``os.environ`` now: the stack has set it)."""
-        module_path, attribute = self.spec.handler.rsplit(".", 1)
-        file = self.spec.code_dir / (module_path.replace(".", "/") + ".py")
+    @property
+    def handler_file(self) -> Path:
+        module_path = self.spec.handler.rsplit(".", 1)[0]
+        return self.spec.code_dir / (module_path.replace(".", "/") + ".py")
+
+    def load(self, launcher: SpawnLauncher | ZygoteLauncher | None = None) -> None:
+        """Get ready to start execution environments. With a ``launcher`` (the stack's zygote, which
+        has imported the handler already) that is all; without, the handler is imported here (its
+        errors stop the start) and each environment is a new process with ``os.environ`` as it is
+        now (the stack has set it)."""
+        file = self.handler_file
         if not file.is_file():
             raise FunctionError(f"{self.logical_id}: handler file not found: {file}")
+        if launcher is not None:
+            self.launcher = launcher
+            self.pool = EnvironmentPool(self, self.concurrency)
+            return
+        attribute = self.spec.handler.rsplit(".", 1)[1]
         spec = importlib.util.spec_from_file_location(self.module_name, file)
         if spec is None or spec.loader is None:
             raise FunctionError(f"{self.logical_id}: cannot load {file}")
@@ -412,14 +549,15 @@ class LambdaFunction:
         if not callable(getattr(module, attribute, None)):
             sys.modules.pop(self.module_name, None)
             raise FunctionError(f"{self.logical_id}: {file} has no callable {attribute!r}")
-        self._module, self._file = module, file
-        self.process_environment = dict(os.environ) | {"PYTHONUNBUFFERED": "1"}
+        self._module = module
+        self.launcher = SpawnLauncher(dict(os.environ) | {"PYTHONUNBUFFERED": "1"})
         self.pool = EnvironmentPool(self, self.concurrency)
 
     def unload(self) -> None:
         if self.pool is not None:
             self.pool.close()
             self.pool = None
+        self.launcher = None
         if self._module is not None and sys.modules.get(self.module_name) is self._module:
             del sys.modules[self.module_name]
         self._module = None

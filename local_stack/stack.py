@@ -9,8 +9,9 @@
    (``aws_resources``), idempotently.
 4. Store the admin key in ``AdminKeySecret`` (``bootstrap``).
 5. Put the handlers' shared environment in ``os.environ`` (``lambda_runtime.runtime_environment``)
-   and import every handler once here; any import failure stops the start. Invocations run in each
-   function's execution environments (processes started on demand, ``lambda_runtime``).
+   and import every handler once (Linux: in the zygote the environments are forked from; elsewhere
+   in this process); any import failure stops the start. Invocations run in each function's
+   execution environments (processes started on demand, ``lambda_runtime``).
 6. Serve the routes on ``host:port`` (``http_gateway``), plus the admin routes below.
 7. Start the S3/SQS/schedule/stream pollers (``events``) and wait until they have their starting
    points (so an object uploaded right after start is delivered).
@@ -33,6 +34,7 @@ import logging
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,9 +53,11 @@ from local_stack.lambda_runtime import (
     FunctionError,
     DEFAULT_CONCURRENCY,
     LambdaFunction,
+    ZygoteLauncher,
     function_specs,
     register_function_refs,
     runtime_environment,
+    start_zygote,
 )
 from local_stack.template import load_template
 
@@ -123,6 +127,7 @@ class LocalStack:
         self._server: GatewayServer | None = None
         self._server_thread: threading.Thread | None = None
         self._invoker: AsyncInvoker | None = None
+        self._zygote: ZygoteLauncher | None = None
         self._saved_env: dict[str, str | None] = {}
         self._wrote_state = False
 
@@ -179,9 +184,19 @@ class LocalStack:
         self._set_environment(runtime_environment(specs, self.endpoint_url, region, dict(os.environ)))
         self.functions = {spec.logical_id: LambdaFunction(spec, config.concurrency) for spec in specs}
         failures = []
+        try:
+            self._zygote = start_zygote(list(self.functions.values()), dict(os.environ) | {"PYTHONUNBUFFERED": "1"})
+        except FunctionError as exc:
+            raise StackError(str(exc)) from exc
+        if self._zygote is not None:
+            for logical_id, failure in self._zygote.failures.items():
+                log.error("%s: import failed\n%s", logical_id, failure["traceback"])
+                failures.append(f"{logical_id} ({failure['error']})")
         for function in self.functions.values():
+            if self._zygote is not None and function.logical_id in self._zygote.failures:
+                continue
             try:
-                function.load()
+                function.load(self._zygote)
             except Exception as exc:  # noqa: BLE001 - collect every broken handler, then stop
                 log.exception("%s: import failed", function.logical_id)
                 failures.append(f"{function.logical_id} ({type(exc).__name__}: {exc})")
@@ -232,8 +247,11 @@ class LocalStack:
         for thread in self.sources.threads:
             if thread.is_alive():
                 thread.join(timeout=5)
-        for function in self.functions.values():  # stops the execution environments (before moto)
-            function.unload()
+        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="unload") as pool:  # before moto
+            list(pool.map(lambda function: function.unload(), self.functions.values()))
+        if self._zygote is not None:
+            self._zygote.stop()
+            self._zygote = None
         if self._moto is not None:
             self._moto.stop()
             self._moto = None

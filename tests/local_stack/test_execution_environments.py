@@ -3,13 +3,23 @@ reuse, the concurrency bound, and what happens when a handler crashes or returns
 
 from __future__ import annotations
 
+import os
+import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from local_stack.lambda_runtime import FunctionError, FunctionSpec, FunctionThrottled, LambdaFunction
+from local_stack.lambda_runtime import (
+    FunctionError,
+    FunctionSpec,
+    FunctionThrottled,
+    LambdaContext,
+    LambdaFunction,
+    SpawnLauncher,
+    start_zygote,
+)
 
 HANDLER = textwrap.dedent(
     """
@@ -31,25 +41,36 @@ HANDLER = textwrap.dedent(
 )
 
 
-@pytest.fixture
-def function(tmp_path: Path) -> Iterator[LambdaFunction]:
-    (tmp_path / "app.py").write_text(HANDLER)
-    spec = FunctionSpec(
-        logical_id="CounterFunction",
-        name="local-CounterFunction",
-        arn="arn:aws:lambda:us-east-1:123456789012:function:local-CounterFunction",
-        code_dir=tmp_path,
+def _spec(code_dir: Path, logical_id: str = "CounterFunction") -> FunctionSpec:
+    return FunctionSpec(
+        logical_id=logical_id,
+        name=f"local-{logical_id}",
+        arn=f"arn:aws:lambda:us-east-1:123456789012:function:local-{logical_id}",
+        code_dir=code_dir,
         handler="app.handler",
         timeout=10,
         memory=128,
         environment={},
     )
-    loaded = LambdaFunction(spec, concurrency=1)
-    loaded.load()
+
+
+LAUNCHERS = ["spawn", pytest.param("zygote", marks=pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only"))]
+
+
+@pytest.fixture(params=LAUNCHERS)
+def function(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LambdaFunction]:
+    (tmp_path / "app.py").write_text(HANDLER)
+    loaded = LambdaFunction(_spec(tmp_path), concurrency=1)
+    zygote = start_zygote([loaded], dict(os.environ)) if request.param == "zygote" else None
+    if request.param == "zygote":
+        assert zygote is not None and zygote.failures == {}
+    loaded.load(zygote)
     try:
         yield loaded
     finally:
         loaded.unload()
+        if zygote is not None:
+            zygote.stop()
 
 
 def test_an_environment_is_a_process_reused_while_warm(function: LambdaFunction) -> None:
@@ -93,12 +114,51 @@ def test_handler_errors_and_non_json_results_fail_the_invocation_not_the_environ
 
 def test_a_handler_that_cannot_start_reports_its_import_error(tmp_path: Path) -> None:
     (tmp_path / "app.py").write_text("import os\nif os.environ.get('LOCAL_STACK_TEST_BREAK'):\n    raise RuntimeError('broken at import')\ndef handler(e, c):\n    return 1\n")
-    spec = FunctionSpec("Broken", "local-Broken", "arn:aws:lambda:us-east-1:1:function:b", tmp_path, "app.handler", 3, 128, {})
-    broken = LambdaFunction(spec)
+    broken = LambdaFunction(_spec(tmp_path, "Broken"))
     broken.load()
-    broken.process_environment["LOCAL_STACK_TEST_BREAK"] = "1"  # only the environments' processes see it
+    assert isinstance(broken.launcher, SpawnLauncher)
+    broken.launcher.environment["LOCAL_STACK_TEST_BREAK"] = "1"  # only the environments' processes see it
     try:
         with pytest.raises(FunctionError, match="ImportModuleError.*broken at import"):
             broken.invoke({})
     finally:
         broken.unload()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
+def test_the_zygote_reports_every_handler_that_fails_to_import(tmp_path: Path) -> None:
+    (tmp_path / "good").mkdir()
+    (tmp_path / "good" / "app.py").write_text(HANDLER)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "app.py").write_text("import no_such_module_for_zygote_tests\n")
+    functions = [LambdaFunction(_spec(tmp_path / "good", "Good")), LambdaFunction(_spec(tmp_path / "bad", "Bad"))]
+    zygote = start_zygote(functions, dict(os.environ))
+    assert zygote is not None
+    try:
+        assert list(zygote.failures) == ["Bad"]
+        assert "no_such_module_for_zygote_tests" in zygote.failures["Bad"]["error"]
+        good = functions[0]
+        good.load(zygote)
+        try:
+            first, second = good.invoke({}), good.invoke({})
+            assert first["pid"] == second["pid"] != os.getpid() and second["invocations"] == 2
+        finally:
+            good.unload()
+    finally:
+        zygote.stop()
+
+
+def test_environments_of_one_function_are_separate_processes_with_their_own_module_state(function: LambdaFunction) -> None:
+    pool = function.pool
+    assert pool is not None
+    pool.size = 2
+    first = pool.acquire()
+    second = pool.acquire()  # the first is busy: a second environment starts
+    try:
+        assert first.id != second.id
+        replies = [e.invoke({}, LambdaContext(function.spec))["result"] for e in (first, first, second)]
+    finally:
+        pool.release(first, reusable=True)
+        pool.release(second, reusable=True)
+    assert replies[0]["pid"] == replies[1]["pid"] != replies[2]["pid"]
+    assert [r["invocations"] for r in replies] == [1, 2, 1]
