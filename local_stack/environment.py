@@ -30,6 +30,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 import traceback
 from typing import IO, Any
@@ -155,7 +156,8 @@ def zygote_main(control_fd: int) -> None:
             failures[init["module"]] = {"error": f"{type(exc).__name__}: {exc}", "traceback": _traceback(exc)[-8000:]}
         finally:
             sys.modules.pop(init["module"], None)
-    control.send(json.dumps({"failures": failures}).encode("utf-8"))
+    # fork copies only the calling thread: if an import left a thread running, the stack spawns instead
+    control.send(json.dumps({"failures": failures, "threads": threading.active_count()}).encode("utf-8"))
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     gc.collect()
     gc.freeze()  # keep the preloaded objects' pages shared with the children

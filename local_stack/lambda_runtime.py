@@ -11,12 +11,13 @@ The stack sets it in ``os.environ`` before ``LambdaFunction.load()`` imports any
 
 Each handler module is loaded by file path under its own module name
 (``local_stack.functions.<LogicalId>.app``), so the many ``app.py`` files never collide and no
-``sys.path`` entry is added. ``LambdaFunction.load()`` imports it once in this process, so that a
-broken handler stops the start with its traceback.
+``sys.path`` entry is added. Each is imported once at start so that a broken handler stops the start
+with its traceback: on Linux by the zygote (``ZygoteLauncher``), elsewhere by ``LambdaFunction.load()``
+in this process.
 
-Invocations run as in Lambda, in execution environments: an ``ExecutionEnvironment`` is a
-``python -m local_stack.environment`` process that imported the handler (same module name) and runs
-one invocation at a time. Everything a handler keeps between invocations — module globals, the layer's
+Invocations run as in Lambda, in execution environments: an ``ExecutionEnvironment`` is a process
+that imported the handler (same module name) and runs one invocation at a time — forked from the
+zygote (``ZygoteLauncher``), or a new ``python -m local_stack.environment`` (``SpawnLauncher``). Everything a handler keeps between invocations — module globals, the layer's
 ``functools.cache``d services and boto3 clients/resources, Powertools' class-level
 ``BaseRouter.current_event`` and Logger keys — belongs to one environment and is never touched by two
 invocations at once. Each function has an ``EnvironmentPool``: the warmest idle environment is reused,
@@ -295,10 +296,12 @@ class ZygoteLauncher:
         if not reply:
             self.stop()
             raise FunctionError("the execution environment zygote exited while importing the handlers")
+        answer = json.loads(reply)
         by_module = {f.module_name: f.logical_id for f in functions}
         self.failures: dict[str, dict[str, str]] = {
-            by_module.get(module, module): failure for module, failure in json.loads(reply)["failures"].items()
+            by_module.get(module, module): failure for module, failure in answer["failures"].items()
         }
+        self.forkable = answer.get("threads") == 1
 
     def launch(self) -> _Channel:
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -338,7 +341,12 @@ def start_zygote(functions: list[LambdaFunction], environment: dict[str, str]) -
     """A ``ZygoteLauncher`` where fork and SCM_RIGHTS are safe (Linux); None elsewhere."""
     if not sys.platform.startswith("linux") or not hasattr(socket, "send_fds"):
         return None
-    return ZygoteLauncher(functions, environment)
+    zygote = ZygoteLauncher(functions, environment)
+    if not zygote.forkable and not zygote.failures:
+        log.warning("a handler's import left a thread running: environments are spawned, not forked")
+        zygote.stop()
+        return None
+    return zygote
 
 
 class ExecutionEnvironment:

@@ -162,3 +162,11 @@ def test_environments_of_one_function_are_separate_processes_with_their_own_modu
         pool.release(second, reusable=True)
     assert replies[0]["pid"] == replies[1]["pid"] != replies[2]["pid"]
     assert [r["invocations"] for r in replies] == [1, 2, 1]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
+def test_no_zygote_when_an_import_leaves_a_thread_running(tmp_path: Path) -> None:
+    """fork would copy only the forking thread, so such handlers get spawned environments."""
+    (tmp_path / "app.py").write_text("import threading\nthreading.Thread(target=threading.Event().wait, daemon=True).start()\n" + HANDLER)
+    function = LambdaFunction(_spec(tmp_path))
+    assert start_zygote([function], dict(os.environ)) is None
