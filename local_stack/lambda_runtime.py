@@ -33,6 +33,7 @@ Environments idle for 10 minutes are stopped; ``unload()`` stops them all.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import importlib.util
 import json
@@ -425,34 +426,45 @@ class EnvironmentPool:
         self._starting = 0
         self._started = 0
         self._closed = False
+        self._queue: collections.deque[object] = collections.deque()  # waiting callers, first come first served
 
     def acquire(self, wait: float | None = None) -> ExecutionEnvironment:
+        """A free environment (a warm one, else a new one while under ``size``), waiting in line for
+        at most ``wait`` seconds (None: as long as it takes), else ``FunctionThrottled``."""
         deadline = None if wait is None else time.monotonic() + wait
+        ticket = object()
         with self._condition:
-            while True:
-                if self._closed:
-                    raise FunctionError(f"{self.function.logical_id} is not loaded")
-                self._reap_locked()
-                while self._idle:
-                    environment = self._idle.pop()
-                    if environment.alive:
-                        self._busy.add(environment)
-                        return environment
-                if len(self._busy) + self._starting < self.size:
-                    self._starting += 1
-                    self._started += 1
-                    number = self._started
-                    break
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise FunctionThrottled(f"{self.function.logical_id}: all {self.size} environments busy")
-                self._condition.wait(remaining)
+            self._queue.append(ticket)
+            try:
+                while True:
+                    if self._closed:
+                        raise FunctionError(f"{self.function.logical_id} is not loaded")
+                    if self._queue[0] is ticket:
+                        self._reap_locked()
+                        while self._idle:
+                            environment = self._idle.pop()
+                            if environment.alive:
+                                self._busy.add(environment)
+                                return environment
+                            environment.stop(grace=0)
+                        if len(self._busy) + self._starting < self.size:
+                            self._starting += 1
+                            self._started += 1
+                            number = self._started
+                            break
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        raise FunctionThrottled(f"{self.function.logical_id}: all {self.size} environments busy")
+                    self._condition.wait(remaining)
+            finally:
+                self._queue.remove(ticket)
+                self._condition.notify_all()  # the next in line may go now
         try:
             environment = ExecutionEnvironment(self.function, number)  # a cold start, outside the lock
         except BaseException:
             with self._condition:
                 self._starting -= 1
-                self._condition.notify()
+                self._condition.notify_all()
             raise
         log.info("%s: cold start of environment %s", self.function.logical_id, environment.id)
         with self._condition:
@@ -469,7 +481,7 @@ class EnvironmentPool:
             keep = reusable and environment.alive and not self._closed
             if keep:
                 self._idle.append(environment)
-            self._condition.notify()
+            self._condition.notify_all()
         if not keep:
             environment.stop(grace=1.0)
 

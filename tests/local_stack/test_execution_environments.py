@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 import sys
 import textwrap
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -170,3 +172,36 @@ def test_no_zygote_when_an_import_leaves_a_thread_running(tmp_path: Path) -> Non
     (tmp_path / "app.py").write_text("import threading\nthreading.Thread(target=threading.Event().wait, daemon=True).start()\n" + HANDLER)
     function = LambdaFunction(_spec(tmp_path))
     assert start_zygote([function], dict(os.environ)) is None
+
+
+def test_waiting_invocations_are_served_in_arrival_order(function: LambdaFunction) -> None:
+    """Past the concurrency, callers queue: a caller arriving later never overtakes one waiting."""
+    pool = function.pool
+    assert pool is not None
+    busy = pool.acquire()
+    served: list[str] = []
+    lock = threading.Lock()
+
+    def caller(name: str) -> None:
+        environment = pool.acquire(wait=60)
+        with lock:
+            served.append(name)
+        pool.release(environment, reusable=True)
+
+    first = threading.Thread(target=caller, args=("first",))
+    first.start()
+    wait_until(lambda: len(pool._queue) == 1)  # noqa: SLF001 - the first caller is in line
+    second = threading.Thread(target=caller, args=("second",))
+    second.start()
+    wait_until(lambda: len(pool._queue) == 2)  # noqa: SLF001
+    pool.release(busy, reusable=True)
+    first.join(timeout=30)
+    second.join(timeout=30)
+    assert served == ["first", "second"]
+
+
+def wait_until(probe: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not probe():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
