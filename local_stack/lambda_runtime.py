@@ -289,6 +289,8 @@ class ZygoteLauncher:
         theirs.close()
         self._control = ours
         self._lock = threading.Lock()
+        self._fallback = SpawnLauncher(environment)  # should the zygote die
+        self._gone = False
         try:
             ours.send(json.dumps({"functions": [f.init_message() for f in functions]}).encode("utf-8"))
             reply = ours.recv(1 << 22)
@@ -316,7 +318,10 @@ class ZygoteLauncher:
             theirs.close()
         if not reply:
             mine.close()
-            raise FunctionError("the execution environment zygote is gone")
+            if not self._gone:
+                self._gone = True
+                log.error("the execution environment zygote is gone (exit code %s): spawning environments", self._process.poll())
+            return self._fallback.launch()
         pid = json.loads(reply)["pid"]
 
         def close_input() -> None:

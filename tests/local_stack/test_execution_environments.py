@@ -205,3 +205,19 @@ def wait_until(probe: Callable[[], bool], timeout: float = 10.0) -> None:
     while not probe():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.01)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
+def test_environments_are_spawned_if_the_zygote_dies(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(HANDLER)
+    function = LambdaFunction(_spec(tmp_path), concurrency=2)
+    zygote = start_zygote([function], dict(os.environ))
+    assert zygote is not None
+    function.load(zygote)
+    try:
+        zygote._process.kill()  # noqa: SLF001
+        zygote._process.wait()  # noqa: SLF001
+        assert function.invoke({})["invocations"] == 1
+    finally:
+        function.unload()
+        zygote.stop()
