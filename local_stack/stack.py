@@ -48,10 +48,10 @@ from local_stack.aws_resources import LocalResource, ResourceFactory
 from local_stack.events import AsyncInvoker, EventSources, build_event_sources, wait_until_ready
 from local_stack.http_gateway import GatewayServer, HttpGateway, Request, Response, build_gateway
 from local_stack.lambda_runtime import (
+    DEFAULT_CONCURRENCY,
     FAKE_CREDENTIALS,
     SCRUBBED_PREFIXES,
     FunctionError,
-    DEFAULT_CONCURRENCY,
     LambdaFunction,
     ZygoteLauncher,
     function_specs,
