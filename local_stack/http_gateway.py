@@ -20,7 +20,9 @@ Data flow for one request to ``127.0.0.1:$PORT``:
    with ``authorizer.lambda`` = the authorizer's context, body base64-encoded unless it is text)
    and a Lambda context; its result is translated back (``statusCode``/``headers``/``cookies``/
    ``multiValueHeaders``/``body``/``isBase64Encoded``, or a bare value = 200 JSON). A handler error
-   → 500 ``{"message":"Internal Server Error"}`` with the traceback on stderr.
+   → 500 ``{"message":"Internal Server Error"}`` with the traceback on stderr. The authorizer and the
+   function each run in an execution environment of theirs (``lambda_runtime``); a request waits at
+   most 30 s for a free one, then 503 ``{"message":"Service Unavailable"}``.
 
 Requests under ``/_local/`` are the local stack's own admin routes (not part of the template API);
 see ``LocalStack.admin``. Only the method, the route template, the status and the duration are
