@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from local_stack.bootstrap import ADMIN_KEY_ENV
+from local_stack.lambda_runtime import DEFAULT_CONCURRENCY
 from local_stack.stack import PROJECT_ROOT, LocalStack, StackConfig, StackError
 from local_stack.template import TemplateError
 
@@ -40,8 +41,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=float(os.environ.get("LOCAL_SCHEDULE_SCALE") or 1.0),
         help="multiply rate() schedules by this (0.01: five minutes become three seconds)",
     )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=int(os.environ.get("LOCAL_LAMBDA_CONCURRENCY") or DEFAULT_CONCURRENCY),
+        help="execution environments per function at most (lower with ReservedConcurrentExecutions); more invocations queue",
+    )
     parser.add_argument("--quiet", action="store_true", help="log warnings and errors only")
     args = parser.parse_args(argv)
+    if args.concurrency < 1:
+        parser.error("--concurrency must be at least 1")
     for item in args.parameter:
         if "=" not in item:
             parser.error(f"--parameter expects KEY=VALUE, got {item!r}")
@@ -65,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         state_file=args.state_file,
         demo=not args.no_demo,
         schedule_scale=args.schedule_scale,
+        concurrency=args.concurrency,
         parameters=dict(item.split("=", 1) for item in args.parameter),
     )
     stack = LocalStack(config)

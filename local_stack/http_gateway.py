@@ -20,7 +20,9 @@ Data flow for one request to ``127.0.0.1:$PORT``:
    with ``authorizer.lambda`` = the authorizer's context, body base64-encoded unless it is text)
    and a Lambda context; its result is translated back (``statusCode``/``headers``/``cookies``/
    ``multiValueHeaders``/``body``/``isBase64Encoded``, or a bare value = 200 JSON). A handler error
-   → 500 ``{"message":"Internal Server Error"}`` with the traceback on stderr.
+   → 500 ``{"message":"Internal Server Error"}`` with the traceback on stderr. The authorizer and the
+   function each run in an execution environment of theirs (``lambda_runtime``); a request waits at
+   most 30 s for a free one, then 503 ``{"message":"Service Unavailable"}``.
 
 Requests under ``/_local/`` are the local stack's own admin routes (not part of the template API);
 see ``LocalStack.admin``. Only the method, the route template, the status and the duration are
@@ -35,6 +37,7 @@ import json
 import logging
 import re
 import secrets
+import sys
 import threading
 import time
 import uuid
@@ -45,13 +48,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from local_stack.lambda_runtime import FunctionError, LambdaFunction
+from local_stack.lambda_runtime import FunctionError, FunctionThrottled, LambdaFunction
 from local_stack.template import ACCOUNT_ID, Resolver, Template, TemplateError, referenced_logical_id
 
 log = logging.getLogger("local_stack")
 
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway HTTP API payload limit
 MAX_LAMBDA_PAYLOAD = 6 * 1024 * 1024  # Lambda synchronous invocation limit (request and response)
+# How long a request waits for a free execution environment of its function (HTTP APIs give an
+# integration 30 s); then 503 {"message": "Service Unavailable"}, as when Lambda throttles.
+INTEGRATION_TIMEOUT_SECONDS = 30
 IMPLICIT_API = "ServerlessHttpApi"
 ADMIN_PREFIX = "/_local/"
 _TEXT_TYPES = ("application/json", "application/javascript", "application/xml", "application/graphql")
@@ -330,7 +336,9 @@ class HttpGateway:
         if len(json.dumps(event)) > MAX_LAMBDA_PAYLOAD:
             return Response.message(413, "Request Entity Too Large")
         try:
-            result = route.function.invoke(event)
+            result = route.function.invoke(event, wait=INTEGRATION_TIMEOUT_SECONDS)
+        except FunctionThrottled:
+            return _throttled(route.function.logical_id)
         except FunctionError:
             return Response.message(500, "Internal Server Error")
         response = _to_response(result, route.function.logical_id)
@@ -368,8 +376,10 @@ class HttpGateway:
             }
             event.pop("isBase64Encoded", None)
             try:
-                result = authorizer.function.invoke(event)
+                result = authorizer.function.invoke(event, wait=INTEGRATION_TIMEOUT_SECONDS)
                 allowed, auth_context = _authorizer_verdict(result, authorizer.simple_responses, route_arn)
+            except FunctionThrottled:
+                return _throttled(authorizer.function.logical_id), None
             except FunctionError:
                 return Response.message(500, "Internal Server Error"), None
             except ValueError as exc:
@@ -470,6 +480,11 @@ class HttpGateway:
         return Response(204, headers)
 
 
+def _throttled(function: str) -> Response:
+    log.warning("%s: no execution environment free within %d s", function, INTEGRATION_TIMEOUT_SECONDS)
+    return Response.json(503, {"message": "Service Unavailable"}, [("retry-after", "1")])
+
+
 def _with_cors(headers: list[tuple[str, str]], cors: dict[str, Any], origin: str | None) -> list[tuple[str, str]]:
     """API Gateway replaces the integration's CORS headers with the API's configuration."""
     kept = [(k, v) for k, v in headers if not k.lower().startswith("access-control-")]
@@ -553,37 +568,73 @@ def _header_value(value: Any) -> str:
 
 # --- the HTTP server ------------------------------------------------------------------------------------
 
+# socketserver's default listen backlog is 5: a burst of simultaneous connects overflows it while the
+# accepting thread waits for the CPU, and the kernel then resets connections (SYN cookies). The kernel
+# caps it at net.core.somaxconn.
+LISTEN_BACKLOG = 1024
+# A connection idle (or stalled mid-request) this long is closed: a keep-alive client that went away
+# must not hold a thread for ever. Generous, so that a client reusing a pooled connection rarely
+# races the close.
+CONNECTION_IDLE_SECONDS = 120
+_NO_BODY_STATUSES = (204, 304)
+
 
 class GatewayServer(ThreadingHTTPServer):
+    """One daemon thread per connection (HTTP/1.1 keep-alive). The threads only wait: the work runs in
+    the functions' execution environments, bounded per function, where excess invocations queue."""
+
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = LISTEN_BACKLOG
 
     def __init__(self, host: str, port: int, gateway: HttpGateway) -> None:
         self.gateway = gateway
         super().__init__((host, port), _RequestHandler)
         gateway.port = self.server_address[1]
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away is not an error worth a traceback; anything else is logged."""
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError)):
+            log.debug("connection closed by the client: %s", type(error).__name__)
+            return
+        log.exception("local gateway: connection error")
+
+
+class _BadRequest(Exception):
+    """The request cannot be read (framing); it is answered 400 and the connection closed."""
+
 
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    timeout = CONNECTION_IDLE_SECONDS
     server: GatewayServer
 
     def _serve(self) -> None:
         started = time.monotonic()
-        target = urlsplit(self.path)
-        body = self._read_body()
-        if body is None:
+        self._responded = False
+        try:
+            target = urlsplit(self.path)
+            body = self._read_body()
+            if body is None:
+                return
+            request = Request(
+                method=self.command.upper(),
+                path=unquote(target.path or "/"),
+                raw_query=target.query,
+                headers=list(self.headers.items()),
+                body=body,
+                source_ip=self.client_address[0],
+                protocol=self.request_version,
+                host=self.headers.get("host", ""),
+            )
+        except _BadRequest as exc:
+            self._send(Response.message(400, f"Bad Request: {exc}"), close=True)
+            log.info("%s -> 400 (%s)", self.command, exc)
             return
-        request = Request(
-            method=self.command.upper(),
-            path=unquote(target.path or "/"),
-            raw_query=target.query,
-            headers=list(self.headers.items()),
-            body=body,
-            source_ip=self.client_address[0],
-            protocol=self.request_version,
-            host=self.headers.get("host", ""),
-        )
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True  # the client stalled or went away mid-body: nobody to answer
+            return
         try:
             response, label = self.server.gateway.handle(request)
         except Exception:  # noqa: BLE001 - a bug in the gateway must not kill the connection thread
@@ -594,56 +645,105 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 
+    def handle_one_request(self) -> None:
+        """http.server's, plus: whatever goes wrong, the client gets an answer or a closed connection,
+        never a request left half-read on a connection kept alive."""
+        self._responded = False
+        self.command = None  # type: ignore[assignment] - set again once the request line is parsed
+        try:
+            super().handle_one_request()
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True
+        except Exception:  # noqa: BLE001 - answer 500 if nothing was sent yet, then close
+            log.exception("local gateway: request failed")
+            self.close_connection = True
+            if not self._responded and getattr(self, "command", None):
+                try:
+                    self._send(Response.message(500, "Internal Server Error"), close=True)
+                except OSError:
+                    pass
+
     def handle_expect_100(self) -> bool:
-        if self._declared_length() > MAX_REQUEST_BYTES:
+        try:
+            too_large = self._declared_length() > MAX_REQUEST_BYTES
+        except _BadRequest as exc:
+            self._send(Response.message(400, f"Bad Request: {exc}"), close=True)
+            return False
+        if too_large:
             self._too_large()
             return False
         return super().handle_expect_100()
 
     def _declared_length(self) -> int:
-        try:
-            return int(self.headers.get("content-length") or 0)
-        except ValueError:
+        values = self.headers.get_all("content-length") or []
+        if not values:
             return 0
+        if len(set(values)) > 1:
+            raise _BadRequest("conflicting Content-Length headers")
+        value = values[0].strip()
+        if not value.isdigit():
+            raise _BadRequest("Content-Length must be a non-negative integer")
+        return int(value)
 
     def _read_body(self) -> bytes | None:
         if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
             chunks, total = [], 0
             while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                line = self.rfile.readline(1024)
+                try:
+                    size = int(line.split(b";")[0].strip(), 16)
+                except ValueError:
+                    raise _BadRequest("malformed chunk size") from None
+                if size < 0:
+                    raise _BadRequest("malformed chunk size")
                 if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
                         pass
                     return b"".join(chunks)
                 total += size
                 if total > MAX_REQUEST_BYTES:
                     self._too_large()
                     return None
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
+                chunk = self.rfile.read(size)
+                if len(chunk) < size:
+                    raise ConnectionResetError("connection closed mid-chunk")
+                chunks.append(chunk)
+                self.rfile.readline(1024)
         length = self._declared_length()
         if length > MAX_REQUEST_BYTES:
             self._too_large()
             return None
-        return self.rfile.read(length) if length > 0 else b""
+        if length == 0:
+            return b""
+        body = self.rfile.read(length)
+        if len(body) < length:
+            raise ConnectionResetError("connection closed mid-body")
+        return body
 
     def _too_large(self) -> None:
-        self.close_connection = True
         self._send(Response.message(413, "Request Entity Too Large"), close=True)
         log.info("%s -> 413 (body over 10 MB)", self.command)
 
     def _send(self, response: Response, close: bool = False) -> None:
+        """Status, headers, an exact Content-Length and the body. ``close`` (or a client that asked for
+        it, or HTTP/1.0 without keep-alive) ends the connection after this response."""
+        if close:
+            self.close_connection = True
+        self._responded = True
         self.send_response_only(response.status)
         self.send_header("Date", self.date_time_string())
         for name, value in response.headers:
-            if name.lower() not in ("content-length", "connection", "transfer-encoding", "date"):
+            if name.lower() not in ("content-length", "connection", "transfer-encoding", "date", "keep-alive"):
                 self.send_header(name, value)
-        self.send_header("Content-Length", str(len(response.body)))
-        if close:
+        no_body = response.status in _NO_BODY_STATUSES or response.status < 200
+        if not no_body:
+            self.send_header("Content-Length", str(len(response.body)))
+        if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        if self.command != "HEAD" and response.body:
+        if self.command != "HEAD" and response.body and not no_body:
             self.wfile.write(response.body)
+        self.wfile.flush()
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
         """Silenced: the request line holds the raw path and query; ``_serve`` logs a safe summary."""

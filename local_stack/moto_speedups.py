@@ -19,10 +19,13 @@ Measured with moto 5.2.5, two DynamoDB operations cost time proportional to the 
 
 Two more, both about running moto as a shared server:
 
-* DynamoDB writes, transactions, ``GetItem`` and ``Query`` hold one process-wide re-entrant lock,
-  so a request served by another server thread never observes a half-applied transaction and
-  two conditional writes on the same item cannot both pass their condition (DynamoDB guarantees
-  both; moto's threaded server does not).
+* DynamoDB writes, transactions, ``GetItem``, ``Query``, ``Scan`` and the whole of
+  ``TransactGetItems`` hold one process-wide re-entrant lock, so a request served by another server
+  thread never observes a half-applied transaction, a ``TransactGetItems`` reads all its items at one
+  point in time, a Scan never walks a partition dict that another thread is growing, and two
+  conditional writes on the same item cannot both pass their condition (DynamoDB guarantees all of
+  it; moto's threaded server does not). The same holds in-process (``mock_aws``): the lock is on the
+  backend, whichever thread calls it.
 * DynamoDB Streams shard iterators expire after 15 minutes, as in AWS. moto keeps every iterator it
   ever handed out; a stream poller asking every half second would grow that dict forever.
 
@@ -72,13 +75,16 @@ def apply() -> bool:
             return False
         from moto.dynamodb.models import DynamoDBBackend
         from moto.dynamodb.models.table import Table
+        from moto.dynamodb.responses import DynamoHandler
         from moto.dynamodbstreams.models import DynamoDBStreamsBackend, ShardIterator
 
         _patch(Table, "query", _make_query(Table.query))
         _patch(Table, "all_items", _make_all_items(Table.all_items))
         _patch(DynamoDBBackend, "transact_write_items", _transact_write_items)
-        for name in ("put_item", "update_item", "delete_item", "get_item", "query"):
+        for name in ("put_item", "update_item", "delete_item", "get_item", "query", "scan"):
             _patch(DynamoDBBackend, name, _locked(getattr(DynamoDBBackend, name)))
+        # moto reads a TransactGetItems item by item (backend.get_item per key): hold the lock across
+        _patch(DynamoHandler, "transact_get_items", _locked(DynamoHandler.transact_get_items))
         _patch(ShardIterator, "__init__", _make_iterator_init(ShardIterator.__init__))
         _patch(DynamoDBStreamsBackend, "get_records", _make_get_records(DynamoDBStreamsBackend.get_records))
         return True

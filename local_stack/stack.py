@@ -9,18 +9,22 @@
    (``aws_resources``), idempotently.
 4. Store the admin key in ``AdminKeySecret`` (``bootstrap``).
 5. Put the handlers' shared environment in ``os.environ`` (``lambda_runtime.runtime_environment``)
-   and import every handler; any import failure stops the start.
+   and import every handler once (Linux: in the zygote the environments are forked from; elsewhere
+   in this process); any import failure stops the start. Invocations run in each function's
+   execution environments (processes started on demand, ``lambda_runtime``).
 6. Serve the routes on ``host:port`` (``http_gateway``), plus the admin routes below.
 7. Start the S3/SQS/schedule/stream pollers (``events``) and wait until they have their starting
    points (so an object uploaded right after start is delivered).
 8. Create the demo workspace through the API (unless disabled) and write the state file.
 
-``stop()`` undoes all of it: pollers, server, moto, handler modules, ``os.environ``, state file.
+``stop()`` undoes all of it: server, pollers, execution environments, moto, handler modules,
+``os.environ``, state file.
 
 Admin routes (local only, not part of the template API):
   ``POST /_local/schedules/<FunctionLogicalId>`` runs that function's schedule(s) now, synchronously
   (``?event=<EventName>`` picks one); 200 ``{"invoked": [...]}``, 502 if the function failed.
-  ``GET /_local/routes`` lists the routes; ``GET /_local/status`` the endpoints and event sources.
+  ``GET /_local/routes`` lists the routes; ``GET /_local/status`` the endpoints, event sources and
+  each function's running execution environments.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import logging
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,14 +48,16 @@ from local_stack.aws_resources import LocalResource, ResourceFactory
 from local_stack.events import AsyncInvoker, EventSources, build_event_sources, wait_until_ready
 from local_stack.http_gateway import GatewayServer, HttpGateway, Request, Response, build_gateway
 from local_stack.lambda_runtime import (
+    DEFAULT_CONCURRENCY,
     FAKE_CREDENTIALS,
     SCRUBBED_PREFIXES,
     FunctionError,
     LambdaFunction,
+    ZygoteLauncher,
     function_specs,
-    invocation_lock,
     register_function_refs,
     runtime_environment,
+    start_zygote,
 )
 from local_stack.template import load_template
 
@@ -74,6 +81,7 @@ class StackConfig:
     demo: bool = True
     state_file: Path | None = None
     schedule_scale: float = 1.0
+    concurrency: int = DEFAULT_CONCURRENCY  # execution environments per function at most
     parameters: dict[str, str] = field(default_factory=dict)
 
 
@@ -119,6 +127,7 @@ class LocalStack:
         self._server: GatewayServer | None = None
         self._server_thread: threading.Thread | None = None
         self._invoker: AsyncInvoker | None = None
+        self._zygote: ZygoteLauncher | None = None
         self._saved_env: dict[str, str | None] = {}
         self._wrote_state = False
 
@@ -173,11 +182,21 @@ class LocalStack:
 
         specs = function_specs(template, resolver)
         self._set_environment(runtime_environment(specs, self.endpoint_url, region, dict(os.environ)))
-        self.functions = {spec.logical_id: LambdaFunction(spec) for spec in specs}
+        self.functions = {spec.logical_id: LambdaFunction(spec, config.concurrency) for spec in specs}
         failures = []
+        try:
+            self._zygote = start_zygote(list(self.functions.values()), dict(os.environ) | {"PYTHONUNBUFFERED": "1"})
+        except FunctionError as exc:
+            raise StackError(str(exc)) from exc
+        if self._zygote is not None:
+            for logical_id, failure in self._zygote.failures.items():
+                log.error("%s: import failed\n%s", logical_id, failure["traceback"])
+                failures.append(f"{logical_id} ({failure['error']})")
         for function in self.functions.values():
+            if self._zygote is not None and function.logical_id in self._zygote.failures:
+                continue
             try:
-                function.load()
+                function.load(self._zygote)
             except Exception as exc:  # noqa: BLE001 - collect every broken handler, then stop
                 log.exception("%s: import failed", function.logical_id)
                 failures.append(f"{function.logical_id} ({type(exc).__name__}: {exc})")
@@ -200,6 +219,7 @@ class LocalStack:
         )
         for thread in self.sources.threads:
             thread.start()
+        threading.Thread(target=self._reap_idle_environments, name="environment-reaper", daemon=True).start()
         if not wait_until_ready(self.sources.threads, timeout=30):
             raise StackError("event pollers did not start within 30 s")
         for line in self.sources.describe():
@@ -227,13 +247,15 @@ class LocalStack:
         for thread in self.sources.threads:
             if thread.is_alive():
                 thread.join(timeout=5)
+        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="unload") as pool:  # before moto
+            list(pool.map(lambda function: function.unload(), self.functions.values()))
+        if self._zygote is not None:
+            self._zygote.stop()
+            self._zygote = None
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
-        with invocation_lock:  # let an invocation already running finish before unloading
-            for function in self.functions.values():
-                function.unload()
-            self._restore_environment()
+        self._restore_environment()
         if self._wrote_state and self.config.state_file is not None:
             self.config.state_file.unlink(missing_ok=True)
             self._wrote_state = False
@@ -244,6 +266,13 @@ class LocalStack:
             pass
 
     # --- pieces ---------------------------------------------------------------------------------------
+
+    def _reap_idle_environments(self) -> None:
+        while not self.stop_event.wait(60):
+            for function in list(self.functions.values()):
+                pool = function.pool
+                if pool is not None:
+                    pool.reap()
 
     def _start_moto(self) -> str:
         from moto.server import ThreadedMotoServer
@@ -302,6 +331,10 @@ class LocalStack:
                     "base_url": self.base_url,
                     "endpoint_url": self.endpoint_url,
                     "functions": sorted(self.functions),
+                    "environments": {
+                        name: function.pool.environment_ids() if function.pool is not None else []
+                        for name, function in sorted(self.functions.items())
+                    },
                     "event_sources": self.sources.describe(),
                 },
             )

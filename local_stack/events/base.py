@@ -71,7 +71,7 @@ class AsyncInvoker:
     def __init__(self, stop: threading.Event, retry_delays: tuple[float, ...] = (1.0, 2.0)) -> None:
         self.stop = stop
         self.retry_delays = retry_delays
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="async-invoke")
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="async-invoke")
 
     def submit(self, function: LambdaFunction, event: dict[str, Any], source: str) -> None:
         self._pool.submit(self._run, function, event, source)

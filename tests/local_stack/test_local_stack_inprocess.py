@@ -8,10 +8,12 @@ what they receive in RecorderTable; the tests read it back from the stack's moto
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -165,6 +167,31 @@ def test_unknown_route_handler_error_and_oversized_body(stack: LocalStack) -> No
     assert too_big.status_code == 413
 
 
+def test_keep_alive_connections_and_request_framing(stack: LocalStack) -> None:
+    """Requests share one HTTP/1.1 connection; a request whose body length cannot be known is
+    answered 400 and its connection closed (never left half-read for the next request to trip on)."""
+    host, port = stack.base_url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        for _ in range(3):
+            connection.request("GET", "/health")
+            response = connection.getresponse()
+            assert response.status == 200 and json.loads(response.read()) == {"status": "ok"}
+            assert response.getheader("content-length") == str(len('{"status": "ok"}'))
+            assert response.getheader("connection") is None  # kept alive
+        connection.putrequest("POST", "/v1/ws-1/echo")
+        connection.putheader("Authorization", "Bearer allow-writer")
+        connection.putheader("Content-Length", "twelve")
+        connection.endheaders()
+        connection.send(b"twelve bytes")
+        bad = connection.getresponse()
+        assert bad.status == 400
+        assert "Content-Length" in json.loads(bad.read())["message"]
+        assert bad.getheader("connection") == "close"
+    finally:
+        connection.close()
+
+
 def test_admin_key_stored_in_secrets_manager_and_demo_workspace_created(stack: LocalStack) -> None:
     secrets = aws_client("secretsmanager", stack.endpoint_url)
     assert secrets.get_secret_value(SecretId="fhir-platform-local/admin-key")["SecretString"] == ADMIN_KEY
@@ -282,3 +309,56 @@ def test_dynamodb_stream_records_with_retry_from_the_failed_record(stack: LocalS
     # the failed sequence number), so the plain item's MODIFY/REMOVE may have been seen twice
     inserts = [i for i in recorded(stack.endpoint_url, f"stream#{plain}") if i["event_name"] == "INSERT"]
     assert len(inserts) == 1
+
+
+# --- execution environments -------------------------------------------------------------------------
+
+
+def _slow(stack: LocalStack, gate: str) -> requests.Response:
+    return requests.get(f"{stack.base_url}/v1/slow/{gate}", timeout=60)
+
+
+def _open_gate(stack: LocalStack, gate: str) -> None:
+    aws_client("dynamodb", stack.endpoint_url).put_item(
+        TableName="fhir-platform-local-RecorderTable", Item={"PK": {"S": "gate"}, "SK": {"S": gate}}
+    )
+
+
+def test_a_running_invocation_does_not_block_other_functions(stack: LocalStack) -> None:
+    gate = uuid.uuid4().hex
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        slow = pool.submit(_slow, stack, gate)
+        try:
+            wait_for(lambda: recorded(stack.endpoint_url, f"slow#{gate}"), what="the slow invocation to start")
+            other = get(stack, "/v1/ws-1/echo/while-slow-runs")  # the authorizer, then EchoFunction
+            assert other.status_code == 200, other.text
+            assert not slow.done(), "the slow invocation should still be waiting for its gate"
+        finally:
+            _open_gate(stack, gate)
+        response = slow.result(timeout=60)
+    assert response.status_code == 200
+    assert response.json()["opened"] is True
+
+
+def test_concurrent_invocations_run_in_separate_environments_up_to_the_reserved_concurrency(stack: LocalStack) -> None:
+    gate = uuid.uuid4().hex
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        calls = [pool.submit(_slow, stack, gate) for _ in range(3)]
+        try:
+            # two run at once (ReservedConcurrentExecutions: 2), in two environments; the third queues
+            def two_running() -> list[dict[str, object]] | None:
+                items = recorded(stack.endpoint_url, f"slow#{gate}")
+                return items if len(items) >= 2 else None
+
+            started = wait_for(two_running, what="two invocations running at once")
+            entered = {item["environment"] for item in started}
+            assert len(started) == 2 and len(entered) == 2
+        finally:
+            _open_gate(stack, gate)
+        results = [call.result(timeout=60).json() for call in calls]
+    assert all(r["opened"] for r in results)
+    assert not any(r["overlapped"] for r in results), "two invocations interleaved inside one environment"
+    environments = {r["environment"] for r in results}
+    assert environments == entered  # the queued third one ran in one of the two, after it was free
+    assert len({r["pid"] for r in results}) == 2  # one process per environment
+    assert len(stack.functions["SlowFunction"].pool.environment_ids()) == 2

@@ -254,3 +254,37 @@ def test_transaction_rollback_restores_items_in_place_without_copying_tables(ddb
     assert backend.get_table("same") is table_before
     assert ddb.get_item(TableName="same", Key={"PK": {"S": "A"}, "SK": {"S": "1"}})["Item"]["v"] == {"N": "1"}
     assert "Item" not in ddb.get_item(TableName="same", Key={"PK": {"S": "A"}, "SK": {"S": "2"}})
+
+
+def test_scan_and_transact_get_items_read_under_the_dynamodb_lock(ddb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Concurrent server threads: a TransactGetItems reads all its items at one point (no transaction
+    can commit between two of its reads), and a Scan walks the table while no writer changes it."""
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import Table
+
+    _create_table(ddb, "locked")
+    for pk in ("A", "B"):
+        ddb.put_item(TableName="locked", Item={"PK": {"S": pk}, "SK": {"S": "1"}, "v": {"N": "0"}})
+    held: list[tuple[str, bool]] = []
+    get_item, all_items = DynamoDBBackend.get_item, Table.all_items
+
+    def owned() -> bool:
+        return moto_speedups.dynamodb_lock._is_owned()  # type: ignore[attr-defined]
+
+    def spy_get_item(self: Any, *args: Any, **kwargs: Any) -> Any:
+        held.append(("get_item", owned()))  # before the per-item lock: held only by the whole request
+        return get_item(self, *args, **kwargs)
+
+    def spy_all_items(self: Any) -> Any:
+        held.append(("all_items", owned()))
+        return all_items(self)
+
+    monkeypatch.setattr(DynamoDBBackend, "get_item", spy_get_item)
+    monkeypatch.setattr(Table, "all_items", spy_all_items)
+    got = ddb.transact_get_items(
+        TransactItems=[{"Get": {"TableName": "locked", "Key": {"PK": {"S": pk}, "SK": {"S": "1"}}}} for pk in ("A", "B")]
+    )
+    assert [r["Item"]["PK"]["S"] for r in got["Responses"]] == ["A", "B"]
+    assert ddb.scan(TableName="locked")["Count"] == 2
+    assert [name for name, _ in held] == ["get_item", "get_item", "all_items"]
+    assert all(is_owned for _, is_owned in held), held
