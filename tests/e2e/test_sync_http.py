@@ -1,5 +1,5 @@
 """EHR sync end to end over real HTTP: the local stack (template's API, scheduler, sync queue and
-worker on moto) syncing from the demo EHR (a real FHIR R4 server run by Node)."""
+worker on moto) syncing from the demo EHR (a real FHIR R4 server run by Node), deletes included."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import time
 from typing import Any, Iterator
 
 import pytest
+import requests
 
 from local_stack.demo_ehr import DemoEhr, ensure_node_modules
 from tests.e2e.conftest import Client, make_workspace
@@ -121,3 +122,28 @@ def test_sync_failures_over_http(admin: Client, ehr: DemoEhr) -> None:
     history = client.get(f"/v1/{ws}/data-sources/{ds}/sync-history", params={"days": 1}).json()
     assert_matches("DataSourceSyncHistoryResponse", history)
     assert history["timeline"][0]["failed_count"] >= 1
+
+
+def test_a_patient_deleted_in_the_ehr_reads_410_after_the_next_sync(admin: Client, ehr: DemoEhr) -> None:
+    ehr.put_resources(patients("d", 3), last_updated=T)
+    ws, client = make_workspace(admin)
+    ds = add_source(client, ws, ehr)
+    assert client.post(f"/v1/{ws}/data-sources/{ds}/sync").status_code == 202
+    wait_for(lambda: client.get(f"/v1/{ws}/fhir/resources/Patient/d-1").status_code == 200)
+    assert requests.delete(f"{ehr.base_url}/Patient/d-1", timeout=10).status_code in (200, 204)
+
+    def triggered() -> bool:  # once the first poll has released its lease
+        return client.post(f"/v1/{ws}/data-sources/{ds}/sync").status_code == 202
+
+    wait_for(triggered, timeout=30)
+    # (a 4xx Response is falsy: wait for its status, then read it)
+    wait_for(lambda: client.get(f"/v1/{ws}/fhir/resources/Patient/d-1").status_code == 410)
+    gone = client.get(f"/v1/{ws}/fhir/resources/Patient/d-1")
+    assert gone.json()["statusCode"] == 410 and gone.json()["error"] == "gone"
+    history = client.get(f"/v1/{ws}/fhir/resources/Patient/d-1/history").json()
+    assert_matches("FhirResourceHistoryResponse", history)
+    assert [(e["event_type"], e["is_current"]) for e in history["entries"]] == [("deleted", True), ("created", False)]
+    assert history["entries"][0]["source"] == "ehr_sync" and history["entries"][0]["data_source_id"] == ds
+    listing = client.get(f"/v1/{ws}/fhir/patients", params={"q": "syncd"}).json()
+    assert listing["total"] == 2
+    assert client.get(f"/v1/{ws}/fhir/status").json()["resource_type_counts"]["Patient"] == 2

@@ -5,7 +5,10 @@ First sync with counts checked against the EHR, incremental sync of an edit (new
 fields_affected), many resources sharing one lastUpdated across page boundaries, lease contention,
 20 % injected faults with nothing lost or duplicated, a page failing past its retries (recorded,
 cursor held, next poll recovers and resolves it), SMART Backend Services with a real key, a bad
-token, an off-origin next link, invalid resources."""
+token, an off-origin next link, invalid resources; deletes: a Patient deleted in the EHR becomes
+a delete event after the next poll (type-level _history) and a re-creation re-creates it, a failed
+history read is asked again from the same instant, a server without type-level _history is asked
+once, and a 410 on re-reading one resource is a delete."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import uuid
 from typing import Any, Iterator
 
 import boto3
+import requests
 import pytest
 from joserfc.jwk import ECKey
 
@@ -316,3 +320,135 @@ def test_polls_of_deleted_inactive_or_unlisted_types_do_nothing(platform: dict[s
     assert p["poller"].poll(p["ws"], ds, "Patient").status == "skipped"
     p["gateway"].call("DELETE", f"/v1/{p['ws']}/data-sources/{ds}", token=p["key"])
     assert p["poller"].poll(p["ws"], ds, "Patient").status == "skipped"
+
+
+# ---- deletes ------------------------------------------------------------------------------------
+
+
+def ehr_delete(ehr: DemoEhr, rt: str, rid: str) -> None:
+    reply = requests.delete(f"{ehr.base_url}/{rt}/{rid}", timeout=10)
+    assert reply.status_code in (200, 204), reply.text
+
+
+def platform_read(p: dict[str, Any], rt: str, rid: str) -> Any:
+    return p["gateway"].call("GET", f"/v1/{p['ws']}/fhir/resources/{rt}/{rid}", token=p["key"])
+
+
+def platform_history(p: dict[str, Any], rt: str, rid: str) -> dict[str, Any]:
+    reply = p["gateway"].call("GET", f"/v1/{p['ws']}/fhir/resources/{rt}/{rid}/history", token=p["key"])
+    assert reply.status == 200, reply.body
+    return reply.body
+
+
+def sync_state(p: dict[str, Any], ds: str, rt: str) -> dict[str, Any]:
+    from fhir_platform.storage.sync import SyncRepository
+
+    return SyncRepository().states(p["ws"], ds)[rt]
+
+
+def test_a_patient_deleted_in_the_ehr_is_a_delete_event_after_the_next_poll(platform: dict[str, Any]) -> None:
+    p, ehr = platform, platform["ehr"]
+    ehr.put_resources([patient(i) for i in range(3)], last_updated=T)
+    ds = add_source(p, types=["Patient"])
+    assert p["poller"].poll(p["ws"], ds, "Patient").written == 3
+    ehr_delete(ehr, "Patient", "p001")
+    deleted_at = requests.get(f"{ehr.base_url}/Patient/p001/_history", timeout=10).json()["entry"][0]["response"]["lastModified"]
+
+    result = p["poller"].poll(p["ws"], ds, "Patient")
+    assert (result.status, result.written, result.deleted) == ("success", 0, 1)
+    gone = platform_read(p, "Patient", "p001")
+    assert gone.status == 410 and gone.body["error"] == "gone"
+    history = platform_history(p, "Patient", "p001")
+    top = history["entries"][0]
+    assert history["total"] == 2 and (top["event_type"], top["is_current"], top["fields_affected"]) == ("deleted", True, [])
+    assert (top["source"], top["data_source_id"], top["source_system"], top["effective_at"]) == ("ehr_sync", ds, ehr.base_url, deleted_at)
+    assert top["data"]["name"][0]["family"] == "Family1"  # what was deleted
+    assert platform_counts(p)["Patient"] == 2
+    patients = p["gateway"].call("GET", f"/v1/{p['ws']}/fhir/patients", token=p["key"]).body
+    assert patients["total"] == 2 and "Family1" not in json.dumps(patients)
+    status = p["gateway"].call("GET", f"/v1/{p['ws']}/data-sources/{ds}/status", token=p["key"]).body
+    assert status["event_count"] == 4 and status["last_sync_event_count"] == 1  # 3 creates + 1 delete
+
+    # the next poll finds the deletion again (inclusive _since) and records nothing twice
+    again = p["poller"].poll(p["ws"], ds, "Patient")
+    assert (again.status, again.deleted) == ("success", 0)
+    assert platform_history(p, "Patient", "p001")["total"] == 2
+
+    # re-created in the EHR: its newest history entry is no longer the DELETE; the poll re-creates it
+    ehr.put_resources([patient(1, gender="male")], last_updated="2030-01-01T00:00:00.000Z")
+    back = p["poller"].poll(p["ws"], ds, "Patient")
+    assert (back.written, back.deleted) == (1, 0)
+    reread = platform_read(p, "Patient", "p001")
+    assert reread.status == 200 and reread.body["data"]["gender"] == "male"
+    assert [e["event_type"] for e in platform_history(p, "Patient", "p001")["entries"]] == ["created", "deleted", "created"]
+    assert platform_counts(p)["Patient"] == 3
+
+
+def test_a_failed_history_read_is_retried_from_the_same_instant(platform: dict[str, Any]) -> None:
+    p, ehr = platform, platform["ehr"]
+    ehr.put_resources([patient(i) for i in range(2)], last_updated=T)
+    ds = add_source(p, types=["Patient"])
+    p["poller"].poll(p["ws"], ds, "Patient")
+    ehr_delete(ehr, "Patient", "p000")
+    # the cursor moves far past the deletion, and the history read fails past its retries
+    ehr.put_resources([patient(5)], last_updated="2030-01-01T00:00:00.000Z")
+    ehr.faults("500", count=100, path_contains="_history")
+    failed = p["poller"].poll(p["ws"], ds, "Patient")
+    assert (failed.status, failed.written, failed.deleted, failed.cursor) == ("error", 1, 0, "2030-01-01T00:00:00.000Z")
+    errors = failures(p, fhir_resource_type="Patient")["failures"]
+    assert len(errors) == 1 and "_history" in errors[0]["error"] and errors[0]["resolved"] is False
+    assert platform_read(p, "Patient", "p000").status == 200
+    assert sync_state(p, ds, "Patient")["history_since"] == T
+
+    ehr.clear_faults()
+    recovered = p["poller"].poll(p["ws"], ds, "Patient")
+    assert (recovered.status, recovered.deleted) == ("success", 1)  # asked from T, not from the new cursor
+    assert platform_read(p, "Patient", "p000").status == 410
+    assert failures(p, fhir_resource_type="Patient")["failures"][0]["resolved"] is True
+    assert sync_state(p, ds, "Patient")["history_since"] == "2030-01-01T00:00:00.000Z"
+
+
+class NoTypeHistoryClient:
+    """The demo EHR's client, asking for type-level history where a server without it has nothing
+    (``{Type}/_history/_history``: the demo EHR answers 404, as Medplum's own router does for
+    ``{Type}/_history``). Counts the history requests."""
+
+    history_calls = 0
+
+    def __init__(self, cfg: Any) -> None:
+        self.client = fast_retry_factory(cfg)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def history(self, resource_type: str, params: Any = None) -> dict[str, Any]:
+        NoTypeHistoryClient.history_calls += 1
+        return self.client._get_bundle(f"{self.client.base_url}/{resource_type}/_history/_history", params, op=f"history {resource_type}")
+
+
+def test_a_server_without_type_history_is_asked_once(platform: dict[str, Any]) -> None:
+    from fhir_platform.connector.inbound import InboundPoller
+
+    p, ehr = platform, platform["ehr"]
+    poller = InboundPoller(client_factory=NoTypeHistoryClient)
+    NoTypeHistoryClient.history_calls = 0
+    ehr.put_resources([patient(i) for i in range(2)], last_updated=T)
+    ds = add_source(p, types=["Patient"])
+    assert poller.poll(p["ws"], ds, "Patient").written == 2
+    assert NoTypeHistoryClient.history_calls == 0  # the first poll has no cursor: nothing to ask since
+    ehr_delete(ehr, "Patient", "p000")
+    second = poller.poll(p["ws"], ds, "Patient")
+    assert (second.status, second.deleted) == ("success", 0) and NoTypeHistoryClient.history_calls == 1
+    assert sync_state(p, ds, "Patient")["history_unsupported"] is True
+    assert failures(p)["total"] == 0  # not a failure: the server does not offer it
+    third = poller.poll(p["ws"], ds, "Patient")
+    assert third.status == "success" and NoTypeHistoryClient.history_calls == 1  # not asked again
+    assert platform_read(p, "Patient", "p000").status == 200  # nothing to learn deletes from
+
+    # a 410 met while re-reading the resource is a delete all the same
+    assert poller.refresh(p["ws"], ds, "Patient", "p000") == "deleted"
+    assert platform_read(p, "Patient", "p000").status == 410
+    assert platform_history(p, "Patient", "p000")["entries"][0]["event_type"] == "deleted"
+    assert poller.refresh(p["ws"], ds, "Patient", "p000") == "absent"  # already deleted: nothing more
+    assert poller.refresh(p["ws"], ds, "Patient", "p001") == "unchanged"
+    assert platform_counts(p)["Patient"] == 1

@@ -19,6 +19,10 @@ class NotFound(DomainError):
     pass
 
 
+class Gone(DomainError):
+    """The resource existed and was deleted (410); its history is still readable."""
+
+
 class Conflict(DomainError):
     """A unique value is taken, or a concurrent writer won the race."""
 

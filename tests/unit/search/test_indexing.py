@@ -185,6 +185,24 @@ def test_touches_within_one_second_keep_their_order():
     assert len(earlier) == 1 and earlier[0]["Put"]["Item"]["last_event_at"] == "2024-05-01T10:00:00.100Z"
 
 
+def test_a_deleted_patient_leaves_the_last_event_lists_until_it_is_written_again():
+    previous = {**touch_key(WS, "p1"), "last_event_at": "2024-05-01T10:00:00.000Z", "event_count": 3, "e": "e1", "src": "ehr"}
+    gone = compartment_touch(WS, "p1", event_time="2024-05-02T00:00:00Z", previous=previous, source="ehr", deleted=True)
+    touch = gone[0]["Put"]["Item"]
+    assert touch["deleted"] is True and touch["event_count"] == 4 and gone[0]["Put"]["ExpressionAttributeValues"] == {":prev_count": 3}
+    assert not any("Put" in op for op in gone[1:])
+    removed = {(op["Delete"]["Key"]["PK"].split("#")[4], op["Delete"]["Key"]["SK"]) for op in gone[1:]}
+    assert removed == {("sort.last_event_at", "2024-05-01T10:00:00.000Z#p1"), ("sort.last_event_at.src.ehr", "2024-05-01T10:00:00.000Z#p1")}
+    # another resource of the deleted patient: counted on the touch item, listed nowhere
+    later = compartment_touch(WS, "p1", event_time="2024-05-03T00:00:00Z", previous=touch)
+    assert len(later) == 1 and later[0]["Put"]["Item"]["deleted"] is True and later[0]["Put"]["Item"]["event_count"] == 5
+    # the Patient written again: listed again, nothing left to delete
+    back = compartment_touch(WS, "p1", event_time="2024-05-04T00:00:00Z", previous=later[0]["Put"]["Item"], source="ehr")
+    assert "deleted" not in back[0]["Put"]["Item"] and not any("Delete" in op for op in back)
+    put = {(op["Put"]["Item"]["PK"].split("#")[4], op["Put"]["Item"]["SK"]) for op in back[1:]}
+    assert put == {("sort.last_event_at", "2024-05-04T00:00:00.000Z#p1"), ("sort.last_event_at.src.ehr", "2024-05-04T00:00:00.000Z#p1")}
+
+
 def test_a_touch_item_from_before_milliseconds_moves_to_the_new_key_format():
     """Touch items written by index version 2 hold ``…:SSZ``: the next touch deletes that sort
     entry by its stored key and writes the millisecond one, even when the time does not move."""

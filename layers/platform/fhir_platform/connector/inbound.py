@@ -19,6 +19,15 @@ Flow (DESIGN.md, Connector):
    the next poll resumes there.
 6. Running short of Lambda time, the poll hands the rest on: a ``continuation`` message, lease
    released, resumed from the checkpoint by whichever worker takes it.
+7. Deletes. After a complete poll, ``GET {base}/{Type}/_history?_since={since}&_count={page_size}``
+   (and its ``next`` links, same client, same-origin rule), where ``since`` is the poll's starting
+   cursor (or, after a history read that failed, the ``history_since`` it had asked for, kept on
+   the type's sync state so no deletion is skipped). For each resource whose newest history entry
+   is a ``DELETE`` and that the platform holds, the write path records a delete event (source
+   ``ehr_sync``, ``effective_at`` = the entry's ``response.lastModified``). A 400/404/405/501 on
+   ``_history`` means the server does not offer it: ``history_unsupported`` is set on the sync
+   state and the type's history is not asked for again. The first poll (no cursor) reads no
+   history. :meth:`InboundPoller.refresh` re-reads one resource; a 410 there is a delete too.
 """
 
 from __future__ import annotations
@@ -40,6 +49,7 @@ from fhir_platform.storage.data_sources import DataSourceRepository
 from fhir_platform.storage.sync import SyncRepository
 from fhir_platform.storage.sync_queue import SyncQueue
 
+HISTORY_UNSUPPORTED = frozenset({400, 404, 405, 501})  # _history answers meaning "not offered here"
 LEASE_SECONDS = 300  # renewed at every checkpoint; a page must be stored within this
 HANDOFF_MARGIN_MS = 60_000  # stop fetching pages when less Lambda time than this is left
 SOURCE = "ehr_sync"
@@ -54,9 +64,11 @@ class PollResult:
     written: int = 0
     unchanged: int = 0
     failed: int = 0
+    deleted: int = 0  # delete events recorded (resources the EHR reports deleted)
     cursor: str | None = None
     error: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)  # sync-state fields recorded with the outcome
 
 
 def default_client_factory(cfg: FhirConnectionConfig) -> Any:
@@ -101,7 +113,10 @@ class InboundPoller:
             return PollResult("busy")
         result = PollResult("success", cursor=state.get("cursor"))
         try:
-            self._run(ws, ds, rt, source, cfg, owner, result, remaining_ms)
+            client = self.client_factory(cfg)
+            self._run(ws, ds, rt, client, cfg, owner, result, remaining_ms)
+            if result.status == "success":
+                self._sync_deletes(ws, ds, rt, client, cfg, state, result)
         except BaseException:
             self.sync.release(ws, ds, rt, owner, {"last_status": "error", "last_error": "internal error"})
             raise
@@ -111,12 +126,11 @@ class InboundPoller:
     # ---- the page loop -------------------------------------------------------------------------
 
     def _run(
-        self, ws: str, ds: str, rt: str, source: dict[str, Any], cfg: FhirConnectionConfig, owner: str, result: PollResult,
+        self, ws: str, ds: str, rt: str, client: Any, cfg: FhirConnectionConfig, owner: str, result: PollResult,
         remaining_ms: Callable[[], int],
     ) -> None:
         from fhir_platform.connector.http import EhrError
 
-        client = self.client_factory(cfg)
         params: dict[str, Any] = {"_sort": "_lastUpdated", "_count": cfg.page_size}
         if result.cursor:
             params["_lastUpdated"] = f"ge{result.cursor}"
@@ -215,6 +229,112 @@ class InboundPoller:
         self.sync.count(ws, ds, day, events=written, synced=len(accepted), failed=failed)
         return page_high, page_text, in_order
 
+    # ---- deletes ----------------------------------------------------------------------------------
+
+    def _sync_deletes(
+        self, ws: str, ds: str, rt: str, client: Any, cfg: FhirConnectionConfig, state: dict[str, Any], result: PollResult
+    ) -> None:
+        """Read the type's ``_history`` since the poll's starting cursor and record the deletions
+        it reports (module docstring, step 7)."""
+        from fhir_platform.connector.http import EhrError, EhrRejected, etag_version
+
+        if state.get("history_unsupported"):
+            return
+        since = state.get("history_since") or state.get("cursor")
+        if not since:
+            return  # first poll: nothing synced before it could have been deleted since
+        newest: dict[str, tuple[datetime | None, dict[str, Any]]] = {}  # id -> its newest history entry
+        try:
+            bundle = client.history(rt, {"_since": since, "_count": cfg.page_size})
+            while True:
+                if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+                    raise _not_a_bundle()
+                for entry in bundle.get("entry") or []:
+                    rid = _history_id(entry, rt)
+                    if rid is None:
+                        continue
+                    stamp = _instant((entry.get("response") or {}).get("lastModified")) or _instant(
+                        ((entry.get("resource") or {}).get("meta") or {}).get("lastUpdated")
+                    )
+                    seen = newest.get(rid)
+                    # entries come newest first (FHIR); a later entry wins only if it says it is newer
+                    if seen is None or (stamp is not None and seen[0] is not None and stamp > seen[0]):
+                        newest[rid] = (stamp, entry)
+                next_url = _next_link(bundle)
+                if next_url is None:
+                    break
+                bundle = client.follow(next_url)
+        except EhrRejected as exc:
+            if exc.status in HISTORY_UNSUPPORTED:
+                result.state["history_unsupported"] = True
+                logger.info("EHR offers no type-level _history: deletes are not synced", extra={"data_source_id": ds, "resource_type": rt, "status": exc.status})
+                return
+            self._history_failed(ws, ds, rt, result, since, exc)
+            return
+        except EhrError as exc:
+            self._history_failed(ws, ds, rt, result, since, exc)
+            return
+        gone = {rid: entry for rid, (_, entry) in newest.items() if (entry.get("request") or {}).get("method") == "DELETE"}
+        held = self.resources.store.batch_get(ws, [(rt, rid) for rid in gone]) if gone else {}
+        now = iso(self.clock())
+        deleted = 0
+        for (_, rid), stored in held.items():
+            if stored.deleted:
+                continue
+            response = gone[rid].get("response") or {}
+            ctx = WriteContext(
+                source=SOURCE,
+                source_system=cfg.base_url,
+                data_source_id=ds,
+                synced_at=now,
+                effective_at=response.get("lastModified") if _instant(response.get("lastModified")) else None,
+                source_version=etag_version(response.get("etag")),
+            )
+            if self.resources.delete(ws, rt, rid, ctx) is not None:
+                deleted += 1
+        result.deleted += deleted
+        result.state["history_since"] = result.cursor  # the next poll's starting cursor
+        self.sync.count(ws, ds, now[:10], events=deleted)
+
+    def _history_failed(self, ws: str, ds: str, rt: str, result: PollResult, since: str, exc: Exception) -> None:
+        """A history read that failed: a type-level failure, and ``history_since`` kept so the next
+        poll asks again from the same instant (no deletion is skipped)."""
+        result.state["history_since"] = since
+        self._page_failed(ws, ds, rt, result, f"reading deletions (_history): {_describe(exc)}")
+
+    def refresh(self, ws: str, ds: str, rt: str, rid: str) -> str:
+        """Re-read one resource from the EHR and store it through the write path, as a poll
+        would: ``"written"``, ``"unchanged"``, ``"deleted"`` (the EHR answered 410 Gone: a delete
+        event is recorded if the platform holds the resource), ``"absent"`` (410 for something the
+        platform does not hold or already holds as deleted), ``"failed"`` (the platform cannot
+        accept it: a sync failure, as in a poll) or ``"skipped"`` (source inactive, not FHIR, or
+        not syncing ``rt``).
+        Other EHR errors are raised (:class:`~fhir_platform.connector.http.EhrError`)."""
+        from fhir_platform.connector.http import ResourceGone
+
+        try:
+            source = self.sources.get(ws, ds)
+        except NotFound:
+            return "skipped"
+        if not (is_fhir(source) and source.get("is_active")):
+            return "skipped"
+        cfg = parse_fhir_config(source["connection_config"])
+        if rt not in cfg.resource_types:
+            return "skipped"
+        client = self.client_factory(cfg)
+        now = iso(self.clock())
+        try:
+            resource = client.read(rt, rid)
+        except ResourceGone:
+            ctx = WriteContext(source=SOURCE, source_system=cfg.base_url, data_source_id=ds, synced_at=now)
+            if self.resources.delete(ws, rt, rid, ctx) is None:
+                return "absent"
+            self.sync.count(ws, ds, now[:10], events=1)
+            return "deleted"
+        result = PollResult("success")
+        self._store_page(ws, ds, rt, cfg.base_url, {"resourceType": "Bundle", "entry": [{"resource": resource}]}, result, None)
+        return "written" if result.written else "unchanged" if not result.failed else "failed"
+
     def _page_failed(self, ws: str, ds: str, rt: str, result: PollResult, message: str) -> None:
         now = iso(self.clock())
         self.sync.record_failure(ws, ds, "inbound", rt, None, message, now)
@@ -229,7 +349,8 @@ class InboundPoller:
             "last_poll_at": iso(started),
             "last_poll_duration_ms": int((ended - started).total_seconds() * 1000),
             "last_status": result.status,
-            "last_event_count": result.written,
+            "last_event_count": result.written + result.deleted,
+            **result.state,
         }
         if result.status in ("success", "handed_on"):
             outcome["last_success_at"] = iso(ended)
@@ -243,7 +364,7 @@ class InboundPoller:
         summary: dict[str, Any] = {
             "last_sync_at": iso(ended),
             "last_sync_status": "error" if result.status == "error" else "success",
-            "last_sync_event_count": result.written,
+            "last_sync_event_count": result.written + result.deleted,
         }
         if result.status != "error":
             summary["last_success_at"] = iso(ended)
@@ -257,6 +378,7 @@ class InboundPoller:
                 "pages": result.pages,
                 "received": result.received,
                 "written": result.written,
+                "deleted": result.deleted,
                 "failed": result.failed,
             },
         )
@@ -273,6 +395,27 @@ def _next_link(bundle: dict[str, Any]) -> str | None:
     for link in bundle.get("link") or []:
         if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
             return link["url"]
+    return None
+
+
+def _history_id(entry: Any, rt: str) -> str | None:
+    """The id of the ``rt`` resource a history entry is about: from ``request.url``
+    (``Type/id``, ``Type/id/_history/v``), else ``fullUrl``, else the resource; ``None`` when the
+    entry is about another type or names no valid id."""
+    if not isinstance(entry, dict):
+        return None
+    resource = entry.get("resource")
+    if isinstance(resource, dict) and resource.get("resourceType") == rt and isinstance(resource.get("id"), str):
+        rid = resource["id"]
+        return rid if _ID.match(rid) else None
+    for url in ((entry.get("request") or {}).get("url"), entry.get("fullUrl")):
+        if not isinstance(url, str):
+            continue
+        parts = url.split("?", 1)[0].strip("/").split("/")
+        for i in range(len(parts) - 1):
+            if parts[i] == rt and (i == 0 or parts[i - 1] != "_history"):
+                rid = parts[i + 1]
+                return rid if _ID.match(rid) else None
     return None
 
 

@@ -7,6 +7,12 @@ version) → field-level diff against the current version → entity link via th
 :class:`~fhir_platform.world.entities.EntityResolver` → index entries → one atomic commit
 conditioned on the version read. A lost race is retried from a fresh read (no ``If-Match``) or
 reported as 412 (``If-Match`` given), so no update is ever lost silently.
+
+Delete (:meth:`ResourceService.delete`; the EHR connector records deletes the EHR reports): a new
+version whose event is ``deleted`` (with the last data), ``CURRENT`` marked deleted, every index
+item removed, counters decremented, in the same kind of version-conditioned commit. A deleted
+resource reads as :class:`~fhir_platform.errors.Gone` (410) while its history still answers; a
+later write to its id re-creates it (see ``fhir_platform.storage.resources``).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Callable
 
-from fhir_platform.errors import InvalidInput, NotFound, PreconditionFailed, Unprocessable
+from fhir_platform.errors import Gone, InvalidInput, NotFound, PreconditionFailed, Unprocessable
 from fhir_platform.fhir.changes import content_hash, fields_affected
 from fhir_platform.fhir.resource_types import ID_PATTERN, is_storable
 from fhir_platform.fhir.validation import FhirValidationError, UnknownResourceTypeError, validate_resource
@@ -31,7 +37,7 @@ from fhir_platform.storage.resources import (
 )
 from fhir_platform.search.indexing import KEEP, compartment_touch, diff_index_items, index_items, touch_key
 from fhir_platform.search.parameters import compartment_patient_ids
-from fhir_platform.world.entities import DeterministicResolver, EntityResolver, patient_reference
+from fhir_platform.world.entities import DeterministicResolver, EntityLink, EntityResolver, patient_reference
 
 Indexer = Callable[..., list[dict[str, Any]]]
 MAX_WRITE_ATTEMPTS = 5
@@ -114,6 +120,14 @@ class ResourceService:
     # ---- reads -------------------------------------------------------------------------------
 
     def read(self, ws: str, resource_type: str, resource_id: str) -> StoredResource:
+        """The current version; :class:`NotFound` if the id was never written, :class:`Gone` if it
+        was deleted (its history still answers)."""
+        found = self._current(ws, resource_type, resource_id)
+        if found.deleted:
+            raise Gone(f"{resource_type}/{resource_id} was deleted (its history is still available)")
+        return found
+
+    def _current(self, ws: str, resource_type: str, resource_id: str) -> StoredResource:
         check_resource_type(resource_type)
         found = self.store.get(ws, resource_type, resource_id)
         if not found:
@@ -121,7 +135,8 @@ class ResourceService:
         return found
 
     def history(self, ws: str, resource_type: str, resource_id: str, limit: int, offset: int) -> HistoryPage:
-        current = self.read(ws, resource_type, resource_id)
+        """Newest first; a deleted resource's history too (its delete event on top, current)."""
+        current = self._current(ws, resource_type, resource_id)
         newest = current.version - offset
         if newest < 1:
             return HistoryPage([], current.version, False, None)
@@ -179,10 +194,16 @@ class ResourceService:
     ) -> WriteOutcome:
         for attempt in range(MAX_WRITE_ATTEMPTS):
             previous = self.store.get(ws, rt, rid)
-            if if_match is not None and (previous is None or previous.version != if_match):
+            if if_match is not None and (previous is None or previous.deleted or previous.version != if_match):
                 raise PreconditionFailed(
                     f"If-Match version {if_match} is not the current version"
-                    + (f" ({previous.version})" if previous else " (the resource does not exist)")
+                    + (
+                        " (the resource does not exist)"
+                        if previous is None
+                        else " (the resource was deleted)"
+                        if previous.deleted
+                        else f" ({previous.version})"
+                    )
                 )
             change = self.prepare(ws, rt, rid, data, previous, ctx)
             if change is None:
@@ -199,8 +220,76 @@ class ResourceService:
                 if attempt == MAX_WRITE_ATTEMPTS - 1:
                     raise
                 continue
-            return WriteOutcome(self._stored(change), created=previous is None, changed=True)
+            return WriteOutcome(self._stored(change), created=previous is None or change.revives, changed=True)
         raise AssertionError("unreachable")
+
+    def delete(self, ws: str, rt: str, rid: str, ctx: WriteContext = WriteContext()) -> WriteOutcome | None:
+        """Record that ``rt/rid`` was deleted: a new version with a ``deleted`` event (keeping the
+        last data; ``effective_at`` from ``ctx``, e.g. when the EHR deleted it), ``CURRENT`` marked
+        deleted, its index items removed and its counters decremented, in one transaction
+        conditioned on the version read (a lost race is re-read and retried). ``None`` when there
+        is nothing to delete (never written, or already deleted)."""
+        check_resource_type(rt)
+        for attempt in range(MAX_WRITE_ATTEMPTS):
+            previous = self.store.get(ws, rt, rid)
+            if previous is None or previous.deleted:
+                return None
+            change = self.prepare_delete(ws, previous, ctx)
+            try:
+                self.store.commit(change, self._touches(ws, [change]))
+            except VersionConflict:  # CompartmentConflict included: re-read and retry
+                if attempt == MAX_WRITE_ATTEMPTS - 1:
+                    raise
+                continue
+            return WriteOutcome(self._stored(change), created=False, changed=True)
+        raise AssertionError("unreachable")
+
+    def prepare_delete(self, ws: str, previous: StoredResource, ctx: WriteContext) -> ResourceChange:
+        """The change that deletes ``previous`` (the current, not deleted, version)."""
+        rt, rid = previous.resource_type, previous.resource_id
+        now = self.clock()
+        old_index = self.indexer(
+            ws,
+            rt,
+            rid,
+            previous.data,
+            entity_id=previous.entity_id,
+            last_updated=previous.last_updated,
+            created_at=previous.created_at,
+            data_source_id=previous.data_source_id,
+        )
+        link = EntityLink(previous.entity_id, previous.confidence)
+        return ResourceChange(
+            workspace_id=ws,
+            resource_type=rt,
+            resource_id=rid,
+            version=previous.version + 1,
+            data=previous.data,
+            content_hash=previous.content_hash,
+            created_at=previous.created_at,
+            last_updated=now,
+            link=link,
+            previous_version=previous.version,
+            event={
+                "event_id": str(uuid.uuid4()),
+                "event_type": "deleted",
+                "source": ctx.source,
+                "source_system": ctx.source_system,
+                "data_source_id": ctx.data_source_id,
+                "confidence": previous.confidence,
+                "effective_at": ctx.effective_at or now,
+                "created_at": now,
+                "synced_at": ctx.synced_at,
+                "sync_error": ctx.sync_error,
+                **({"source_version": ctx.source_version} if ctx.source_version else {}),
+                "fields_affected": [],
+            },
+            index_put=[],
+            index_delete=[{"PK": it["PK"], "SK": it["SK"]} for it in old_index],
+            touches=compartment_patient_ids(rt, previous.data),
+            previous_data_source_id=previous.data_source_id,
+            deleted=True,
+        )
 
     def write_many(
         self,
@@ -238,14 +327,14 @@ class ResourceService:
                 known[rid] = change.link.entity_id
             previous[(rt, rid)] = self._stored(change)
             pending.append((index, change))
-            results.append(BatchWrite(rt, rid, "created" if prior is None else "updated", change.link.entity_id, change.new_entity))
+            results.append(BatchWrite(rt, rid, "created" if prior is None or change.revives else "updated", change.link.entity_id, change.new_entity))
         changes = [c for _, c in pending]
         lost = {id(c) for c in self.store.commit_many(changes, self._touches(ws, changes))}
         for index, change in pending:
             if id(change) in lost:  # a concurrent writer won: redo this one through the single path
                 rt, rid, data = entries[index]
                 outcome = self._write(ws, rt, rid, data, contexts[index] if contexts else ctx, if_match=None)
-                results[index] = BatchWrite(rt, rid, "updated" if not outcome.created else "created", outcome.resource.entity_id, outcome.created and rt == "Patient")
+                results[index] = BatchWrite(rt, rid, "updated" if not outcome.created else "created", outcome.resource.entity_id, outcome.created and rt == "Patient" and not change.revives)
         return results
 
     def prepare(
@@ -263,7 +352,8 @@ class ResourceService:
         """Build the change for ``data`` over ``previous``; ``None`` when the content is unchanged
         (unless ``force``). Shared by single writes and the import pipeline."""
         digest = content_hash(data)
-        if previous is not None and previous.content_hash == digest and not force:
+        revives = previous is not None and previous.deleted  # a write re-creating a deleted resource
+        if previous is not None and not revives and previous.content_hash == digest and not force:
             return None
         now = self.clock()
         version = (previous.version if previous else 0) + 1
@@ -273,7 +363,7 @@ class ResourceService:
         meta["lastUpdated"] = now
         stored["meta"] = meta
         link = (resolver or self.resolver).resolve(ws, rt, rid, stored)
-        created_at = previous.created_at if previous else now
+        created_at = previous.created_at if previous and not revives else now
         new_index = self.indexer(
             ws, rt, rid, stored, entity_id=link.entity_id, last_updated=now, created_at=created_at, data_source_id=ctx.data_source_id
         )
@@ -288,7 +378,7 @@ class ResourceService:
                 created_at=created_at,
                 data_source_id=previous.data_source_id,
             )
-            if previous
+            if previous and not revives  # a deleted resource has no index items left
             else []
         )
         index_put, index_delete = diff_index_items(old_index, new_index)
@@ -305,7 +395,7 @@ class ResourceService:
             previous_version=previous.version if previous else None,
             event={
                 "event_id": str(uuid.uuid4()),
-                "event_type": "created" if previous is None else "updated",
+                "event_type": "created" if previous is None or revives else "updated",
                 "source": ctx.source,
                 "source_system": ctx.source_system,
                 "data_source_id": ctx.data_source_id,
@@ -315,13 +405,14 @@ class ResourceService:
                 "synced_at": ctx.synced_at,
                 "sync_error": ctx.sync_error,
                 **({"source_version": ctx.source_version} if ctx.source_version else {}),
-                "fields_affected": fields_affected(previous.data if previous else None, stored),
+                "fields_affected": fields_affected(previous.data if previous and not revives else None, stored),
             },
             index_put=index_put,
             index_delete=index_delete,
             new_entity=link.owns_entity and previous is None,
             touches=compartment_patient_ids(rt, stored),
             previous_data_source_id=previous.data_source_id if previous else None,
+            revives=revives,
         )
 
     def _touches(self, ws: str, changes: list[ResourceChange]) -> CompartmentTouches:
@@ -335,7 +426,14 @@ class ResourceService:
         ) -> list[dict]:
             source = own.data_source_id if own is not None else KEEP  # only the Patient's own write sets its source
             return compartment_touch(
-                ws_, pid, event_time=event_time, previous=prev, entity_id=entity_id, count=count, source=source
+                ws_,
+                pid,
+                event_time=event_time,
+                previous=prev,
+                entity_id=entity_id,
+                count=count,
+                source=source,
+                deleted=own is not None and own.deleted,
             )
 
         return CompartmentTouches(ws, previous, ops)
@@ -353,6 +451,7 @@ class ResourceService:
             created_at=change.created_at,
             last_updated=change.last_updated,
             data_source_id=change.data_source_id,
+            deleted=change.deleted,
         )
 
 

@@ -490,6 +490,7 @@ def compartment_touch(
     entity_id: str | None = None,
     count: int = 1,
     source: str | None | _Keep = KEEP,
+    deleted: bool = False,
 ) -> list[dict]:
     """Transaction operations that record ``count`` changes in ``patient_id``'s compartment, the
     latest at ``event_time``. ``source``: the ``data_source_id`` of the Patient's new version when
@@ -509,6 +510,11 @@ def compartment_touch(
     - when ``last_event_at`` moves: ``Delete`` of the old ``sort.last_event_at`` entry and ``Put`` of
       the new one; likewise the ``sort.last_event_at.src.{source}`` entry when the time or the
       Patient's source moves (at most 5 operations).
+
+    ``deleted``: the Patient itself is being deleted. The touch item stays (counted as above) but is
+    marked ``deleted`` and its ``sort.last_event_at`` entries are removed, so the patient lists no
+    longer walk it; later changes in the compartment only count on the touch item, until a write
+    of the Patient (``source`` given) lists it again.
     """
     ws = workspace_id
     prev_time = (previous or {}).get("last_event_at")  # as stored: the key of the entries to move
@@ -528,6 +534,12 @@ def compartment_touch(
     new_src = prev_src if isinstance(source, _Keep) else source
     if new_src:
         touch["src"] = new_src
+    gone = bool(previous and previous.get("deleted"))  # sort entries already removed
+    unlisted = deleted or (gone and isinstance(source, _Keep))
+    if unlisted:
+        touch["deleted"] = True
+    if gone:
+        prev_time, prev_src = None, None  # nothing of the previous listing is left to move
     if previous is None:
         ops = [{"Put": {"Item": touch, "ConditionExpression": "attribute_not_exists(PK)"}}]
     else:
@@ -540,6 +552,14 @@ def compartment_touch(
                 }
             }
         ]
+    if unlisted:
+        if prev_time:
+            shard = shard_of(patient_id, ORDERED_SHARDS)
+            families = ["sort.last_event_at"] + ([source_sort_family(prev_src)] if prev_src else [])
+            for family in families:
+                pk = ordered_pk(ws, "Patient", family, shard)
+                ops.append({"Delete": {"Key": {"PK": pk, "SK": f"{prev_time}#{patient_id}"}}})
+        return ops
     if new_time != prev_time:
         shard = shard_of(patient_id, ORDERED_SHARDS)
         pk = ordered_pk(ws, "Patient", "sort.last_event_at", shard)

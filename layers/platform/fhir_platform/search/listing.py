@@ -148,7 +148,7 @@ class _Schedules:
             found = self.store.batch_get(self.ws, [("Schedule", i) for i in missing])
             for i in missing:
                 stored = found.get(("Schedule", i))
-                self.cache[i] = stored.data if stored is not None else None
+                self.cache[i] = stored.data if stored is not None and not stored.deleted else None
         return self.cache
 
 

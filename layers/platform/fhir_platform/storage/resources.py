@@ -8,6 +8,15 @@ One resource change writes (TransactWriteItems, ≤ 100 items):
   - search index entries: vanished ones deleted, new/changed ones put (``fhir_platform.search``);
   - one counter shard (``ADD``), and the entity item when the resource anchors a new entity.
 
+A delete is a change like any other: a new version whose event has ``event_type: "deleted"`` (it
+keeps the last ``data``, so history shows what was deleted; ``fields_affected`` is empty),
+``CURRENT`` replaced by that version marked ``deleted`` (conditioned on the version read), every
+index item of the resource deleted, and the counters ``rt_{type}`` and ``ds#{source}#{type}`` (the
+source of the version that was current) decremented. Reads of a deleted resource are 410; search
+and lists never see it (its index items are gone; readers of ``CURRENT`` skip ``deleted``). A later
+write to the same id re-creates it: the next version, its index items put as if none existed,
+counters incremented again (``ResourceChange.revives``), never skipped as unchanged content.
+
 Resource JSON is stored as a string attribute (exact JSON, no float/empty-string coercion). A
 version whose JSON exceeds :data:`INLINE_LIMIT` is written to S3 first and referenced by key
 (DynamoDB items are capped at 400 KB); an orphaned object from a lost race is harmless.
@@ -88,6 +97,7 @@ class StoredResource:
     created_at: str
     last_updated: str
     data_source_id: str | None = None  # of the current version's write
+    deleted: bool = False  # the current version is a delete (``data`` is the last data before it)
 
 
 @dataclass
@@ -110,6 +120,8 @@ class ResourceChange:
     new_entity: bool = False
     touches: list[str] = field(default_factory=list)  # patients whose compartment this change is in
     previous_data_source_id: str | None = None
+    deleted: bool = False  # this change deletes the resource (``data`` is the last data, kept on the event)
+    revives: bool = False  # the previous version was a delete: this change re-creates the resource
 
     @property
     def data_source_id(self) -> str | None:
@@ -256,6 +268,7 @@ class ResourceStore(Repository):
             "entity_id": change.link.entity_id,
             "confidence": _dec(change.link.confidence),
             **({"data_source_id": change.data_source_id} if change.data_source_id else {}),
+            **({"deleted": True} if change.deleted else {}),
             **body,
         }
         event = {
@@ -316,7 +329,8 @@ class ResourceStore(Repository):
         """One ADD on a random counter shard covering every change of a transaction: events, new
         resources per type (``rt_{type}``), new entities, and per data source the resources of each
         type whose current version came from it (``ds#{source}#{type}``: +1 on arrival, -1 when a
-        later version comes from another source)."""
+        later version comes from another source). A delete is -1 on both (the source of the version
+        it replaces); a write re-creating a deleted resource is +1 like a create."""
         totals: dict[str, int] = {"event_count": len(changes)}
 
         def add(name: str, n: int) -> None:
@@ -324,7 +338,12 @@ class ResourceStore(Repository):
 
         for change in changes:
             rt, new_src, old_src = change.resource_type, change.data_source_id, change.previous_data_source_id
-            if change.previous_version is None:
+            if change.deleted:  # the resource leaves its type's and its (current) source's counts
+                add(f"rt_{rt}", -1)
+                if old_src:
+                    add(f"ds#{old_src}#{rt}", -1)
+                continue
+            if change.previous_version is None or change.revives:
                 add(f"rt_{rt}", 1)
                 old_src = None
             if new_src != old_src:
@@ -425,6 +444,7 @@ class ResourceStore(Repository):
             created_at=item["created_at"],
             last_updated=item["last_updated"],
             data_source_id=item.get("data_source_id"),
+            deleted=bool(item.get("deleted")),
         )
 
     def _event(self, item: dict[str, Any]) -> dict[str, Any]:

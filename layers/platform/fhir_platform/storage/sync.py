@@ -5,7 +5,10 @@ Item families (see ``keys.py``) and their access patterns:
 - ``WS#{ws}#DS#{ds}`` / ``SYNC#{type}`` — one per (source, resource type): ``cursor`` (the
   ``meta.lastUpdated`` the next poll starts from, inclusive), the lease (``lease_owner``,
   ``lease_expires_at``: taken with a conditional write, renewed with each checkpoint, lapses by
-  itself if a poll dies), and the last poll's outcome. All types of a source: one Query.
+  itself if a poll dies), and the last poll's outcome. All types of a source: one Query. For
+  deletes (``connector/inbound.py``): ``history_unsupported`` (the EHR answered 400/404/405/501 to
+  the type's ``_history``: not asked again) and ``history_since`` (the ``_since`` the next history
+  read starts from; kept where it was when a history read fails), recorded with the outcome.
 - ``WS#{ws}#DS#{ds}`` / ``DAY#{date}`` and ``TOTAL`` — counters ADDed per stored page
   (``event_count`` new versions, ``synced_count`` resources accepted, ``failed_count``
   failures). ``sync-history?days=n`` is one Query of ≤ 90 items; status is one GetItem.
