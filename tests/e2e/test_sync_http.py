@@ -96,9 +96,9 @@ def test_a_second_trigger_while_polling_is_409(admin: Client, ehr: DemoEhr) -> N
 
     def conflict() -> Any:
         reply = client.post(f"/v1/{ws}/data-sources/{ds}/sync")
-        return reply if reply.status_code == 409 else None
+        return (reply,) if reply.status_code == 409 else None  # (a 4xx Response is falsy)
 
-    reply = wait_for(conflict, timeout=10, every=0.2)  # requests are served while the worker polls
+    (reply,) = wait_for(conflict, timeout=10, every=0.2)  # requests are served while the worker polls
     assert_matches("TriggerSyncConflictResponse", reply.json())
     assert reply.json()["details"]["last_poll_at"]
     wait_for(lambda: client.get(f"/v1/{ws}/data-sources/{ds}/status").json()["synced_count"] >= 5, timeout=30)

@@ -221,3 +221,24 @@ def test_fhir_json_media_types_are_json(gateway: Gateway, workspace: dict, media
         "POST", f"{base(workspace)}/Patient", token=workspace["key"], body={"data": "nope"}, headers={"Content-Type": media_type}
     )
     assert bad.status == 422 and bad.body["detail"][0]["loc"][:2] == ["body", "data"]
+
+
+def test_losing_every_race_is_409_not_500(gateway: Gateway, workspace: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A PUT without If-Match retries a lost race from a fresh read; when other writers win every
+    attempt, the answer is a 409 saying nothing was written (it was a 500)."""
+    from fhir_platform.storage.resources import ResourceStore, VersionConflict
+
+    real_commit = ResourceStore.commit
+    attempts = []
+
+    def always_lose(self, change, touches=None):  # noqa: ANN001
+        attempts.append(change.version)
+        raise VersionConflict("another writer won")
+
+    monkeypatch.setattr(ResourceStore, "commit", always_lose)
+    reply = gateway.call("PUT", f"{base(workspace)}/Patient/busy-1", token=workspace["key"], body={"data": PATIENT})
+    assert reply.status == 409, reply.body
+    assert reply.body["error"] == "conflict" and "retry" in reply.body["message"]
+    assert len(attempts) == 5  # MAX_WRITE_ATTEMPTS fresh reads, then the answer
+    monkeypatch.setattr(ResourceStore, "commit", real_commit)
+    assert gateway.call("GET", f"{base(workspace)}/Patient/busy-1", token=workspace["key"]).status == 404

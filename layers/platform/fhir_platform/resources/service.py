@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Callable
 
-from fhir_platform.errors import Gone, InvalidInput, NotFound, PreconditionFailed, Unprocessable
+from fhir_platform.errors import Conflict, Gone, InvalidInput, NotFound, PreconditionFailed, Unprocessable
 from fhir_platform.fhir.changes import content_hash, fields_affected
 from fhir_platform.fhir.resource_types import ID_PATTERN, is_storable
 from fhir_platform.fhir.validation import FhirValidationError, UnknownResourceTypeError, validate_resource
@@ -212,13 +212,13 @@ class ResourceService:
                 self.store.commit(change, self._touches(ws, [change]))
             except CompartmentConflict:
                 if attempt == MAX_WRITE_ATTEMPTS - 1:
-                    raise
+                    raise _busy(rt, rid) from None
                 continue
             except VersionConflict:
                 if if_match is not None:
                     raise PreconditionFailed("The resource was changed by another writer; re-read and retry") from None
                 if attempt == MAX_WRITE_ATTEMPTS - 1:
-                    raise
+                    raise _busy(rt, rid) from None
                 continue
             return WriteOutcome(self._stored(change), created=previous is None or change.revives, changed=True)
         raise AssertionError("unreachable")
@@ -239,7 +239,7 @@ class ResourceService:
                 self.store.commit(change, self._touches(ws, [change]))
             except VersionConflict:  # CompartmentConflict included: re-read and retry
                 if attempt == MAX_WRITE_ATTEMPTS - 1:
-                    raise
+                    raise _busy(rt, rid) from None
                 continue
             return WriteOutcome(self._stored(change), created=False, changed=True)
         raise AssertionError("unreachable")
@@ -453,6 +453,14 @@ class ResourceService:
             data_source_id=change.data_source_id,
             deleted=change.deleted,
         )
+
+
+def _busy(rt: str, rid: str) -> Conflict:
+    """Lost the race to concurrent writers on every attempt: 409, the client may retry."""
+    return Conflict(
+        f"{rt}/{rid} is being written concurrently by other requests; nothing was written, retry",
+        details=[{"loc": ["path", "resource_id"], "msg": "concurrent writes", "type": "conflict"}],
+    )
 
 
 def _path(loc: str) -> list[str | int]:
