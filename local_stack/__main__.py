@@ -3,7 +3,7 @@
 Options (environment in brackets): ``--template PATH`` (default ``<project>/template.yaml``),
 ``--port N`` [``PORT``, default 3000; 0 picks a free port], ``--host``, ``--state-file PATH``
 (JSON ``{base_url, endpoint_url, workspace_id, api_key, demo_error}`` written once ready, removed at
-exit), ``--no-demo``, ``--parameter KEY=VALUE`` (template parameters), ``--schedule-scale F``
+exit), ``--no-demo``, ``--no-demo-ehr`` (no local FHIR server, no sync from it), ``--parameter KEY=VALUE`` (template parameters), ``--schedule-scale F``
 [``LOCAL_SCHEDULE_SCALE``]. ``AWS_ENDPOINT_URL`` set → use that AWS endpoint instead of starting
 moto. ``FHIR_PLATFORM_ADMIN_KEY`` → the admin key (generated and printed when unset).
 
@@ -34,6 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 3000))
     parser.add_argument("--state-file", type=Path)
     parser.add_argument("--no-demo", action="store_true", help="do not create the demo workspace")
+    parser.add_argument("--no-demo-ehr", action="store_true", help="do not start the demo EHR (a local FHIR server) nor sync from it")
     parser.add_argument("--parameter", action="append", default=[], metavar="KEY=VALUE", help="template parameter override")
     parser.add_argument(
         "--schedule-scale",
@@ -73,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
         state_file=args.state_file,
         demo=not args.no_demo,
+        demo_ehr=not args.no_demo_ehr,
         schedule_scale=args.schedule_scale,
         concurrency=args.concurrency,
         parameters=dict(item.split("=", 1) for item in args.parameter),
@@ -121,6 +123,16 @@ def banner(stack: LocalStack) -> str:
             '  curl -X POST "$BASE/v1/$WS/fhir/resources/Patient" -H "Authorization: Bearer $KEY" '
             "-H \"Content-Type: application/json\" -d '{\"data\": {\"resourceType\":\"Patient\",\"name\":[{\"family\":\"Demo\"}]}}'",
         ]
+        if stack.ehr is not None:
+            lines += [
+                "Demo EHR (a FHIR R4 server on this machine, seeded with a few Synthea patients)",
+                f"  FHIR base:    {stack.ehr.base_url}",
+                f"  data source:  {stack.data_source_id}   (scheduled; a first sync is running: patients arrive in seconds)",
+                '  curl "$BASE/v1/$WS/fhir/patients" -H "Authorization: Bearer $KEY"',
+                f'  curl "$BASE/v1/$WS/data-sources/{stack.data_source_id}/status" -H "Authorization: Bearer $KEY"',
+            ]
+        elif stack.ehr_note:
+            lines.append(f"  ({stack.ehr_note})")
     elif stack.demo_error:
         lines.append(f"  Demo workspace NOT created: {stack.demo_error}")
     lines += [

@@ -15,7 +15,10 @@
 6. Serve the routes on ``host:port`` (``http_gateway``), plus the admin routes below.
 7. Start the S3/SQS/schedule/stream pollers (``events``) and wait until they have their starting
    points (so an object uploaded right after start is delivered).
-8. Create the demo workspace through the API (unless disabled) and write the state file.
+8. Create the demo workspace through the API (unless disabled); with Node.js, start the demo EHR
+   (``demo_ehr``: a real FHIR R4 server seeded with a few Synthea patients), register it as the
+   workspace's scheduled data source and trigger a first sync (unless ``demo_ehr`` is off); write
+   the state file.
 
 ``stop()`` undoes all of it: server, pollers, execution environments, moto, handler modules,
 ``os.environ``, state file.
@@ -32,6 +35,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -79,6 +83,7 @@ class StackConfig:
     region: str | None = None
     admin_key: str | None = None  # None: FHIR_PLATFORM_ADMIN_KEY, else generated
     demo: bool = True
+    demo_ehr: bool = True  # with the demo workspace: start the demo EHR and sync from it (needs Node.js)
     state_file: Path | None = None
     schedule_scale: float = 1.0
     concurrency: int = DEFAULT_CONCURRENCY  # execution environments per function at most
@@ -119,6 +124,9 @@ class LocalStack:
         self.workspace_id: str | None = None
         self.api_key: str | None = None
         self.demo_error: str | None = None
+        self.ehr: Any = None  # the demo EHR (local_stack.demo_ehr.DemoEhr) when running
+        self.ehr_note: str | None = None  # why there is no demo EHR
+        self.data_source_id: str | None = None
         self.functions: dict[str, LambdaFunction] = {}
         self.resources: dict[str, LocalResource] = {}
         self.gateway: HttpGateway | None = None
@@ -233,11 +241,46 @@ class LocalStack:
             except bootstrap.DemoError as exc:
                 self.demo_error = str(exc)
                 log.error("demo workspace not created: %s", exc)
+        if config.demo and config.demo_ehr and self.workspace_id:
+            self._start_demo_ehr()
         if config.state_file is not None:
             self._write_state(config.state_file)
 
+    def _start_demo_ehr(self) -> None:
+        """The demo EHR, registered as the demo workspace's data source, first sync started.
+        Without Node.js (or its packages) the stack runs without it and says so in one line."""
+        import tempfile
+
+        from local_stack import demo_ehr
+
+        try:
+            demo_ehr.ensure_node_modules(PROJECT_ROOT)
+            seeds = bootstrap.demo_seed_files()
+            if not seeds:  # no shared fixtures beside the project: a few generated patients
+                self._demo_seed_dir = tempfile.TemporaryDirectory(prefix="demo-ehr-seed-")
+                seed = Path(self._demo_seed_dir.name) / "patients.json"
+                seed.write_text(json.dumps(bootstrap.generated_demo_bundle()))
+                seeds = [seed]
+            self.ehr = demo_ehr.DemoEhr.start(seed=seeds)
+        except demo_ehr.NodeUnavailable as exc:
+            self.ehr_note = f"no demo EHR: {exc}"
+            log.warning("%s", self.ehr_note)
+            return
+        except (demo_ehr.DemoEhrFailed, OSError, subprocess.SubprocessError) as exc:
+            self.ehr_note = f"demo EHR did not start: {exc}"
+            log.error("%s", self.ehr_note)
+            return
+        try:
+            self.data_source_id = bootstrap.register_demo_ehr(self.base_url, self.api_key, self.workspace_id, self.ehr.base_url)
+        except bootstrap.DemoError as exc:
+            self.ehr_note = f"demo EHR not registered: {exc}"
+            log.error("%s", self.ehr_note)
+
     def stop(self) -> None:
         self.stop_event.set()
+        if self.ehr is not None:
+            self.ehr.stop()
+            self.ehr = None
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -310,6 +353,9 @@ class LocalStack:
             "workspace_id": self.workspace_id,
             "api_key": self.api_key,
             "demo_error": self.demo_error,
+            "ehr_base_url": self.ehr.base_url if self.ehr is not None else None,
+            "data_source_id": self.data_source_id,
+            "ehr_note": self.ehr_note,
         }
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")

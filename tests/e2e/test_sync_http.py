@@ -147,3 +147,22 @@ def test_a_patient_deleted_in_the_ehr_reads_410_after_the_next_sync(admin: Clien
     listing = client.get(f"/v1/{ws}/fhir/patients", params={"q": "syncd"}).json()
     assert listing["total"] == 2
     assert client.get(f"/v1/{ws}/fhir/status").json()["resource_type_counts"]["Patient"] == 2
+
+
+def test_the_demo_workspace_gets_patients_by_sync_with_no_extra_step(stack: Any) -> None:
+    """What ``make dev`` promises: the demo workspace has the demo EHR as a scheduled data source,
+    and its patients arrive by sync on their own."""
+    client = Client(stack.base_url, stack.api_key)
+    sources = client.get(f"/v1/{stack.workspace_id}/data-sources").json()["items"]
+    demo = [s for s in sources if s["name"] == "demo-ehr"]
+    assert demo, "the demo EHR was not registered (is node on PATH and ehr_server installed?)"
+    assert demo[0]["sync_strategy"] == "scheduled" and demo[0]["connection_config"]["base_url"].startswith("http://127.0.0.1:")
+    listing = wait_for(
+        lambda: (body := client.get(f"/v1/{stack.workspace_id}/fhir/patients").json())["total"] >= 3 and body, timeout=90
+    )
+    assert all(p["entity_id"] for p in listing["patients"])
+    status = wait_for(
+        lambda: (s := client.get(f"/v1/{stack.workspace_id}/data-sources/{demo[0]['id']}").json())["last_sync_status"] and s,
+        timeout=90,
+    )
+    assert status["health_status"] == "healthy"
