@@ -452,3 +452,25 @@ def test_a_server_without_type_history_is_asked_once(platform: dict[str, Any]) -
     assert poller.refresh(p["ws"], ds, "Patient", "p000") == "absent"  # already deleted: nothing more
     assert poller.refresh(p["ws"], ds, "Patient", "p001") == "unchanged"
     assert platform_counts(p)["Patient"] == 1
+
+
+def test_bearer_token_from_secrets_manager(platform: dict[str, Any]) -> None:
+    p, ehr = platform, platform["ehr"]
+    ehr.put_resources([patient(i) for i in range(4)], last_updated=T)
+    ehr.require_auth(True)
+    token = f"static-{uuid.uuid4().hex}"
+    ehr.set_static_token(token)
+    try:
+        sm = boto3.client("secretsmanager")
+        good = sm.create_secret(Name=f"fhir-platform/bearer-{uuid.uuid4().hex[:6]}", SecretString=token)["ARN"]
+        ds = add_source(p, types=["Patient"], auth={"type": "bearer", "token_secret_arn": good})
+        assert p["poller"].poll(p["ws"], ds, "Patient").written == 4
+        wrong = sm.create_secret(Name=f"fhir-platform/bearer-{uuid.uuid4().hex[:6]}", SecretString="not-the-token")["ARN"]
+        bad = add_source(p, types=["Patient"], auth={"type": "bearer", "token_secret_arn": wrong})
+        refused = p["poller"].poll(p["ws"], bad, "Patient")
+        assert refused.status == "error" and "EhrAuthFailed" in refused.error
+        assert token not in json.dumps(failures(p)) and "not-the-token" not in json.dumps(failures(p))
+        shown = p["gateway"].call("GET", f"/v1/{p['ws']}/data-sources/{ds}", token=p["key"]).body
+        assert shown["connection_config"]["auth"] == {"type": "bearer", "token_secret_arn": good}
+    finally:
+        ehr.set_static_token(None)
