@@ -34,26 +34,9 @@ TYPES = [
 
 
 def _moto():
-    os.environ.update(
-        AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", TABLE_NAME="bench-data",
-        IMPORTS_BUCKET="bench-imports", POWERTOOLS_TRACE_DISABLED="1", POWERTOOLS_LOG_LEVEL="ERROR",
-    )
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-    from moto import mock_aws
+    from bench.local_aws import start_moto
 
-    from local_stack import moto_speedups
-
-    moto_speedups.apply()
-    mock = mock_aws()
-    mock.start()
-    import boto3
-
-    from tests.support.template import create_table
-
-    create_table(boto3.client("dynamodb"), "DataTable", "bench-data")
-    boto3.client("s3").create_bucket(Bucket="bench-imports")
-    os.environ["SYNC_QUEUE_URL"] = boto3.client("sqs").create_queue(QueueName="bench-sync")["QueueUrl"]
-    return mock
+    return start_moto()
 
 
 def _workspace(ws: str) -> None:

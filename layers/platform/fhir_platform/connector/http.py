@@ -229,13 +229,8 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     value = value.strip()
     if value.isdigit():
         return float(int(value))
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, when.timestamp() - now)
+    when = _http_date(value)
+    return None if when is None else max(0.0, when.timestamp() - now)
 
 
 class _RetryableFailure(Exception):
@@ -444,16 +439,18 @@ def _if_match(version: str) -> str:
     return version if version.startswith(('W/"', '"')) else f'W/"{version}"'
 
 
-def _http_date_iso(value: str | None) -> str | None:
-    if not value:
-        return None
+def _http_date(value: str) -> datetime | None:
+    """An HTTP date (RFC 9110) as an aware datetime, or None."""
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
+
+
+def _http_date_iso(value: str | None) -> str | None:
+    when = _http_date(value) if value else None
+    return None if when is None else when.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _is_loopback(host: str) -> bool:

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Callable
 
-from fhir_platform.connector.config import parse_fhir_config
-from fhir_platform.connector.sources import compute_due, iso, parse_instant
+from fhir_platform.connector.sources import compute_due, iso, schedule_inputs
 from fhir_platform.observability import logger
 from fhir_platform.storage.data_sources import DataSourceRepository
 from fhir_platform.storage.sync_queue import SyncQueue
@@ -57,7 +56,7 @@ class Scheduler:
         return run
 
     def _round(self, now: datetime, due: list[tuple[str, str, str]], run: SchedulerRun) -> None:
-        from fhir_platform.connector.schedule import due_types, parse_business_hours, parse_schedule
+        from fhir_platform.connector.schedule import due_types
 
         found = self.sources.get_many([(ws, ds) for ws, ds, _ in due])
         for ws, ds, due_at in due:
@@ -70,16 +69,7 @@ class Scheduler:
                 self.sources.mark_queued(ws, ds, [], iso(now), due_at, None)
                 run.dropped += 1
                 continue
-            cfg = parse_fhir_config(source["connection_config"])
-            last = {t: parse_instant(v) for t, v in (source.get("type_last_queued") or {}).items()}
-            types = due_types(
-                now,
-                cfg.resource_types,
-                parse_schedule(source["sync_schedule"]),
-                {t: parse_schedule(e) for t, e in cfg.cadence.items()},
-                {t: last.get(t) for t in cfg.resource_types},
-                parse_business_hours(cfg.business_hours) if cfg.business_hours else None,
-            )
+            types = due_types(now, *schedule_inputs(source))
             queued_at = iso(now)
             after = {**source, "type_last_queued": {**(source.get("type_last_queued") or {}), **{t: queued_at for t in types}}}
             new_due = compute_due(after, now)

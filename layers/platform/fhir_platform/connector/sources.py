@@ -63,19 +63,26 @@ def compute_due(source: dict[str, Any], now: datetime) -> str | None:
     """When the scheduler should next look at this source (None: never — manual, inactive, not FHIR)."""
     if not (source.get("is_active") and source.get("sync_strategy") == "scheduled" and is_fhir(source) and source.get("sync_schedule")):
         return None
-    from fhir_platform.connector.schedule import next_due, parse_business_hours, parse_schedule
+    from fhir_platform.connector.schedule import next_due
+
+    due = next_due(now, *schedule_inputs(source))
+    return iso(due) if due is not None else None
+
+
+def schedule_inputs(source: dict[str, Any]) -> tuple[list[str], Any, dict[str, Any], dict[str, datetime | None], Any]:
+    """``(resource_types, schedule, cadence, last_run, business_hours)`` of a scheduled FHIR source,
+    as :func:`~fhir_platform.connector.schedule.due_types` and ``next_due`` take them."""
+    from fhir_platform.connector.schedule import parse_business_hours, parse_schedule
 
     cfg = parse_fhir_config(source["connection_config"])
-    last_run = {t: parse_instant(v) for t, v in (source.get("type_last_queued") or {}).items() if t in cfg.resource_types}
-    due = next_due(
-        now,
-        cfg.resource_types,
+    queued = {t: parse_instant(v) for t, v in (source.get("type_last_queued") or {}).items()}
+    return (
+        list(cfg.resource_types),
         parse_schedule(source["sync_schedule"]),
         {t: parse_schedule(e) for t, e in cfg.cadence.items()},
-        {t: last_run.get(t) for t in cfg.resource_types},
+        {t: queued.get(t) for t in cfg.resource_types},
         parse_business_hours(cfg.business_hours) if cfg.business_hours else None,
     )
-    return iso(due) if due is not None else None
 
 
 def health(source: dict[str, Any], now: datetime) -> tuple[str, bool]:

@@ -248,16 +248,7 @@ class ResourceService:
         """The change that deletes ``previous`` (the current, not deleted, version)."""
         rt, rid = previous.resource_type, previous.resource_id
         now = self.clock()
-        old_index = self.indexer(
-            ws,
-            rt,
-            rid,
-            previous.data,
-            entity_id=previous.entity_id,
-            last_updated=previous.last_updated,
-            created_at=previous.created_at,
-            data_source_id=previous.data_source_id,
-        )
+        old_index = self._index_of(ws, previous, previous.created_at)
         link = EntityLink(previous.entity_id, previous.confidence)
         return ResourceChange(
             workspace_id=ws,
@@ -368,16 +359,7 @@ class ResourceService:
             ws, rt, rid, stored, entity_id=link.entity_id, last_updated=now, created_at=created_at, data_source_id=ctx.data_source_id
         )
         old_index = (
-            self.indexer(
-                ws,
-                rt,
-                rid,
-                previous.data,
-                entity_id=previous.entity_id,
-                last_updated=previous.last_updated,
-                created_at=created_at,
-                data_source_id=previous.data_source_id,
-            )
+            self._index_of(ws, previous, created_at)
             if previous and not revives  # a deleted resource has no index items left
             else []
         )
@@ -437,6 +419,19 @@ class ResourceService:
             )
 
         return CompartmentTouches(ws, previous, ops)
+
+    def _index_of(self, ws: str, stored: StoredResource, created_at: str) -> list[dict[str, Any]]:
+        """The index items a stored version has (to diff a new version against, or to delete)."""
+        return self.indexer(
+            ws,
+            stored.resource_type,
+            stored.resource_id,
+            stored.data,
+            entity_id=stored.entity_id,
+            last_updated=stored.last_updated,
+            created_at=created_at,
+            data_source_id=stored.data_source_id,
+        )
 
     @staticmethod
     def _stored(change: ResourceChange) -> StoredResource:

@@ -130,12 +130,7 @@ class DataSourceRepository(Repository):
                 ops.append({"Delete": {"TableName": self.table.name, "Key": due_key(ws, ds, old_due)}})
             if new_due:
                 ops.append({"Put": {"TableName": self.table.name, "Item": due_key(ws, ds, new_due)}})
-        try:
-            self.table.meta.client.transact_write_items(TransactItems=ops)
-        except ClientError as exc:
-            if error_code(exc) == "TransactionCanceledException" and cancellation_codes(exc)[:1] == ["ConditionalCheckFailed"]:
-                raise NotFound(f"Data source {ds} not found") from None
-            raise
+        self._transact_on_source(ops, ds)
         return self.get(ws, ds)
 
     def delete(self, ws: str, ds: str, due_at: str | None) -> None:
@@ -158,6 +153,10 @@ class DataSourceRepository(Repository):
         ]
         if due_at:
             ops.append({"Delete": {"TableName": self.table.name, "Key": due_key(ws, ds, due_at)}})
+        self._transact_on_source(ops, ds)
+
+    def _transact_on_source(self, ops: list[dict[str, Any]], ds: str) -> None:
+        """A transaction whose first operation is conditioned on the source existing."""
         try:
             self.table.meta.client.transact_write_items(TransactItems=ops)
         except ClientError as exc:
