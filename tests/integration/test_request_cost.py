@@ -72,3 +72,33 @@ def test_search_page_cost_is_independent_of_workspace_and_match_count(gateway: G
     grow(25, 125)  # 6× the workspace, and 6× the matches of every probe
     large = {name: ddb_calls(probe) for name, probe in probes.items()}
     assert small == large
+
+
+def test_sync_failures_and_data_source_reads_cost_the_same_at_10_and_300_failures(gateway: Gateway, workspace: dict) -> None:
+    from fhir_platform.storage.sync import SyncRepository
+
+    ws = workspace["id"]
+    source = {"name": "ehr", "source_type": "fhir_store", "connection_config": {"base_url": "https://ehr.example.org/fhir/R4"}}
+    ds = gateway.call("POST", f"/v1/{ws}/data-sources", token=workspace["key"], body=source).body["id"]
+    sync = SyncRepository()
+
+    def fail(first: int, last: int) -> None:
+        for i in range(first, last):
+            rt = "Patient" if i % 2 else "Observation"
+            sync.record_failure(ws, ds, "inbound", rt, f"r{i}", "invalid", f"2026-01-01T00:00:{i % 60:02d}.000Z")
+
+    probes = {
+        "all": lambda: gateway.call("GET", f"/v1/{ws}/fhir/sync-failures", token=workspace["key"], query={"limit": "20"}),
+        "type": lambda: gateway.call("GET", f"/v1/{ws}/fhir/sync-failures", token=workspace["key"], query={"fhir_resource_type": "Patient"}),
+        "id": lambda: gateway.call("GET", f"/v1/{ws}/fhir/sync-failures", token=workspace["key"], query={"fhir_resource_id": "r3"}),
+        "status": lambda: gateway.call("GET", f"/v1/{ws}/data-sources/{ds}/status", token=workspace["key"]),
+        "history": lambda: gateway.call("GET", f"/v1/{ws}/data-sources/{ds}/sync-history", token=workspace["key"], query={"days": "90"}),
+        "list": lambda: gateway.call("GET", f"/v1/{ws}/data-sources", token=workspace["key"]),
+    }
+    fail(0, 10)
+    small = {name: ddb_calls(probe) for name, probe in probes.items()}
+    fail(10, 300)
+    large = {name: ddb_calls(probe) for name, probe in probes.items()}
+    assert small == large
+    totals = probes["type"]().body
+    assert totals["total"] == 150 and len(totals["failures"]) == 50 and totals["has_more"] is True
