@@ -341,7 +341,9 @@ class InboundPoller:
         self.sync.count(ws, ds, now[:10], failed=1)
         result.status = "error"
         result.error = message
-        logger.warning("sync page failed", extra={"data_source_id": ds, "resource_type": rt, "error": message})
+        # the log gets the error's kind only: an EHR's diagnostics text may quote patient data
+        # (the full message is kept on the sync failure, in the table)
+        logger.warning("sync page failed", extra={"data_source_id": ds, "resource_type": rt, "error_kind": message.split(":", 1)[0]})
 
     def _finish(self, ws: str, ds: str, rt: str, owner: str, started: datetime, result: PollResult) -> None:
         ended = self.clock()
