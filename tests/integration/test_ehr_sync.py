@@ -474,3 +474,23 @@ def test_bearer_token_from_secrets_manager(platform: dict[str, Any]) -> None:
         assert shown["connection_config"]["auth"] == {"type": "bearer", "token_secret_arn": good}
     finally:
         ehr.set_static_token(None)
+
+
+def test_a_crashed_polls_lease_lapses_by_itself(platform: dict[str, Any]) -> None:
+    from fhir_platform.storage.sync import SyncRepository
+
+    p, ehr = platform, platform["ehr"]
+    ehr.put_resources([patient(i) for i in range(3)], last_updated=T)
+    ds = add_source(p, types=["Patient"])
+    sync = SyncRepository()
+    # a poll that died holding the lease: while it is unexpired nobody else polls …
+    assert sync.acquire(p["ws"], ds, "Patient", "crashed", "2026-01-01T00:00:00.000Z", "2999-01-01T00:00:00.000Z")
+    assert p["poller"].poll(p["ws"], ds, "Patient").status == "busy"
+    # … and once it has expired the next poll takes over and finishes the work
+    sync.table.update_item(
+        Key={"PK": f"WS#{p['ws']}#DS#{ds}", "SK": "SYNC#Patient"},
+        UpdateExpression="SET lease_expires_at = :past",
+        ExpressionAttributeValues={":past": "2000-01-01T00:00:00.000Z"},
+    )
+    result = p["poller"].poll(p["ws"], ds, "Patient")
+    assert result.status == "success" and result.written == 3
