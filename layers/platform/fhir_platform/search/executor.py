@@ -137,8 +137,10 @@ class _Reader:
         page = first if first is not None else self._query_page(cond, forward, FIRST_PAGE_LIMIT, None)
         while True:
             for raw in page.get("Items", []):
-                self.index_read += 1
-                if self.index_read > MAX_INDEX_READ:
+                with self._lock:  # streams are consumed from pool threads too: count exactly
+                    self.index_read += 1
+                    too_many = self.index_read > MAX_INDEX_READ
+                if too_many:
                     raise SearchTooBroad("the search reads too many index entries; add a more selective parameter")
                 yield raw
             start = page.get("LastEvaluatedKey")
