@@ -95,6 +95,10 @@ def build_event_sources(
                 table = resource_for(props.get("Stream"), "Stream", where)
                 if not table.stream_arn:
                     raise TemplateError(f"{where}: table {table.logical_id} has no StreamSpecification")
+                on_failure = ((resolver.resolve(props.get("DestinationConfig")) or {}).get("OnFailure") or {}).get("Destination")
+                failure_queue = resource_for(on_failure, "DestinationConfig.OnFailure.Destination", where) if on_failure else None
+                if failure_queue is not None and not failure_queue.url:
+                    raise TemplateError(f"{where}: the on-failure destination must be an SQS queue of this template")
                 sources.threads.append(
                     StreamPoller(
                         function,
@@ -108,6 +112,8 @@ def build_event_sources(
                         streams=clients.dynamodbstreams,
                         region=region,
                         stop=stop,
+                        bisect=str(resolver.resolve(props.get("BisectBatchOnFunctionError", False))).lower() == "true",
+                        on_failure=(clients.sqs, failure_queue.url) if failure_queue is not None else None,
                     )
                 )
             elif kind in ("Schedule", "ScheduleV2"):

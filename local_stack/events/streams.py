@@ -11,15 +11,23 @@ Failures, as Lambda handles them: if the handler raises, the batch is retried fr
 with ``ReportBatchItemFailures`` it is retried from the lowest sequence number reported (an empty or
 unknown identifier fails the whole batch). Re-reading starts at that sequence number, so a retry may
 include records written since. After ``MaximumRetryAttempts`` retries (default 3 locally; Lambda's
-default of "until the record expires" would retry forever here) the batch is skipped with an error.
+default of "until the record expires" would retry forever here) the batch is skipped with an error
+and, with ``DestinationConfig.OnFailure`` (an SQS queue of the template), Lambda's invocation record
+is sent there: ``requestContext.condition`` ``RetryAttemptsExhausted`` and ``DDBStreamBatchInfo``
+(shard, first and last sequence numbers, batch size, stream ARN), never the records themselves.
+``BisectBatchOnFunctionError``: when the function raises on a batch of more than one record, the
+batch is split in half and the first half retried alone (not counted as a retry), down to one
+record; the records after it follow in the next batches.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import threading
-from datetime import datetime
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from local_stack.aws_resources import LocalResource
@@ -38,6 +46,7 @@ class _Shard:
         self.iterator: str | None = iterator
         self.retry_from: str | None = None  # sequence number being retried
         self.attempts = 0
+        self.limit: int | None = None  # a bisected batch's size (None: BatchSize)
 
 
 class StreamPoller(Poller):
@@ -54,6 +63,8 @@ class StreamPoller(Poller):
         streams: Any,
         region: str,
         stop: threading.Event,
+        bisect: bool = False,
+        on_failure: tuple[Any, str] | None = None,  # (sqs client, queue URL)
     ) -> None:
         super().__init__(f"stream:{table.name}->{function.logical_id}", stop)
         assert table.stream_arn
@@ -68,6 +79,8 @@ class StreamPoller(Poller):
         self.streams = streams
         self.region = region
         self.shards: list[_Shard] = []
+        self.bisect = bisect
+        self.on_failure = on_failure
 
     def setup(self) -> None:
         description = self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]
@@ -87,7 +100,7 @@ class StreamPoller(Poller):
         for shard in self.shards:
             if shard.iterator is None:
                 continue
-            response = self.streams.get_records(ShardIterator=shard.iterator, Limit=self.batch_size)
+            response = self.streams.get_records(ShardIterator=shard.iterator, Limit=shard.limit or self.batch_size)
             records = [self._record(r) for r in response.get("Records", [])]
             next_iterator = response.get("NextShardIterator")
             if not records:
@@ -106,6 +119,12 @@ class StreamPoller(Poller):
                 failed_from = self._failed_from(result, matching)
             except FunctionError:
                 failed_from = matching[0]["dynamodb"]["SequenceNumber"]
+                if self.bisect and len(records) > 1:
+                    shard.limit = max(1, len(records) // 2)
+                    log.info("%s: function error on %d records; bisecting", self.name, len(records))
+                    shard.iterator = self._iterator(shard.id, "AT_SEQUENCE_NUMBER", records[0]["dynamodb"]["SequenceNumber"])
+                    return
+        shard.limit = None
         if failed_from is None:
             shard.iterator, shard.retry_from, shard.attempts = next_iterator, None, 0
             return
@@ -121,11 +140,45 @@ class StreamPoller(Poller):
                 self.max_retries,
                 failed_from,
             )
+            self._send_on_failure(shard, records, failed_from)
             shard.iterator, shard.retry_from, shard.attempts = next_iterator, None, 0
             return
         log.info("%s: batch failed from sequence number %s; retry %d of %d", self.name, failed_from, shard.attempts, self.max_retries)
         self.stop.wait(0.2 * shard.attempts)
         shard.iterator = self._iterator(shard.id, "AT_SEQUENCE_NUMBER", failed_from)
+
+    def _send_on_failure(self, shard: _Shard, records: list[dict[str, Any]], failed_from: str) -> None:
+        """Lambda's on-failure record for a stream batch it gave up on (metadata only)."""
+        if self.on_failure is None:
+            return
+        sqs, url = self.on_failure
+        batch = [r for r in records if int(r["dynamodb"]["SequenceNumber"]) >= int(failed_from)] or records
+        arrivals = [r["dynamodb"].get("ApproximateCreationDateTime") for r in batch]
+        stamp = lambda t: datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z") if isinstance(t, (int, float)) else None  # noqa: E731
+        message = {
+            "requestContext": {
+                "requestId": str(uuid.uuid4()),
+                "functionArn": self.function.spec.arn,
+                "condition": "RetryAttemptsExhausted",
+                "approximateInvokeCount": shard.attempts,
+            },
+            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST"},
+            "version": "1.0",
+            "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "DDBStreamBatchInfo": {
+                "shardId": shard.id,
+                "startSequenceNumber": batch[0]["dynamodb"]["SequenceNumber"],
+                "endSequenceNumber": batch[-1]["dynamodb"]["SequenceNumber"],
+                "approximateArrivalOfFirstRecord": stamp(arrivals[0]),
+                "approximateArrivalOfLastRecord": stamp(arrivals[-1]),
+                "batchSize": len(batch),
+                "streamArn": self.stream_arn,
+            },
+        }
+        try:
+            sqs.send_message(QueueUrl=url, MessageBody=json.dumps(message))
+        except Exception as exc:  # noqa: BLE001 - as in Lambda, a lost on-failure record does not stop the stream
+            log.error("%s: could not send the on-failure record (%s)", self.name, type(exc).__name__)
 
     def _failed_from(self, result: Any, records: list[dict[str, Any]]) -> str | None:
         if not self.report_failures or not isinstance(result, dict) or not result.get("batchItemFailures"):

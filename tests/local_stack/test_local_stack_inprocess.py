@@ -311,6 +311,27 @@ def test_dynamodb_stream_records_with_retry_from_the_failed_record(stack: LocalS
     assert len(inserts) == 1
 
 
+def test_a_stream_record_failing_past_its_retries_goes_to_the_on_failure_queue(stack: LocalStack) -> None:
+    ddb = aws_client("dynamodb", stack.endpoint_url)
+    sqs = aws_client("sqs", stack.endpoint_url)
+    table = "fhir-platform-local-stream-source"
+    url = next(u for u in sqs.list_queues()["QueueUrls"] if u.endswith("StreamFailureQueue"))
+    doomed = f"{uuid.uuid4().hex[:8]}-doomed"
+    ddb.put_item(TableName=table, Item={"pk": {"S": doomed}, "fail_always": {"BOOL": True}})
+
+    def on_failure() -> list[dict]:
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        return [json.loads(m["Body"]) for m in got]
+
+    (message,) = wait_for(on_failure, what="the on-failure record")
+    info = message["DDBStreamBatchInfo"]
+    assert message["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert info["streamArn"].startswith(f"arn:aws:dynamodb:us-east-1:123456789012:table/{table}/stream/")
+    assert info["batchSize"] >= 1 and int(info["startSequenceNumber"]) <= int(info["endSequenceNumber"])
+    deliveries = recorded(stack.endpoint_url, f"stream#{doomed}")
+    assert len(deliveries) == 3  # the first delivery and MaximumRetryAttempts (2) retries
+
+
 # --- execution environments -------------------------------------------------------------------------
 
 

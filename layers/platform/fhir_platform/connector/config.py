@@ -108,10 +108,28 @@ Auth = Annotated[NoAuth | BearerAuth | SmartBackendServicesAuth, Field(discrimin
 
 
 class OutboundConfig(_Strict):
-    """Room for the outbound connector (written back to the EHR from the change stream)."""
+    """Platform changes written back to the EHR from the change stream (``connector/outbound.py``).
+    ``resource_types`` must be synced inbound too (``FhirConnectionConfig.resource_types``): the
+    inbound poll is what links an EHR-assigned id and brings the EHR's side of a conflict in."""
 
     enabled: bool = False
     resource_types: list[str] = Field(default_factory=list, max_length=64)
+
+    @field_validator("resource_types")
+    @classmethod
+    def _types(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if not is_storable(name):
+                raise ValueError(f"{name!r} is not a FHIR R4 resource type this platform stores")
+        if len(set(v)) != len(v):
+            raise ValueError("resource types must not repeat")
+        return v
+
+    @model_validator(mode="after")
+    def _enabled_needs_types(self) -> "OutboundConfig":
+        if self.enabled and not self.resource_types:
+            raise ValueError("outbound.enabled needs at least one resource type in outbound.resource_types")
+        return self
 
 
 class FhirConnectionConfig(_Strict):
@@ -166,6 +184,9 @@ class FhirConnectionConfig(_Strict):
         extra = sorted(set(self.cadence) - set(self.resource_types))
         if extra:
             raise ValueError(f"cadence names types that are not in resource_types: {', '.join(extra)}")
+        extra = sorted(set(self.outbound.resource_types) - set(self.resource_types))
+        if extra:
+            raise ValueError(f"outbound.resource_types names types that are not in resource_types: {', '.join(extra)}")
         return self
 
 

@@ -1,4 +1,5 @@
-"""Event handlers of the connector: EventBridge schedule → scheduler, SQS → inbound poll worker."""
+"""Event handlers of the connector: EventBridge schedule → scheduler, SQS → inbound poll worker,
+DynamoDB stream → outbound writer."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from fhir_platform.connector.inbound import InboundPoller
+from fhir_platform.connector.outbound import OutboundWriter
 from fhir_platform.connector.scheduler import Scheduler
 
 
@@ -35,3 +37,12 @@ def handle_sync_event(event: dict[str, Any], context: Any, poller: InboundPoller
         processor=BatchProcessor(EventType.SQS, raise_on_entire_batch_failure=False),
         context=context,
     )
+
+
+def handle_outbound_event(event: dict[str, Any], writer: OutboundWriter) -> dict[str, Any]:
+    """A batch of stream records → the EHR. A change that did not reach it (EHR faults past the
+    client's retries) is reported with every record after it (``ReportBatchItemFailures``), so the
+    stream retries from there, in order; conflicts and skips are final. Unexpected errors raise
+    (the whole batch is retried, bisected)."""
+    result = writer.handle(event.get("Records") or [])
+    return {"batchItemFailures": [{"itemIdentifier": seq} for seq in result.failed]}

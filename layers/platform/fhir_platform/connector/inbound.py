@@ -218,6 +218,7 @@ class InboundPoller:
             )
         written = 0
         if accepted:
+            accepted = self._to_platform_ids(ws, ds, rt, accepted, now)
             outcomes = self.resources.write_many(ws, accepted, contexts[0], contexts=contexts)
             written = sum(1 for o in outcomes if o.outcome != "skipped")
             resolved = self.sync.open_failures(ws, ds, "inbound", rt, [rid for _, rid, _ in accepted])
@@ -228,6 +229,27 @@ class InboundPoller:
         result.failed += failed
         self.sync.count(ws, ds, day, events=written, synced=len(accepted), failed=failed)
         return page_high, page_text, in_order
+
+    def _to_platform_ids(
+        self, ws: str, ds: str, rt: str, accepted: list[tuple[str, str, dict[str, Any]]], now: str
+    ) -> list[tuple[str, str, dict[str, Any]]]:
+        """The page's resources under their platform ids, and their EHR links recorded (the EHR id
+        map, ``storage/sync.py``): a resource the platform created and wrote to the EHR, which gave
+        it another id, is stored under the platform's id (same resource, no duplicate). One
+        BatchGetItem per 100 resources, one BatchWriteItem per 25 links."""
+        known = self.sync.platform_ids(ws, ds, rt, [rid for _, rid, _ in accepted])
+        out: list[tuple[str, str, dict[str, Any]]] = []
+        links: list[tuple[str, str, str | None, str | None]] = []
+        for _, eid, resource in accepted:
+            rid = known.get(eid, eid)
+            if rid != eid:
+                resource = {**resource, "id": rid}
+            meta = resource.get("meta") if isinstance(resource.get("meta"), dict) else {}
+            version = str(meta["versionId"]) if meta.get("versionId") is not None else None
+            links.append((rid, eid, version, meta.get("lastUpdated") if isinstance(meta.get("lastUpdated"), str) else None))
+            out.append((rt, rid, resource))
+        self.sync.record_links(ws, ds, rt, links, now)
+        return out
 
     # ---- deletes ----------------------------------------------------------------------------------
 
@@ -275,6 +297,9 @@ class InboundPoller:
             self._history_failed(ws, ds, rt, result, since, exc)
             return
         gone = {rid: entry for rid, (_, entry) in newest.items() if (entry.get("request") or {}).get("method") == "DELETE"}
+        if gone:  # under the platform's ids (resources the platform created in the EHR)
+            known = self.sync.platform_ids(ws, ds, rt, list(gone))
+            gone = {known.get(eid, eid): entry for eid, entry in gone.items()}
         held = self.resources.store.batch_get(ws, [(rt, rid) for rid in gone]) if gone else {}
         now = iso(self.clock())
         deleted = 0

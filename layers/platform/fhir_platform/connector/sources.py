@@ -59,6 +59,14 @@ def is_fhir(source: dict[str, Any]) -> bool:
     return source.get("source_type") in FHIR_SOURCE_TYPES
 
 
+def outbound_types(source: dict[str, Any]) -> list[str]:
+    """The types an active FHIR source writes back to its EHR (empty when outbound is off)."""
+    if not (is_fhir(source) and source.get("is_active")):
+        return []
+    outbound = (source.get("connection_config") or {}).get("outbound") or {}
+    return list(outbound.get("resource_types") or []) if outbound.get("enabled") else []
+
+
 def compute_due(source: dict[str, Any], now: datetime) -> str | None:
     """When the scheduler should next look at this source (None: never — manual, inactive, not FHIR)."""
     if not (source.get("is_active") and source.get("sync_strategy") == "scheduled" and is_fhir(source) and source.get("sync_schedule")):
@@ -132,6 +140,26 @@ class DataSourceService:
             raise _schedule_error("required when sync_strategy is 'scheduled'")
         return source
 
+    def _check_outbound(self, ws: str, source: dict[str, Any]) -> None:
+        """At most one active source per workspace writes a resource type back (docs/connector.md,
+        Outbound): a platform-created resource then has exactly one EHR to go to. One Query."""
+        types = set(outbound_types(source))
+        if not types:
+            return
+        taken: dict[str, str] = {}
+        for other in self.repo.list_all(ws):
+            if other["id"] != source["id"]:
+                for rt in types.intersection(outbound_types(other)):
+                    taken.setdefault(rt, other["id"])
+        if taken:
+            msg = "already written back by another active data source of this workspace: " + ", ".join(
+                f"{rt} ({ds})" for rt, ds in sorted(taken.items())
+            )
+            raise Unprocessable(
+                f"Invalid connection_config: outbound.resource_types {msg}",
+                details=[{"loc": ["body", "connection_config", "outbound", "resource_types"], "msg": msg, "type": "value_error"}],
+            )
+
     # ---- CRUD ------------------------------------------------------------------------------------
 
     def create(self, ws: str, fields: dict[str, Any]) -> dict[str, Any]:
@@ -155,6 +183,7 @@ class DataSourceService:
             **fields,
         }
         source = self._checked(source)
+        self._check_outbound(ws, source)
         source["due_at"] = compute_due(source, now)
         return self.repo.create(source)
 
@@ -180,6 +209,7 @@ class DataSourceService:
     def update(self, ws: str, ds: str, changes: dict[str, Any]) -> dict[str, Any]:
         current = self.repo.get(ws, ds)
         merged = self._checked({**current, **changes})
+        self._check_outbound(ws, merged)
         merged["updated_at"] = iso(self.clock())
         new_due = compute_due(merged, self.clock())
         settable = {k: merged[k] for k in (*changes, "updated_at", "connection_config")}

@@ -26,6 +26,9 @@ sync failure log            ``WS#{ws}#DS#{ds}#FAILLOG``            ``{created_at
 sync failure                ``WS#{ws}#SYNCFAIL``                   ``{type}#{id}#{ds}#{direction}``
 sync failure by id          ``WS#{ws}#SYNCFAIL#ID#{id}``           ``{type}#{ds}#{direction}``
 sync failure counters       ``WS#{ws}#SYNCFAIL#COUNT``             ``ALL`` / ``T#{type}``
+EHR link of a resource      ``WS#{ws}#R#{type}#{id}``              ``EHR#{ds}``
+EHR id → platform id        ``WS#{ws}#DS#{ds}#EHRID#{type}#{eid}`` ``LINK`` (only when they differ)
+outbound marker             ``WS#{ws}#R#{type}#{id}``              ``OUT#{n:012d}#{ds}``
 ==========================  =====================================  ==============================
 
 The connector's items are documented with their access patterns in ``storage/data_sources.py`` and
@@ -157,3 +160,21 @@ def sync_failure_by_id_pk(ws: str, resource_id: str) -> str:
 
 def sync_failure_count_pk(ws: str) -> str:
     return f"WS#{ws}#SYNCFAIL#COUNT"
+
+
+def ehr_link_sk(ds: str) -> str:
+    """The resource's EHR id and last seen EHR version at source ``ds`` (in the resource's partition)."""
+    return f"EHR#{ds}"
+
+
+def ehr_id_pk(ws: str, ds: str, resource_type: str, ehr_id: str) -> str:
+    """Reverse link: the platform id of an EHR resource whose id differs (created by outbound POST)."""
+    return f"WS#{ws}#DS#{ds}#EHRID#{resource_type}#{ehr_id}"
+
+
+EHR_ID_SK = "LINK"
+
+
+def outbound_sk(version: int, ds: str) -> str:
+    """Idempotency marker of writing version ``version`` of a resource to source ``ds``."""
+    return f"OUT#{version:0{VERSION_WIDTH}d}#{ds}"

@@ -19,6 +19,16 @@ Item families (see ``keys.py``) and their access patterns:
   a failure item is first created; the type+id filter counts its ≤ 2-item range.
 - ``WS#{ws}#DS#{ds}#FAILLOG`` / ``{created_at}#{event_id}`` — every failure event (90-day TTL);
   ``recent_failures`` is one Query, newest first.
+- EHR id map (``docs/connector.md``, Outbound). ``WS#{ws}#R#{type}#{id}`` / ``EHR#{ds}`` — the
+  resource's id at source ``ds`` (``ehr_id``) and the EHR version last seen (``ehr_version``,
+  ``ehr_last_updated``): put by the inbound poll for every resource it accepts (one BatchWriteItem
+  per 25) and by every outbound write; read by the outbound writer (GetItem) for the ``If-Match``.
+  ``WS#{ws}#DS#{ds}#EHRID#{type}#{ehr_id}`` / ``LINK`` — ``platform_id``, only where the ids differ
+  (an outbound POST: the EHR assigned its own); the inbound poll reads these for each page (one
+  BatchGetItem per 100 resources) so the EHR's copy is written to the platform's resource.
+- ``WS#{ws}#R#{type}#{id}`` / ``OUT#{version}#{ds}`` — outbound idempotency marker of one event
+  and source (``state`` pending/done/conflict/uncertain/failed, ``lease_until``, ``method``),
+  kept 14 days (TTL): a stream redelivery of a change already written finds it ``done``.
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ from botocore.exceptions import ClientError
 from fhir_platform.storage import keys
 from fhir_platform.storage.base import Repository, error_code, plain
 
+MARKER_DAYS = 14
 NO_ID = "~"  # not a valid FHIR id character: the SK slot of a type-level (page) failure
 FAILURE_LOG_DAYS = 90
 
@@ -231,6 +242,86 @@ class SyncRepository(Repository):
                 except ClientError as exc:
                     if error_code(exc) != "ConditionalCheckFailedException":
                         raise
+
+    # ---- EHR id map and outbound markers ----------------------------------------------------------
+
+    def platform_ids(self, ws: str, ds: str, rt: str, ehr_ids: list[str]) -> dict[str, str]:
+        """``{ehr id: platform id}`` for the EHR resources the platform knows under another id
+        (one BatchGetItem per 100)."""
+        items = self.batch_get_items([{"PK": keys.ehr_id_pk(ws, ds, rt, e), "SK": keys.EHR_ID_SK} for e in ehr_ids])
+        return {i["ehr_id"]: i["platform_id"] for i in items}
+
+    def ehr_link(self, ws: str, ds: str, rt: str, rid: str) -> dict[str, Any] | None:
+        item = self.table.get_item(Key={"PK": keys.resource_pk(ws, rt, rid), "SK": keys.ehr_link_sk(ds)}, ConsistentRead=True).get("Item")
+        return _strip(item) if item else None
+
+    def link_item(self, ws: str, ds: str, rt: str, rid: str, ehr_id: str, version: str | None, last_updated: str | None, now: str) -> dict[str, Any]:
+        return _ser(
+            {
+                "PK": keys.resource_pk(ws, rt, rid),
+                "SK": keys.ehr_link_sk(ds),
+                "data_source_id": ds,
+                "ehr_id": ehr_id,
+                "ehr_version": version,
+                "ehr_last_updated": last_updated,
+                "seen_at": now,
+            }
+        )
+
+    def reverse_item(self, ws: str, ds: str, rt: str, rid: str, ehr_id: str) -> dict[str, Any]:
+        return {"PK": keys.ehr_id_pk(ws, ds, rt, ehr_id), "SK": keys.EHR_ID_SK, "ehr_id": ehr_id, "platform_id": rid}
+
+    def record_links(self, ws: str, ds: str, rt: str, links: list[tuple[str, str, str | None, str | None]], now: str) -> None:
+        """Put ``(platform id, ehr id, ehr version, ehr lastUpdated)`` links seen by the inbound
+        poll (BatchWriteItem, 25 per call)."""
+        if not links:
+            return
+        with self.table.batch_writer(overwrite_by_pkeys=["PK", "SK"]) as batch:
+            for rid, eid, version, last_updated in links:
+                batch.put_item(Item=self.link_item(ws, ds, rt, rid, eid, version, last_updated, now))
+
+    def claim_outbound(self, ws: str, rt: str, rid: str, version: int, ds: str, event_id: str, method: str, now: datetime, lease_seconds: int) -> tuple[str, dict[str, Any]]:
+        """Take the marker of writing this event to ``ds``: ``("claimed", previous marker or {})``,
+        ``("done", marker)`` when a delivery already finished it, ``("busy", marker)`` while another
+        delivery holds an unexpired lease."""
+        stamp = int(now.timestamp())
+        key = {"PK": keys.resource_pk(ws, rt, rid), "SK": keys.outbound_sk(version, ds)}
+        try:
+            out = self.table.update_item(
+                Key=key,
+                UpdateExpression="SET #s = :pending, lease_until = :until, event_id = :eid, #m = :m, #t = :ttl ADD attempts :one",
+                ConditionExpression="attribute_not_exists(PK) OR #s = :failed OR (#s = :pending AND lease_until < :now)",
+                ExpressionAttributeNames={"#s": "state", "#m": "method", "#t": "ttl"},
+                ExpressionAttributeValues={
+                    ":pending": "pending", ":failed": "failed", ":until": stamp + lease_seconds, ":now": stamp, ":eid": event_id,
+                    ":m": method, ":one": 1, ":ttl": stamp + MARKER_DAYS * 86400,
+                },
+                ReturnValues="ALL_OLD",
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            item = _strip(self.table.get_item(Key=key, ConsistentRead=True).get("Item") or {})
+            return ("busy" if item.get("state") == "pending" else "done"), item
+        return "claimed", _strip(out.get("Attributes") or {})
+
+    def outbound_marker_op(self, ws: str, rt: str, rid: str, version: int, ds: str, state: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A transaction Update setting the marker's final ``state``."""
+        values = {":s": state, **{f":x{i}": v for i, v in enumerate((extra or {}).values())}}
+        names = {"#s": "state", **{f"#x{i}": k for i, k in enumerate(extra or {})}}
+        sets = "".join(f", #x{i} = :x{i}" for i in range(len(extra or {})))
+        return {
+            "Update": {
+                "TableName": self.table.name,
+                "Key": {"PK": keys.resource_pk(ws, rt, rid), "SK": keys.outbound_sk(version, ds)},
+                "UpdateExpression": f"SET #s = :s{sets} REMOVE lease_until",
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+            }
+        }
+
+    def transact(self, ops: list[dict[str, Any]]) -> None:
+        self.table.meta.client.transact_write_items(TransactItems=ops)
 
     def list_failures(
         self, ws: str, rt: str | None, rid: str | None, limit: int, offset: int

@@ -1,4 +1,5 @@
-"""Records stream records; an item with ``fail_once`` is reported as failed the first time."""
+"""Records stream records; an item with ``fail_once`` is reported as failed the first time, one
+with ``fail_always`` every time."""
 
 import os
 
@@ -24,7 +25,9 @@ def handler(event, context):
             }
         )
         new_image = record["dynamodb"].get("NewImage", {})
-        if "fail_once" in new_image and sequence not in failed_once:
+        if "fail_always" in new_image:
+            failures.append({"itemIdentifier": sequence})
+        elif "fail_once" in new_image and sequence not in failed_once:
             failed_once.add(sequence)
             failures.append({"itemIdentifier": sequence})
     return {"batchItemFailures": failures}

@@ -1,0 +1,12 @@
+"""Lambda entry point: DynamoDB stream (resource event inserts) -> the EHR (partial batch failures reported)."""
+
+from fhir_platform.connector.handlers import handle_outbound_event
+from fhir_platform.connector.outbound import OutboundWriter
+from fhir_platform.observability import logger
+
+writer = OutboundWriter()
+
+
+@logger.inject_lambda_context(log_event=False)
+def handler(event, context):
+    return handle_outbound_event(event, writer)
