@@ -312,3 +312,51 @@ def test_one_outbound_source_per_type(p: dict[str, Any]) -> None:
     other = add_source(p, outbound=None, name="read-only")  # without outbound: fine
     reply = call(p, "PATCH", f"/data-sources/{other}", {"connection_config": {**config, "outbound": {"enabled": True, "resource_types": ["Patient"]}}})
     assert reply.status == 422
+
+
+def test_a_put_whose_answer_was_lost_is_recognised_on_the_conflict_reread(p: dict[str, Any]) -> None:
+    """The EHR already holds exactly the platform's change (its first PUT succeeded, the answer was
+    lost): the retry's 412 is not a conflict; the EHR's version is recorded."""
+    ehr = p["ehr"]
+    ds, rid = synced_patient(p)
+    edit(p, rid, gender="male")
+    stored = call(p, "GET", f"/fhir/resources/Patient/{rid}").body["data"]
+    ehr.update({k: v for k, v in stored.items() if k != "meta"})  # the PUT that "succeeded"
+    reached = ehr.read("Patient", rid)["meta"]["versionId"]
+    assert deliver(p) == {"batchItemFailures": []}
+    assert not outbound_failures(p)
+    assert ehr.read("Patient", rid)["meta"]["versionId"] == reached  # not written again
+    top = history(p, rid)[0]
+    assert top["synced_at"] and top["sync_error"] is None
+
+
+def test_smart_writes_need_a_write_scope(p: dict[str, Any]) -> None:
+    import uuid
+
+    from joserfc.jwk import ECKey
+
+    ehr = p["ehr"]
+    ehr.put_resources([patient(1)], last_updated=T)
+    ehr.require_auth(True)
+    try:
+        key, client_id = ECKey.generate_key("P-384"), f"client-{uuid.uuid4().hex[:6]}"
+        ehr.register_client(client_id, {"keys": [{**key.as_dict(private=False), "kid": "k1", "alg": "ES384"}]})
+        secret = boto3.client("secretsmanager").create_secret(Name=f"fhir-platform/{client_id}", SecretString=key.as_pem(private=True).decode())["ARN"]
+        auth = {"type": "smart_backend_services", "token_url": ehr.token_url, "client_id": client_id, "private_key_secret_arn": secret,
+                "key_id": "k1", "algorithm": "ES384", "scope": "system/*.read"}
+        config = {"base_url": ehr.base_url, "resource_types": ["Patient"], "auth": auth, "outbound": {"enabled": True, "resource_types": ["Patient"]}}
+        ds = call(p, "POST", "/data-sources", {"name": "smart", "source_type": "fhir_store", "connection_config": config}).body["id"]
+        assert p["poller"].poll(p["ws"], ds, "Patient").written == 1
+        p["stream"].read()
+        edit(p, "p001", gender="male")
+        records = p["stream"].read()
+        assert deliver(p, records)["batchItemFailures"]  # 403 with a read-only scope: retried by the stream
+        (failure,) = outbound_failures(p)
+        assert "EhrAuthFailed" in failure["error"]
+        reply = call(p, "PATCH", f"/data-sources/{ds}", {"connection_config": {**config, "auth": {**auth, "scope": "system/*.read system/*.write"}}})
+        assert reply.status == 200, reply.body
+        assert deliver(p, records) == {"batchItemFailures": []}
+        ehr.require_auth(False)
+        assert ehr.read("Patient", "p001")["gender"] == "male"
+    finally:
+        ehr.require_auth(False)
