@@ -192,7 +192,7 @@ def test_a_platform_create_gets_an_ehr_id_and_the_next_poll_links_it(p: dict[str
     ds = add_source(p)
     created = call(p, "POST", "/fhir/resources/Patient", {"data": {"resourceType": "Patient", "name": [{"family": "Made", "given": ["Here"]}]}})
     assert created.status == 201, created.body
-    rid = created.body["resource_id"] if "resource_id" in created.body else created.body["data"]["id"]
+    rid = created.body["resource_id"]
     assert deliver(p) == {"batchItemFailures": []}
     in_ehr = ehr.search("Patient")["entry"]
     assert len(in_ehr) == 1
@@ -360,3 +360,27 @@ def test_smart_writes_need_a_write_scope(p: dict[str, Any]) -> None:
         assert ehr.read("Patient", "p001")["gender"] == "male"
     finally:
         ehr.require_auth(False)
+
+
+def test_references_to_a_platform_created_resource_use_the_ehrs_id_there_and_the_platforms_here(p: dict[str, Any]) -> None:
+    ehr = p["ehr"]
+    config = {"base_url": ehr.base_url, "resource_types": ["Patient", "Encounter"],
+              "outbound": {"enabled": True, "resource_types": ["Patient", "Encounter"]}}
+    ds = call(p, "POST", "/data-sources", {"name": "two-types", "source_type": "fhir_store", "connection_config": config}).body["id"]
+    pid = call(p, "POST", "/fhir/resources/Patient", {"data": {"resourceType": "Patient", "gender": "male"}}).body["resource_id"]
+    assert deliver(p) == {"batchItemFailures": []}
+    ehr_pid = ehr.search("Patient")["entry"][0]["resource"]["id"]
+    encounter = {"resourceType": "Encounter", "status": "finished",
+                 "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+                 "subject": {"reference": f"Patient/{pid}"}}
+    eid = call(p, "POST", "/fhir/resources/Encounter", {"data": encounter}).body["resource_id"]
+    assert deliver(p) == {"batchItemFailures": []}
+    (in_ehr,) = [e["resource"] for e in ehr.search("Encounter")["entry"]]
+    assert in_ehr["subject"]["reference"] == f"Patient/{ehr_pid}"
+
+    for rt in ("Patient", "Encounter"):
+        poll = p["poller"].poll(p["ws"], ds, rt)
+        assert poll.status == "success" and poll.received == 1 and poll.written == 0, (rt, poll)
+    stored = call(p, "GET", f"/fhir/resources/Encounter/{eid}").body["data"]
+    assert stored["subject"]["reference"] == f"Patient/{pid}"
+    assert call(p, "GET", f"/fhir/resources/Encounter/{eid}/history").body["total"] == 1

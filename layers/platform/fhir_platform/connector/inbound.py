@@ -235,15 +235,22 @@ class InboundPoller:
     ) -> list[tuple[str, str, dict[str, Any]]]:
         """The page's resources under their platform ids, and their EHR links recorded (the EHR id
         map, ``storage/sync.py``): a resource the platform created and wrote to the EHR, which gave
-        it another id, is stored under the platform's id (same resource, no duplicate). One
-        BatchGetItem per 100 resources, one BatchWriteItem per 25 links."""
-        known = self.sync.platform_ids(ws, ds, rt, [rid for _, rid, _ in accepted])
+        it another id, is stored under the platform's id (same resource, no duplicate), and
+        references to such resources point to the platform's ids (``connector/ids.py``). One
+        BatchGetItem per 100 ids (the page's and those it refers to), one BatchWriteItem per 25 links."""
+        from fhir_platform.connector.ids import references, rewrite_references
+
+        refs = {(rt, rid) for _, rid, _ in accepted}
+        for _, _, resource in accepted:
+            refs |= references(resource)
+        known = self.sync.platform_refs(ws, ds, sorted(refs))
         out: list[tuple[str, str, dict[str, Any]]] = []
         links: list[tuple[str, str, str | None, str | None]] = []
         for _, eid, resource in accepted:
-            rid = known.get(eid, eid)
+            rid = known.get((rt, eid), eid)
             if rid != eid:
                 resource = {**resource, "id": rid}
+            resource = rewrite_references(resource, {r: known[r] for r in references(resource) if r in known})
             meta = resource.get("meta") if isinstance(resource.get("meta"), dict) else {}
             version = str(meta["versionId"]) if meta.get("versionId") is not None else None
             links.append((rid, eid, version, meta.get("lastUpdated") if isinstance(meta.get("lastUpdated"), str) else None))

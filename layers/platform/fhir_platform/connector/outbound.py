@@ -36,6 +36,7 @@ from typing import Any, Callable
 from boto3.dynamodb.types import TypeDeserializer
 
 from fhir_platform.connector.config import FhirConnectionConfig, parse_fhir_config
+from fhir_platform.connector.ids import references, rewrite_references
 from fhir_platform.connector.inbound import SOURCE, default_client_factory
 from fhir_platform.connector.sources import iso, outbound_types
 from fhir_platform.fhir.changes import content_hash
@@ -136,19 +137,23 @@ class OutboundWriter:
             clients[ds] = self.client_factory(cfg)
         client = clients[ds]
         data = self.store.load_data(event)
+        refs = references(data) - {(rt, rid)}
+        if refs:  # references to resources the EHR knows under its own ids
+            data = rewrite_references(data, self.sync.ehr_refs(ws, ds, sorted(refs)))
         try:
+            sent = _outgoing(data, link["ehr_id"] if link else None)
             if link:
-                answer = client.update(rt, link["ehr_id"], _outgoing(data, link["ehr_id"]), if_match=link.get("ehr_version"))
+                answer = client.update(rt, link["ehr_id"], sent, if_match=link.get("ehr_version"))
                 ehr_id = link["ehr_id"]
             else:
-                answer = client.create(rt, _outgoing(data, None))
+                answer = client.create(rt, sent)
                 ehr_id = answer.id
                 if not ehr_id:
                     raise OutboundRetry(f"{rt} version {version}: the EHR's create answer named no id")
             ehr_version, ehr_updated = answer.version_id, answer.last_updated
         except EhrConflict as exc:
             current = self._reread(client, rt, link["ehr_id"]) if link else None
-            if current is not None and _same_content(current, rid, event):
+            if current is not None and _same_content(current, sent):
                 ehr_id, ehr_version = link["ehr_id"], (current.get("meta") or {}).get("versionId")
                 ehr_updated = (current.get("meta") or {}).get("lastUpdated")
             else:
@@ -256,6 +261,6 @@ def _outgoing(data: dict[str, Any], ehr_id: str | None) -> dict[str, Any]:
     return out
 
 
-def _same_content(ehr_copy: dict[str, Any], rid: str, event: dict[str, Any]) -> bool:
-    """The EHR holds exactly this change (the content hash ignores ``versionId``/``lastUpdated``)."""
-    return content_hash({**ehr_copy, "id": rid}) == event.get("content_hash")
+def _same_content(ehr_copy: dict[str, Any], sent: dict[str, Any]) -> bool:
+    """The EHR holds exactly what was sent (the content hash ignores ``versionId``/``lastUpdated``)."""
+    return content_hash({**ehr_copy, "id": sent.get("id")}) == content_hash(sent)

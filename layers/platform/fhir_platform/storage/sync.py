@@ -248,8 +248,25 @@ class SyncRepository(Repository):
     def platform_ids(self, ws: str, ds: str, rt: str, ehr_ids: list[str]) -> dict[str, str]:
         """``{ehr id: platform id}`` for the EHR resources the platform knows under another id
         (one BatchGetItem per 100)."""
-        items = self.batch_get_items([{"PK": keys.ehr_id_pk(ws, ds, rt, e), "SK": keys.EHR_ID_SK} for e in ehr_ids])
-        return {i["ehr_id"]: i["platform_id"] for i in items}
+        return {eid: pid for (_, eid), pid in self.platform_refs(ws, ds, [(rt, e) for e in ehr_ids]).items()}
+
+    def platform_refs(self, ws: str, ds: str, refs: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """``{(type, ehr id): platform id}`` where they differ (one BatchGetItem per 100)."""
+        items = self.batch_get_items([{"PK": keys.ehr_id_pk(ws, ds, rt, e), "SK": keys.EHR_ID_SK} for rt, e in refs])
+        return {(i["resource_type"], i["ehr_id"]): i["platform_id"] for i in items}
+
+    def ehr_refs(self, ws: str, ds: str, refs: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """``{(type, platform id): ehr id}`` where they differ (one BatchGetItem per 100, projected)."""
+        items = self.batch_get_items(
+            [{"PK": keys.resource_pk(ws, rt, rid), "SK": keys.ehr_link_sk(ds)} for rt, rid in refs],
+            ProjectionExpression="PK, ehr_id",
+        )
+        out: dict[tuple[str, str], str] = {}
+        for item in items:
+            rt, rid = item["PK"].split("#R#", 1)[1].split("#", 1)
+            if item.get("ehr_id") and item["ehr_id"] != rid:
+                out[(rt, rid)] = item["ehr_id"]
+        return out
 
     def ehr_link(self, ws: str, ds: str, rt: str, rid: str) -> dict[str, Any] | None:
         item = self.table.get_item(Key={"PK": keys.resource_pk(ws, rt, rid), "SK": keys.ehr_link_sk(ds)}, ConsistentRead=True).get("Item")
@@ -269,7 +286,7 @@ class SyncRepository(Repository):
         )
 
     def reverse_item(self, ws: str, ds: str, rt: str, rid: str, ehr_id: str) -> dict[str, Any]:
-        return {"PK": keys.ehr_id_pk(ws, ds, rt, ehr_id), "SK": keys.EHR_ID_SK, "ehr_id": ehr_id, "platform_id": rid}
+        return {"PK": keys.ehr_id_pk(ws, ds, rt, ehr_id), "SK": keys.EHR_ID_SK, "resource_type": rt, "ehr_id": ehr_id, "platform_id": rid}
 
     def record_links(self, ws: str, ds: str, rt: str, links: list[tuple[str, str, str | None, str | None]], now: str) -> None:
         """Put ``(platform id, ehr id, ehr version, ehr lastUpdated)`` links seen by the inbound
