@@ -202,3 +202,66 @@ def test_event_filter_patterns() -> None:
     sqs = sqs_filter_view({"body": '{"kind": "bundle", "size": 12}'})
     assert record_matches([{"body": {"kind": ["bundle"], "size": [{"numeric": [">", 10, "<=", 12]}]}}], sqs)
     assert not record_matches([{"body": {"size": [{"numeric": [">", 12]}]}}], sqs)
+
+
+def test_stream_bisect_on_function_error_then_on_failure_record() -> None:
+    """A function error on a batch halves it (not a retry) down to one record; that record's
+    retries are counted and, once exhausted, Lambda's on-failure record goes to the queue."""
+    import json
+    import threading
+    from types import SimpleNamespace
+
+    from local_stack.events.streams import StreamPoller, _Shard
+    from local_stack.lambda_runtime import FunctionError
+
+    delivered: list[list[str]] = []
+    sent: list[dict[str, Any]] = []
+
+    class Function:
+        logical_id = "Outbound"
+        spec = SimpleNamespace(arn="arn:aws:lambda:us-east-1:123456789012:function:outbound")
+
+        def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
+            seqs = [r["dynamodb"]["SequenceNumber"] for r in event["Records"]]
+            delivered.append(seqs)
+            if "3" in seqs:
+                raise FunctionError("boom")
+            return {"batchItemFailures": []}
+
+    class Streams:
+        def get_shard_iterator(self, **kw: Any) -> dict[str, str]:
+            return {"ShardIterator": f"at:{kw.get('SequenceNumber')}"}
+
+    class Sqs:
+        def send_message(self, QueueUrl: str, MessageBody: str) -> None:  # noqa: N803 - boto3's names
+            sent.append(json.loads(MessageBody))
+
+    table = SimpleNamespace(name="t", stream_arn="arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/x")
+    poller = StreamPoller(
+        Function(), "Changes", table, "LATEST", batch_size=4, report_failures=True, max_retries=2, filters=[],
+        streams=Streams(), region="us-east-1", stop=threading.Event(), bisect=True, on_failure=(Sqs(), "queue-url"),
+    )
+    poller.stop.set()  # no waits between retries
+    shard = _Shard("shard-1", "start")
+
+    def records(*seqs: str) -> list[dict[str, Any]]:
+        return [{"dynamodb": {"SequenceNumber": s, "ApproximateCreationDateTime": 1_700_000_000}} for s in seqs]
+
+    poller._deliver(shard, records("1", "2", "3", "4"), "next")
+    assert shard.limit == 2 and shard.iterator == "at:1" and shard.attempts == 0  # bisected, not counted
+    poller._deliver(shard, records("1", "2"), "after-2")
+    assert shard.limit is None and shard.iterator == "after-2"
+    poller._deliver(shard, records("3", "4"), "after-4")
+    assert shard.limit == 1 and shard.iterator == "at:3"
+    for attempt in (1, 2):
+        poller._deliver(shard, records("3"), "after-3")
+        assert shard.attempts == attempt and shard.iterator == "at:3"
+    assert not sent
+    poller._deliver(shard, records("3"), "after-3")
+    assert shard.iterator == "after-3" and shard.attempts == 0
+    (message,) = sent
+    assert message["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    info = message["DDBStreamBatchInfo"]
+    assert (info["shardId"], info["startSequenceNumber"], info["endSequenceNumber"], info["batchSize"]) == ("shard-1", "3", "3", 1)
+    assert info["streamArn"] == table.stream_arn
+    assert delivered == [["1", "2", "3", "4"], ["1", "2"], ["3", "4"], ["3"], ["3"], ["3"]]
