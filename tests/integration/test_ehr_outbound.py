@@ -384,3 +384,30 @@ def test_references_to_a_platform_created_resource_use_the_ehrs_id_there_and_the
     stored = call(p, "GET", f"/fhir/resources/Encounter/{eid}").body["data"]
     assert stored["subject"]["reference"] == f"Patient/{pid}"
     assert call(p, "GET", f"/fhir/resources/Encounter/{eid}/history").body["total"] == 1
+
+
+def test_a_synced_resource_without_a_link_is_not_written_blind(p: dict[str, Any]) -> None:
+    ehr = p["ehr"]
+    ds, rid = synced_patient(p)
+    boto3.resource("dynamodb").Table("fhir-data").delete_item(Key={"PK": f"WS#{p['ws']}#R#Patient#{rid}", "SK": f"EHR#{ds}"})
+    version = ehr.read("Patient", rid)["meta"]["versionId"]
+    edit(p, rid, gender="male")
+    assert deliver(p) == {"batchItemFailures": []}
+    assert ehr.read("Patient", rid)["meta"]["versionId"] == version
+    (failure,) = outbound_failures(p)
+    assert "no EHR version is known" in failure["error"]
+    assert "no EHR version is known" in history(p, rid)[0]["sync_error"]
+
+
+def test_another_sources_resource_is_not_sent_to_the_outbound_source(p: dict[str, Any]) -> None:
+    ehr = p["ehr"]
+    ehr.put_resources([patient(7)], last_updated=T)
+    reader = add_source(p, outbound=None, name="read-only")
+    assert p["poller"].poll(p["ws"], reader, "Patient").written == 1
+    ehr.reset()  # the outbound source is another (here: empty) EHR
+    add_source(p, name="writer")
+    p["stream"].read()
+    edit(p, "p007", gender="male")
+    before = ehr.stats()["fhir_requests"]
+    assert p["writer"].handle(p["stream"].read()).outcomes["skipped"] == 1
+    assert ehr.stats()["fhir_requests"] == before and not outbound_failures(p)

@@ -11,9 +11,10 @@ order (docs/connector.md, Outbound):
    redelivered event whose marker is ``done`` (or ``conflict``) changes nothing.
 3. The resource's EHR link (``EHR#{ds}``: EHR id and the version last seen). Linked →
    ``PUT {base}/{Type}/{ehr_id}`` with ``If-Match: W/"{ehr_version}"``. Not linked and created on
-   the platform (its first version did not come from another source's sync) → ``POST {base}/{Type}``;
+   the platform (its first version did not come from an inbound sync) → ``POST {base}/{Type}``;
    the EHR's id is linked both ways, so later updates go to it and the next inbound poll writes the
-   EHR's copy to the platform's resource.
+   EHR's copy to the platform's resource. Not linked and synced in from another source → skipped;
+   synced in from this one before links existed → an outbound failure (no version to match).
 4. The EHR's answer goes on the event (``synced_at``, ``ehr_version``, ``ehr_last_updated``,
    ``ehr_id``; ``sync_error`` removed), the link and the marker: one transaction. The event's data
    stays as it was.
@@ -28,6 +29,7 @@ order (docs/connector.md, Outbound):
 from __future__ import annotations
 
 import copy
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -75,13 +77,13 @@ class OutboundWriter:
         self.store = store or ResourceStore()
         self.client_factory = client_factory
         self.clock = clock
+        self._clients: dict[tuple[str, str], Any] = {}
 
     # ---- a batch of stream records ----------------------------------------------------------------
 
     def handle(self, records: list[dict[str, Any]]) -> BatchOutcome:
         result = BatchOutcome()
         targets: dict[str, list[dict[str, Any]]] = {}  # per workspace, read once per batch
-        clients: dict[str, Any] = {}
         counts: Counter[tuple[str, str, str, str]] = Counter()  # (ws, ds, day, synced|failed)
         try:
             for index, record in enumerate(records):
@@ -95,7 +97,7 @@ class OutboundWriter:
                 try:
                     for source in targets[ws]:
                         if event["resource_type"] in outbound_types(source):
-                            outcome = self._write(ws, source, event, clients, counts)
+                            outcome = self._write(ws, source, event, counts)
                             result.outcomes[outcome] += 1
                 except OutboundRetry as exc:
                     result.outcomes["failed"] += 1
@@ -109,7 +111,7 @@ class OutboundWriter:
 
     # ---- one event, one source ---------------------------------------------------------------------
 
-    def _write(self, ws: str, source: dict[str, Any], event: dict[str, Any], clients: dict[str, Any], counts: Counter) -> str:
+    def _write(self, ws: str, source: dict[str, Any], event: dict[str, Any], counts: Counter) -> str:
         from fhir_platform.connector.http import EhrConflict, EhrError
 
         ds = source["id"]
@@ -117,8 +119,15 @@ class OutboundWriter:
         if event.get("source") == SOURCE and event.get("data_source_id") == ds:
             return "skipped"  # this source's own inbound sync: never echoed back
         link = self.sync.ehr_link(ws, ds, rt, rid)
-        if link is None and not self._platform_created(ws, ds, rt, rid, event):
-            return "skipped"  # another source's resource: it has no id in this EHR
+        if link is None:
+            first = self._first_version(event)
+            if first.get("source") == SOURCE and first.get("data_source_id") != ds:
+                return "skipped"  # another source's resource: it has no id in this EHR
+            if first.get("source") == SOURCE:  # synced in from here before links were recorded
+                now = iso(self.clock())
+                self._fail(ws, ds, event, now, "no EHR version is known for this resource (not linked yet): not written", final="unlinked")
+                counts[(ws, ds, now[:10], "failed")] += 1
+                return "failed"
         method = "PUT" if link else "POST"
         state, marker = self.sync.claim_outbound(ws, rt, rid, version, ds, event["event_id"], method, self.clock(), LEASE_SECONDS)
         if state == "done":
@@ -132,10 +141,7 @@ class OutboundWriter:
             self._fail(ws, ds, event, now, "a create may have reached the EHR before the writer stopped; not repeated", final="uncertain")
             counts[(ws, ds, day, "failed")] += 1
             return "failed"
-        cfg = parse_fhir_config(source["connection_config"])
-        if ds not in clients:
-            clients[ds] = self.client_factory(cfg)
-        client = clients[ds]
+        client = self._client(source)
         data = self.store.load_data(event)
         refs = references(data) - {(rt, rid)}
         if refs:  # references to resources the EHR knows under its own ids
@@ -196,13 +202,25 @@ class OutboundWriter:
         counts[(ws, ds, day, "synced")] += 1
         return "written" if link else "created"
 
-    def _platform_created(self, ws: str, ds: str, rt: str, rid: str, event: dict[str, Any]) -> bool:
-        """A resource with no EHR id at ``ds`` goes there by POST only if it was created on the
-        platform: its first version did not come from another source's inbound sync."""
-        first = event if int(event["version"]) == 1 else self.store.get_items(
-            [{"PK": event["PK"], "SK": keys.version_sk(1)}]
-        ).get((event["PK"], keys.version_sk(1)))
-        return first is None or first.get("source") != SOURCE
+    def _client(self, source: dict[str, Any]) -> Any:
+        """One EHR client per source and configuration, kept while the execution environment lives
+        (connection reuse); a changed configuration gets a new one."""
+        key = (source["id"], json.dumps(source["connection_config"], sort_keys=True))
+        client = self._clients.get(key)
+        if client is None:
+            self._clients = {k: c for k, c in self._clients.items() if k[0] != source["id"]}
+            client = self._clients[key] = self.client_factory(parse_fhir_config(source["connection_config"]))
+        return client
+
+    def _first_version(self, event: dict[str, Any]) -> dict[str, Any]:
+        """``source``/``data_source_id`` of the resource's first version (this event, or one GetItem)."""
+        if int(event["version"]) == 1:
+            return event
+        return self.store.table.get_item(
+            Key={"PK": event["PK"], "SK": keys.version_sk(1)},
+            ProjectionExpression="#s, data_source_id",
+            ExpressionAttributeNames={"#s": "source"},
+        ).get("Item") or {}
 
     def _reread(self, client: Any, rt: str, ehr_id: str) -> dict[str, Any] | None:
         from fhir_platform.connector.http import EhrError
@@ -212,25 +230,26 @@ class OutboundWriter:
         except EhrError:
             return None
 
-    def _fail(self, ws: str, ds: str, event: dict[str, Any], now: str, message: str, *, final: str, extra: dict[str, Any] | None = None) -> None:
+    def _fail(self, ws: str, ds: str, event: dict[str, Any], now: str, message: str, *, final: str | None, extra: dict[str, Any] | None = None) -> None:
+        """An outbound sync failure, ``sync_error`` on the event and (``final``) the marker's state."""
         rt, rid, version = event["resource_type"], event["resource_id"], int(event["version"])
         self.sync.record_failure(
             ws, ds, "outbound", rt, rid, message, now, extra={"version": version, "event_id": event["event_id"], **(extra or {})}
         )
-        self.sync.transact(
-            [
-                {
-                    "Update": {
-                        "TableName": self.sync.table.name,
-                        "Key": {"PK": event["PK"], "SK": event["SK"]},
-                        "UpdateExpression": "SET sync_error = :e",
-                        "ConditionExpression": "attribute_exists(PK)",
-                        "ExpressionAttributeValues": {":e": message},
-                    }
-                },
-                self.sync.outbound_marker_op(ws, rt, rid, version, ds, final, {"finished_at": now}),
-            ]
-        )
+        ops: list[dict[str, Any]] = [
+            {
+                "Update": {
+                    "TableName": self.sync.table.name,
+                    "Key": {"PK": event["PK"], "SK": event["SK"]},
+                    "UpdateExpression": "SET sync_error = :e",
+                    "ConditionExpression": "attribute_exists(PK)",
+                    "ExpressionAttributeValues": {":e": message},
+                }
+            }
+        ]
+        if final is not None:
+            ops.append(self.sync.outbound_marker_op(ws, rt, rid, version, ds, final, {"finished_at": now}))
+        self.sync.transact(ops)
         logger.warning("outbound change failed", extra={"data_source_id": ds, "resource_type": rt, "state": final})
 
 
