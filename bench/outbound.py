@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # bench is a script folder, run from anywhere
 
 from bench.aws_calls import counting, dynamodb  # noqa: E402
-from bench.sync import _moto, _workspace  # noqa: E402
+from bench.local_aws import start_moto  # noqa: E402
+from bench.sync import _workspace  # noqa: E402
 
 T = "2026-03-01T10:00:00.000Z"
 
@@ -99,7 +100,7 @@ def main() -> None:
     ap.add_argument("--changes", type=int, default=1000)
     ap.add_argument("--batch-size", type=int, default=50)
     args = ap.parse_args()
-    mock = _moto()
+    mock = start_moto()
     try:
         run(args.changes, args.batch_size)
     finally:
