@@ -111,6 +111,19 @@ def test_put_creates_with_the_client_id(gateway: Gateway, workspace: dict) -> No
     assert reply.status == 201 and reply.body["id"] == "mine-1" and reply.headers["Location"].endswith("/Patient/mine-1/_history/1")
 
 
+def test_conditional_update_creates_then_updates_the_one_match(gateway: Gateway, workspace: dict) -> None:
+    mrn = {"identifier": "https://mrn.example.org|A-77"}
+    body = {**PATIENT, "identifier": [{"system": "https://mrn.example.org", "value": "A-77"}]}
+    first = call(gateway, workspace, "PUT", "/Patient", body=body, query=mrn)
+    assert first.status == 201, first.body
+    second = call(gateway, workspace, "PUT", "/Patient", body={**body, "gender": "other"}, query=mrn)
+    assert second.status == 200 and second.body["id"] == first.body["id"] and second.headers["ETag"] == 'W/"2"'
+    create(gateway, workspace, body)  # a second resource with the same identifier
+    outcome(call(gateway, workspace, "PUT", "/Patient", body=body, query=mrn), 412)
+    outcome(call(gateway, workspace, "PUT", "/Patient", body=body), 422)  # no criteria
+    outcome(call(gateway, workspace, "PUT", "/Patient", body=body, query={"nonsense": "1"}), 422)
+
+
 # ---- errors --------------------------------------------------------------------------------------
 
 

@@ -34,6 +34,7 @@ vread = APIGatewayHttpRouter()
 history = APIGatewayHttpRouter()
 create = APIGatewayHttpRouter()
 update = APIGatewayHttpRouter()
+conditional_update = APIGatewayHttpRouter()
 search = APIGatewayHttpRouter()
 transaction = APIGatewayHttpRouter()
 
@@ -120,7 +121,7 @@ def capability_statement(base: str) -> dict[str, Any]:
             "readHistory": True,
             "updateCreate": True,
             "conditionalCreate": False,
-            "conditionalUpdate": False,
+            "conditionalUpdate": True,
             "conditionalDelete": "not-supported",
             "searchInclude": list(INCLUDES.get(rtype, ())),
             "searchRevInclude": list(REVINCLUDES.get(rtype, ())),
@@ -243,6 +244,40 @@ def put_resource(workspace_id: UUID, resource_type: ResourceType, resource_id: R
     with raw_locations():
         outcome = deps.resources().upsert(str(workspace_id), resource_type, resource_id, data, WriteContext(source="api"), version)
     return _write_response(update, workspace_id, 201 if outcome.created else 200, outcome.resource)
+
+
+@conditional_update.put("/v1/<workspace_id>/fhir/r4/<resource_type>")
+def put_conditional(workspace_id: UUID, resource_type: ResourceType):
+    """``PUT {type}?criteria`` (FHIR conditional update): no match → create (with the body's id,
+    or a new one); one match → update it; more than one → 412. The criteria are the type's
+    search parameters (at least one), run by the platform's search."""
+    deps.authorize_fhir(conditional_update, workspace_id, WRITE)
+    check_resource_type(resource_type)
+    pairs = parse_qsl(conditional_update.current_event.raw_query_string or "", keep_blank_values=True)
+    if any(k.startswith("_") and k not in ("_id",) for k, _ in pairs):
+        raise _bad_param(next(k for k, _ in pairs if k.startswith("_")), "conditional update takes search parameters only")
+    data = resource_body(conditional_update, resource_type)
+    ws = str(workspace_id)
+    store = deps.resources().store
+    with deps.search_errors():
+        query = parse_search_pairs(resource_type, pairs + [("_count", "2")])
+        if not query.criteria:
+            raise QueryError("query", "conditional update needs search criteria (e.g. identifier=system|value)")
+        page = search_resources(store.table, ws, query, load_data=store.load_data)
+    if len(page.entries) > 1:
+        raise errors.PreconditionFailed("Conditional update criteria match more than one resource; make them more selective")
+    if page.entries:
+        rid = page.entries[0]["resource"]["id"]
+        if data.get("id") not in (None, rid):
+            raise errors.InvalidInput(
+                "Body id does not match the resource the criteria found",
+                details=[{"loc": ["body", "id"], "msg": "does not match the resource found", "type": "value_error"}],
+            )
+    else:
+        rid = data.get("id") if isinstance(data.get("id"), str) else str(uuid4())
+    with raw_locations():
+        outcome = deps.resources().upsert(ws, resource_type, rid, {**data, "id": rid}, WriteContext(source="api"))
+    return _write_response(conditional_update, workspace_id, 201 if outcome.created else 200, outcome.resource)
 
 
 # ---- search ------------------------------------------------------------------------------------
