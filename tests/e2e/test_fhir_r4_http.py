@@ -100,3 +100,16 @@ def test_transaction_and_errors(fhir: tuple[SyncFHIRClient, Client, str]) -> Non
         client.resource("Patient", gender=12).save()
     assert invalid.value.resource["resourceType"] == "OperationOutcome"
     assert invalid.value.resource["issue"][0]["expression"] == ["Patient.gender"]
+
+
+def test_patient_everything_over_http(fhir: tuple[SyncFHIRClient, Client, str]) -> None:
+    client, _, _ = fhir
+    patient = client.resource("Patient", name=[{"family": "Everything"}])
+    patient.save()
+    for i in range(3):
+        client.resource("Observation", status="final", code={"text": f"e{i}"}, subject=patient.to_reference()).save()
+    bundle = patient.execute("$everything", method="get", params={"_count": 2})
+    assert bundle["total"] == 4 and len(bundle["entry"]) == 2
+    nxt = next(x["url"] for x in bundle["link"] if x["relation"] == "next")
+    rest = client.execute(nxt, method="get")
+    assert len(rest["entry"]) == 2 and {e["resource"]["resourceType"] for e in rest["entry"]} == {"Observation"}

@@ -259,3 +259,30 @@ def test_a_workspace_without_fhir_is_refused(gateway: Gateway, path: str) -> Non
     ws = new_workspace(gateway, fhir=False)
     ws = {**ws, "key": new_key(gateway, ws["id"])}
     outcome(call(gateway, ws, "GET", path), 409)
+
+
+# ---- Patient/{id}/$everything --------------------------------------------------------------------
+
+
+def test_everything_is_the_patients_compartment_paged(gateway: Gateway, workspace: dict) -> None:
+    patient = create(gateway, workspace, PATIENT)
+    other = create(gateway, workspace, {**PATIENT, "name": [{"family": "Other"}]})
+    mine = {create(gateway, workspace, {"resourceType": "Observation", "status": "final", "code": {"text": f"o{i}"}, "subject": {"reference": f"Patient/{patient['id']}"}})["id"] for i in range(3)}
+    mine |= {create(gateway, workspace, {"resourceType": "Encounter", "status": "finished", "class": {"code": "AMB"}, "subject": {"reference": f"Patient/{patient['id']}"}})["id"] for _ in range(2)}
+    create(gateway, workspace, {"resourceType": "Observation", "status": "final", "code": {"text": "theirs"}, "subject": {"reference": f"Patient/{other['id']}"}})
+
+    path = f"/Patient/{patient['id']}/$everything"
+    first = call(gateway, workspace, "GET", path, query={"_count": "2"})
+    assert first.status == 200 and first.body["total"] == 6, first.body
+    assert first.body["entry"][0]["resource"]["id"] == patient["id"]
+    seen, page = [], first.body
+    while True:
+        seen += [(e["resource"]["resourceType"], e["resource"]["id"]) for e in page["entry"]]
+        nxt = link(page, "next")
+        if not nxt:
+            break
+        page = follow(gateway, workspace, nxt).body
+    assert len(seen) == 6 and {rid for _, rid in seen} == mine | {patient["id"]}
+    assert other["id"] not in {rid for _, rid in seen}
+    outcome(call(gateway, workspace, "GET", "/Patient/nobody/$everything"), 404)
+    outcome(call(gateway, workspace, "GET", path, query={"_count": "101"}), 422)

@@ -50,7 +50,7 @@ class Gateway:
         # as API Gateway: a static segment wins over a {param} (``fhir/r4/metadata`` over ``fhir/r4/{resource_type}``)
         by_specificity = sorted(self.routes.items(), key=lambda r: [int(s.startswith("{")) for s in r[0][1].strip("/").split("/")])
         for (m, template), directory in by_specificity:
-            pattern = "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template) + "$"
+            pattern = "^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template)) + "$"  # static segments literally ($everything)
             match = re.match(pattern, path)
             if m == method and match:
                 return directory, template, match.groupdict()

@@ -23,8 +23,10 @@ from http import HTTPStatus
 from typing import Any, Callable
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from fhir_platform import errors
+from fhir_platform.api import resolver
 from fhir_platform.api.resolver import lambda_handler, parse_json_body
 
 FHIR_JSON = "application/fhir+json; charset=utf-8"
@@ -106,6 +108,25 @@ def _as_outcome(result: dict[str, Any], resource_type: str | None) -> dict[str, 
         "body": json.dumps(outcome, separators=(",", ":")),
         "isBase64Encoded": False,
     }
+
+
+class FhirResolver(APIGatewayHttpResolver):
+    """Powertools' resolver, with ``$`` in a route taken literally (FHIR operations: ``$everything``)."""
+
+    @staticmethod
+    def _compile_regex(rule: str, base_regex: str = "^{}$"):  # type: ignore[override]
+        return APIGatewayHttpResolver._compile_regex(rule.replace("$", r"\$"), base_regex)
+
+
+def build_fhir_app(*routers: APIGatewayHttpRouter) -> APIGatewayHttpResolver:
+    """:func:`~fhir_platform.api.resolver.build_app` for the facade's routes."""
+    app = FhirResolver(enable_validation=True, json_body_deserializer=parse_json_body)
+    for router in routers:
+        app.include_router(router)
+    app.exception_handler(errors.DomainError)(resolver._domain_error)
+    app.exception_handler(resolver.RequestValidationError)(resolver._validation_error)
+    app.exception_handler(resolver.RequestUnsupportedContentType)(resolver._unsupported_content_type)
+    return app
 
 
 def fhir_handler(app: APIGatewayHttpResolver) -> Callable[[dict[str, Any], Any], dict[str, Any]]:

@@ -37,6 +37,7 @@ update = APIGatewayHttpRouter()
 conditional_update = APIGatewayHttpRouter()
 search = APIGatewayHttpRouter()
 transaction = APIGatewayHttpRouter()
+everything = APIGatewayHttpRouter()
 
 ResourceType = Annotated[str, Path(max_length=64)]
 ResourceId = Annotated[str, Path(max_length=128)]
@@ -441,3 +442,58 @@ def post_bundle(workspace_id: UUID):
         results.setdefault(getattr(sup, "location", ""), {"response": {"status": "200 OK"}})
     out = [results.get(f"entry[{i}]", {"response": {"status": "200 OK"}}) for i in range(len(entries))]
     return fhir_response(200, {"resourceType": "Bundle", "id": str(uuid4()), "type": f"{kind}-response", "entry": out})
+
+
+# ---- Patient/{id}/$everything ------------------------------------------------------------------
+
+EVERYTHING_MAX = 100
+# the compartment's types: those with a ``patient`` search parameter (the reference index serves it)
+COMPARTMENT_TYPES = tuple(t for t in sorted(STORABLE_RESOURCE_TYPES) if "patient" in params_for(t))
+
+
+@everything.get("/v1/<workspace_id>/fhir/r4/Patient/<resource_id>/$everything")
+def get_everything(workspace_id: UUID, resource_id: ResourceId):
+    """The Patient, then every resource of its compartment, type by type (in name order), each
+    type newest first by the reference index; paged by ``_count`` (1-100, default 50) and
+    ``_offset``. Only types the workspace holds (its write-time counters) are searched, each with
+    an exact count, so ``total`` is exact and the calls per page depend on the types present, not
+    on the patient's history length (index ids are counted a 1 MB page at a time)."""
+    deps.authorize_fhir(everything, workspace_id, READ)
+    ws = str(workspace_id)
+    query = dict(parse_qsl(everything.current_event.raw_query_string or "", keep_blank_values=True))
+    for name in query:
+        if name not in ("_count", "_offset", "_format", "_pretty"):
+            raise _bad_param(name, "unknown parameter (supported: _count, _offset)")
+    count, offset = _int_param(query, "_count", 50, 1, EVERYTHING_MAX), _int_param(query, "_offset", 0, 0, None)
+    service = deps.resources()
+    patient = service.read(ws, "Patient", resource_id)
+    held = service.store.counters(ws)["resource_type_counts"]
+    base = base_url(everything, workspace_id)
+    entries: list[dict[str, Any]] = []
+    if offset == 0:
+        entries.append({"fullUrl": f"{base}/Patient/{resource_id}", "resource": _with_meta(patient.data, patient.version, patient.last_updated), "search": {"mode": "match"}})
+    skip, total = max(0, offset - 1), 1
+    with deps.search_errors():
+        for rtype in COMPARTMENT_TYPES:
+            if not held.get(rtype):
+                continue
+            need = count - len(entries)
+            q = parse_search_pairs(rtype, [("patient", resource_id), ("_count", str(max(1, min(need, 100)))), ("_offset", str(skip))])
+            page = search_resources(service.store.table, ws, q, load_data=service.store.load_data, exact_total=True)
+            type_total = page.total or 0
+            total += type_total
+            if need > 0 and skip < type_total:
+                entries += [
+                    {"fullUrl": f"{base}/{rtype}/{e['resource']['id']}", "resource": e["resource"], "search": {"mode": "match"}}
+                    for e in page.entries[:need]
+                ]
+            skip = max(0, skip - type_total)
+    bundle = {
+        "resourceType": "Bundle",
+        "id": str(uuid4()),
+        "type": "searchset",
+        "total": total,
+        "link": _links(f"{base}/Patient/{resource_id}/$everything", [("_count", str(count))], offset, count, offset + count < total),
+        "entry": entries,
+    }
+    return fhir_response(200, bundle)
