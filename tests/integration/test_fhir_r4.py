@@ -254,6 +254,20 @@ def test_an_invalid_transaction_writes_nothing_and_batch_reports_per_entry(gatew
     outcome(call(gateway, workspace, "POST", "", body={"resourceType": "Bundle", "type": "collection"}), 400)
 
 
+def test_a_transaction_with_an_entry_it_cannot_perform_writes_nothing(gateway: Gateway, workspace: dict) -> None:
+    kept = create(gateway, workspace, PATIENT)
+    delete = {"request": {"method": "DELETE", "url": f"Patient/{kept['id']}"}}
+    txn = _bundle("transaction")
+    txn["entry"].append(delete)
+    issues = outcome(call(gateway, workspace, "POST", "", body=txn), 422)
+    assert any(i.get("expression") == ["Bundle.entry[2]"] for i in issues), issues
+    assert call(gateway, workspace, "GET", "/Patient").body["total"] == 1
+    batch = {**txn, "type": "batch"}
+    reply = call(gateway, workspace, "POST", "", body=batch)
+    assert [e["response"]["status"][:3] for e in reply.body["entry"]] == ["201", "201", "400"]
+    assert call(gateway, workspace, "GET", f"/Patient/{kept['id']}").status == 200  # not deleted
+
+
 @pytest.mark.parametrize("path", ["/metadata", "/Patient", "/Patient/x", "/Patient/x/_history", "/Patient/x/_history/1"])
 def test_a_workspace_without_fhir_is_refused(gateway: Gateway, path: str) -> None:
     ws = new_workspace(gateway, fhir=False)

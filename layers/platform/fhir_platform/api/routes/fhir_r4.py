@@ -42,6 +42,7 @@ everything = APIGatewayHttpRouter()
 ResourceType = Annotated[str, Path(max_length=64)]
 ResourceId = Annotated[str, Path(max_length=128)]
 FHIR_VERSION = "4.0.1"
+CAPABILITY_DATE = "2026-11-30"  # when what the facade serves last changed
 _ETAG = re.compile(r'^\s*(?:W/)?"(\d+)"\s*$')
 HISTORY_MAX = 50
 # search result parameters the facade serves itself (the rest go to the platform's search)
@@ -115,6 +116,7 @@ def capability_statement(base: str) -> dict[str, Any]:
             for p in sorted(params_for(rtype).values(), key=lambda p: p.name)
             if p.name != "q"
         ]
+        params.append({"name": "q", "type": "string", "documentation": "platform search: every word is a prefix of a word of the names/displays"})
         entry: dict[str, Any] = {
             "type": rtype,
             "interaction": [{"code": c} for c in ("read", "vread", "update", "history-instance", "create", "search-type")],
@@ -128,11 +130,13 @@ def capability_statement(base: str) -> dict[str, Any]:
             "searchRevInclude": list(REVINCLUDES.get(rtype, ())),
             "searchParam": params + [{"name": "_count", "type": "number"}, {"name": "_offset", "type": "number"}, {"name": "_sort", "type": "string", "documentation": "only -_lastUpdated, without other search parameters"}],
         }
+        if rtype == "Patient":
+            entry["operation"] = [{"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"}]
         resources.append(entry)
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
-        "date": "2026-11-30",
+        "date": CAPABILITY_DATE,
         "kind": "instance",
         "software": {"name": "fhir-platform"},
         "implementation": {"description": "FHIR clinical-data platform, FHIR R4 REST facade", "url": base},
@@ -208,16 +212,16 @@ def get_version(workspace_id: UUID, resource_type: ResourceType, resource_id: Re
     if not version_id.isdigit() or int(version_id) < 1:
         raise errors.InvalidInput("Version id must be a positive integer", details=[{"loc": ["path", "version_id"], "msg": "not a version number", "type": "value_error"}])
     wanted = int(version_id)
-    service = deps.resources()
-    current = service._current(str(workspace_id), resource_type, resource_id)
-    if wanted > current.version:
+    service, ws = deps.resources(), str(workspace_id)
+    newest = service.history(ws, resource_type, resource_id, 1, 0)  # its total is the current version
+    if wanted > newest.total:
         raise errors.NotFound(f"{resource_type}/{resource_id} has no version {wanted}")
-    page = service.history(str(workspace_id), resource_type, resource_id, 1, current.version - wanted)
+    page = newest if wanted == newest.total else service.history(ws, resource_type, resource_id, 1, newest.total - wanted)
     event = page.entries[0]
     if event.get("event_type") == "deleted":
         raise errors.Gone(f"{resource_type}/{resource_id} version {wanted} is its deletion")
-    when = event.get("created_at") or current.last_updated
-    headers = {"ETag": f'W/"{wanted}"', "Last-Modified": _http_date(when)}
+    when = event.get("created_at") or event.get("effective_at")
+    headers = {"ETag": f'W/"{wanted}"'} | ({"Last-Modified": _http_date(when)} if when else {})
     return fhir_response(200, _with_meta(event["data"], wanted, when), headers)
 
 
@@ -411,9 +415,14 @@ def post_bundle(workspace_id: UUID):
     if not isinstance(entries, list):
         raise errors.InvalidInput("Bundle.entry must be a list", details=[{"loc": ["body", "entry"], "msg": "must be a list", "type": "list_type"}])
     prepared = prepare_bundle(bundle)
-    if prepared.transaction_failed:
+    unsupported = [i for i in prepared.issues if i.kind != "error"]  # DELETE/GET/PATCH entries, unsupported types
+    if prepared.transaction_failed or (kind == "transaction" and unsupported):
         detail = [{**d, "loc": ["body", *d["loc"][2:]]} for d in prepared.failure_detail()]
-        raise errors.Unprocessable("Transaction not processed: some entries are invalid (nothing was written)", details=detail)
+        for issue in unsupported:
+            index = issue.location.removeprefix("entry[").removesuffix("]")
+            where = ["body", "entry", int(index)] if index.isdigit() else ["body", "entry"]
+            detail.append({"loc": where, "msg": issue.reason, "type": "not_supported"})
+        raise errors.Unprocessable("Transaction not processed: some entries are invalid or not supported (nothing was written)", details=detail)
     base = base_url(transaction, workspace_id)
     service = deps.resources()
     ws = str(workspace_id)
