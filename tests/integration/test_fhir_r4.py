@@ -214,6 +214,19 @@ def test_include_and_revinclude(gateway: Gateway, workspace: dict) -> None:
     outcome(call(gateway, workspace, "GET", "/Patient", query={"_include": "Patient:organization"}), 422)
 
 
+def test_a_cut_revinclude_says_so(gateway: Gateway, workspace: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fhir_platform.api.routes import fhir_r4
+
+    monkeypatch.setattr(fhir_r4, "REVINCLUDE_MAX", 2)
+    patient = create(gateway, workspace, PATIENT)
+    for _ in range(3):
+        create(gateway, workspace, {"resourceType": "Encounter", "status": "finished", "class": {"code": "AMB"}, "subject": {"reference": f"Patient/{patient['id']}"}})
+    reply = call(gateway, workspace, "GET", "/Patient", query={"_id": patient["id"], "_revinclude": "Encounter:patient"})
+    modes = [e["search"]["mode"] for e in reply.body["entry"]]
+    assert modes == ["match", "include", "include", "outcome"]
+    assert reply.body["entry"][-1]["resource"]["issue"][0]["severity"] == "warning"
+
+
 # ---- transaction / batch -------------------------------------------------------------------------
 
 

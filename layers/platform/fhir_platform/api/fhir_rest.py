@@ -212,6 +212,7 @@ def raw_locations() -> Iterator[None]:
 def base_url(router: Any, workspace_id: Any) -> str:
     """The facade's absolute base URL as the client reached it (for fullUrl, links, Location)."""
     headers = router.current_event.headers or {}
-    host = headers.get("host") or router.current_event.request_context.domain_name
+    # the domain API Gateway received the request on (not a client-chosen header), else Host
+    host = router.current_event.request_context.domain_name or headers.get("host")
     proto = (headers.get("x-forwarded-proto") or "https").split(",")[0].strip()
     return f"{proto}://{host}{BASE.format(workspace_id=workspace_id)}"

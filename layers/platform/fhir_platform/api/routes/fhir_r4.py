@@ -45,6 +45,7 @@ FHIR_VERSION = "4.0.1"
 CAPABILITY_DATE = "2026-11-30"  # when what the facade serves last changed
 _ETAG = re.compile(r'^\s*(?:W/)?"(\d+)"\s*$')
 HISTORY_MAX = 50
+REVINCLUDE_MAX = 100  # resources per _revinclude search (10 matches each)
 # search result parameters the facade serves itself (the rest go to the platform's search)
 SORTS = ("-_lastUpdated",)
 INCLUDES = {"Encounter": ("Encounter:patient",), "Observation": ("Observation:patient",), "Patient": ("Patient:general-practitioner",)}
@@ -341,18 +342,21 @@ def _includes(ws: str, entries: list[dict[str, Any]], specs: list[str]) -> list[
     return out
 
 
-def _revincludes(ws: str, entries: list[dict[str, Any]], specs: list[str]) -> list[dict[str, Any]]:
+def _revincludes(ws: str, entries: list[dict[str, Any]], specs: list[str]) -> tuple[list[dict[str, Any]], bool]:
     """``_revinclude``: resources of the named type whose ``patient`` reference is one of this
     page's matches, through the reference index (one search per spec, bounded by ``_count``)."""
     store = deps.resources().store
     ids = [e["resource"]["id"] for e in entries]
     found: list[dict[str, Any]] = []
+    truncated = False
     for spec in specs:
         rtype = spec.split(":")[0]
         for start in range(0, len(ids), 10):  # 10 OR-ed values per search parameter
-            query = parse_search_pairs(rtype, [("patient", ",".join(ids[start : start + 10])), ("_count", "100")])
-            found += [e["resource"] for e in search_resources(store.table, ws, query, load_data=store.load_data).entries]
-    return found
+            query = parse_search_pairs(rtype, [("patient", ",".join(ids[start : start + 10])), ("_count", str(REVINCLUDE_MAX))])
+            page = search_resources(store.table, ws, query, load_data=store.load_data)
+            found += [e["resource"] for e in page.entries]
+            truncated |= page.has_more
+    return found, truncated
 
 
 @search.get("/v1/<workspace_id>/fhir/r4/<resource_type>")
@@ -379,7 +383,8 @@ def get_search(workspace_id: UUID, resource_type: ResourceType):
                 raise QueryError("_sort", f"supported: {', '.join(SORTS)} (the default order), without other search parameters")
         known_total = store.counters(ws)["resource_type_counts"].get(resource_type, 0) if not query.criteria else None
         page = search_resources(store.table, ws, query, known_total=known_total, load_data=store.load_data)
-        included = _includes(ws, page.entries, includes) + _revincludes(ws, page.entries, revincludes)
+        reverse, truncated = _revincludes(ws, page.entries, revincludes)
+        included = _includes(ws, page.entries, includes) + reverse
     base = base_url(search, workspace_id)
     kept = [(k, v) for k, v in pairs if k != "_offset"]
     if not any(k == "_count" for k, _ in kept):
@@ -395,6 +400,13 @@ def get_search(workspace_id: UUID, resource_type: ResourceType):
         if key not in seen:
             seen.add(key)
             entry.append({"fullUrl": f"{base}/{key[0]}/{key[1]}", "resource": res, "search": {"mode": "include"}})
+    if truncated:  # said, not silently cut: the client can search the type itself for the rest
+        warning = {
+            "severity": "warning",
+            "code": "too-costly",
+            "diagnostics": f"_revinclude returned at most {REVINCLUDE_MAX} resources per {10} matches; search the type with patient=<id> for all of them",
+        }
+        entry.append({"resource": {"resourceType": "OperationOutcome", "issue": [warning]}, "search": {"mode": "outcome"}})
     bundle["entry"] = entry
     return fhir_response(200, bundle)
 
