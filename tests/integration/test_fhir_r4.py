@@ -313,3 +313,32 @@ def test_everything_is_the_patients_compartment_paged(gateway: Gateway, workspac
     assert other["id"] not in {rid for _, rid in seen}
     outcome(call(gateway, workspace, "GET", "/Patient/nobody/$everything"), 404)
     outcome(call(gateway, workspace, "GET", path, query={"_count": "101"}), 422)
+
+
+# ---- what the facade answers is valid FHIR ---------------------------------------------------------
+
+
+def _valid(body: dict) -> None:
+    import importlib
+
+    rtype = body["resourceType"]
+    model = getattr(importlib.import_module(f"fhir.resources.R4B.{rtype.lower()}"), rtype)
+    model.model_validate(body)  # raises on anything the R4(B) model refuses
+
+
+def test_answers_validate_against_the_fhir_models(gateway: Gateway, workspace: dict) -> None:
+    patient = create(gateway, workspace, PATIENT)
+    create(gateway, workspace, {"resourceType": "Observation", "status": "final", "code": {"text": "HR"}, "subject": {"reference": f"Patient/{patient['id']}"}})
+    call(gateway, workspace, "PUT", f"/Patient/{patient['id']}", body={**patient, "gender": "other"})
+    answers = [
+        call(gateway, workspace, "GET", "/metadata"),
+        call(gateway, workspace, "GET", "/Observation", query={"patient": patient["id"], "_include": "Observation:patient", "_count": "1"}),
+        call(gateway, workspace, "GET", f"/Patient/{patient['id']}/_history"),
+        call(gateway, workspace, "GET", f"/Patient/{patient['id']}/$everything"),
+        call(gateway, workspace, "POST", "", body=_bundle("transaction")),
+        call(gateway, workspace, "POST", "", body=_bundle("batch", observation_code=12)),
+        call(gateway, workspace, "GET", "/Patient/nope"),
+        call(gateway, workspace, "POST", "/Patient", body={**PATIENT, "gender": 12}),
+    ]
+    for reply in answers:
+        _valid(reply.body)
