@@ -445,7 +445,9 @@ def post_bundle(workspace_id: UUID):
         try:
             outcome = service.upsert(ws, item.resource_type, item.resource_id, item.data, WriteContext(source="api"))
         except errors.DomainError as exc:
-            if kind == "transaction":
+            if kind == "transaction":  # validated up front, so only a write conflict gets here: say what was written
+                written = [loc for loc, r in results.items() if "location" in r.get("response", {})]
+                exc.message = f"{exc.message} (transaction stopped at {item.location}; already written: {', '.join(written) or 'none'})"
                 raise
             results[item.location] = {"response": {"status": "422 Unprocessable Entity", "outcome": {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "processing", "diagnostics": exc.message}]}}}
             continue
