@@ -299,3 +299,66 @@ def test_workspace_service_refuses_to_store_a_null_required_field(aws: dict[str,
     assert service.get(ws["id"])["fhir_store_url"] == ws["fhir_store_url"]
     cleared = service.update(ws["id"], {"connector_auth": None})
     assert "connector_auth" not in cleared and cleared["name"] == ws["name"]
+
+
+# ---- the FHIR REST facade: bodies are raw FHIR resources ------------------------------------------
+# Its routes declare no body model (the body is any resource of the URL's type, validated by the
+# write path's R4 models), so the sweep above skips them; here each one gets the same spoiling,
+# field by field of a valid resource, and must answer a 4xx OperationOutcome whose issue's
+# ``expression`` names that field, leaving every read unchanged.
+
+FHIR_BODY_EXAMPLES: dict[str, dict[str, Any]] = {
+    "Patient": {"resourceType": "Patient", "id": "kept-1", "active": True, "gender": "female", "birthDate": "1990-01-02", "name": [{"family": "Kept", "given": ["Still"]}]},
+    "Bundle": {"resourceType": "Bundle", "type": "transaction", "entry": [{"resource": {"resourceType": "Patient", "name": [{"family": "New"}]}, "request": {"method": "POST", "url": "Patient"}}]},
+}
+FHIR_ROUTES = sorted(route for route in ROUTES if "/fhir/r4" in route[1])
+
+
+def fhir_problem(reply: Reply, expression: str | None) -> str | None:
+    if not 400 <= reply.status < 500:
+        return f"status {reply.status}"
+    body = reply.body
+    if not isinstance(body, dict) or body.get("resourceType") != "OperationOutcome" or not body.get("issue"):
+        return f"not an OperationOutcome: {body!r}"
+    if expression is not None and not any(e.startswith(expression) for i in body["issue"] for e in i.get("expression", [])):
+        return f"no issue names {expression}: {[i.get('expression') for i in body['issue']]}"
+    return None
+
+
+def test_the_fhir_facade_has_body_routes() -> None:
+    assert {m for m, _ in FHIR_ROUTES} == {"POST", "PUT"} and len(FHIR_ROUTES) >= 3
+
+
+@pytest.mark.parametrize(("method", "path"), FHIR_ROUTES, ids=[f"{m} {p}" for m, p in FHIR_ROUTES])
+def test_fhir_facade_bad_bodies_are_refused_and_change_nothing(request: pytest.FixtureRequest, method: str, path: str) -> None:
+    gateway: Gateway = request.getfixturevalue("gateway")
+    stored: dict[str, Any] = request.getfixturevalue("stored")
+    rtype = "Patient" if "{resource_type}" in path else "Bundle"
+    example = FHIR_BODY_EXAMPLES[rtype]
+    url = concrete(path, stored)
+    query = {"_id": stored["resource_id"]} if method == "PUT" and path.endswith("{resource_type}") else None  # conditional update
+    before = state(gateway, stored)
+    fhir_json = {"content-type": "application/fhir+json"}
+    cases: list[tuple[str, str | None, str | bytes, dict[str, str]]] = []
+    for name, value in example.items():
+        if name == "id":
+            continue
+        wrong = WRONG_FOR[{dict: "object", list: "array", str: "string", bool: "boolean"}[type(value)]]
+        where = f"{rtype}.{name}"
+        cases.append((f"{name} = null", where, json.dumps({**example, name: None}), fhir_json))
+        cases.append((f"{name} of a wrong type", where, json.dumps({**example, name: wrong}), fhir_json))
+        spoiled = json.dumps({**example, name: PLACEHOLDER}).encode()
+        cases.append((f"{name} not UTF-8", where, spoiled.replace(json.dumps(PLACEHOLDER).encode(), b'"' + NOT_UTF8 + b'"'), fhir_json))
+    cases += [(f"whole body {raw[:12]!r}", None, raw, fhir_json) for raw in NOT_OBJECTS]
+    cases += [(f"a form ({kind})", None, raw, {"content-type": kind}) for kind, raw in FORMS]
+    failures = []
+    for what, where, raw, headers in cases:
+        reply = gateway.call(method, url, token=ADMIN_KEY, raw_body=raw, headers=headers, query=query)
+        why = fhir_problem(reply, where)
+        if why:
+            failures.append(f"{what}: {why}")
+    after = state(gateway, stored)
+    changed = [name for name in before if before[name] != after[name]]
+    assert not failures and not changed, "\n".join(failures + [f"reads that changed: {changed}"])
+    valid = gateway.call(method, url, token=ADMIN_KEY, body=example, headers=fhir_json, query=query)
+    assert valid.status < 400, (valid.status, valid.body)  # the example spoiled above is itself accepted

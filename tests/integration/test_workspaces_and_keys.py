@@ -183,6 +183,11 @@ def test_no_route_serves_an_unknown_key(gateway: Gateway) -> None:
             assert reply.status == 200
             continue
         assert reply.status == 401, (method, template, reply.body)
+        assert reply.headers["WWW-Authenticate"] == "Bearer"
+        if "/fhir/r4" in template:  # the FHIR REST facade: the same refusal as an OperationOutcome
+            [issue] = reply.body["issue"]
+            assert reply.body["resourceType"] == "OperationOutcome" and issue["code"] == "login", reply.body
+            assert issue["location"] == ["http.authorization"] and issue["details"]["coding"][0]["code"] == "invalid_key"
+            continue
         assert reply.body["statusCode"] == 401 and reply.body["error"] == "unauthorized"
         assert reply.body["detail"] == [{"loc": ["header", "authorization"], "msg": reply.body["message"], "type": "invalid_key"}]
-        assert reply.headers["WWW-Authenticate"] == "Bearer"

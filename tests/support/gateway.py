@@ -47,8 +47,10 @@ class Gateway:
         self.routes = http_routes()
 
     def route_for(self, method: str, path: str) -> tuple[str, str, dict[str, str]]:
-        for (m, template), directory in self.routes.items():
-            pattern = "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template) + "$"
+        # as API Gateway: a static segment wins over a {param} (``fhir/r4/metadata`` over ``fhir/r4/{resource_type}``)
+        by_specificity = sorted(self.routes.items(), key=lambda r: [int(s.startswith("{")) for s in r[0][1].strip("/").split("/")])
+        for (m, template), directory in by_specificity:
+            pattern = "^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template)) + "$"  # static segments literally ($everything)
             match = re.match(pattern, path)
             if m == method and match:
                 return directory, template, match.groupdict()

@@ -1,0 +1,522 @@
+"""The FHIR-native REST facade, ``/v1/{ws}/fhir/r4`` (``docs/fhir-rest.md``): one router per
+interaction, over the same services as the platform's own routes (``ResourceService``, the search
+executor, the bundle import's preparation). Bodies and responses are plain FHIR JSON; errors are
+``OperationOutcome`` (:mod:`fhir_platform.api.fhir_rest`).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from email.utils import format_datetime
+from typing import Annotated, Any
+from urllib.parse import parse_qsl, urlencode
+from uuid import UUID, uuid4
+
+from aws_lambda_powertools.event_handler.openapi.params import Header, Path
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+
+from fhir_platform import errors
+from fhir_platform.api import deps
+from fhir_platform.api.fhir_rest import base_url, fhir_response, raw_locations, resource_body
+from fhir_platform.auth.permissions import READ, WRITE
+from fhir_platform.fhir.resource_types import STORABLE_RESOURCE_TYPES
+from fhir_platform.imports.bundle import prepare_bundle
+from fhir_platform.resources.service import WriteContext, check_resource_type
+from fhir_platform.search.executor import search_resources
+from fhir_platform.search.parameters import Kind, params_for
+from fhir_platform.search.query import QueryError, parse_search_pairs
+from fhir_platform.storage.resources import StoredResource
+
+capabilities = APIGatewayHttpRouter()
+read = APIGatewayHttpRouter()
+vread = APIGatewayHttpRouter()
+history = APIGatewayHttpRouter()
+create = APIGatewayHttpRouter()
+update = APIGatewayHttpRouter()
+conditional_update = APIGatewayHttpRouter()
+search = APIGatewayHttpRouter()
+transaction = APIGatewayHttpRouter()
+everything = APIGatewayHttpRouter()
+
+ResourceType = Annotated[str, Path(max_length=64)]
+ResourceId = Annotated[str, Path(max_length=128)]
+FHIR_VERSION = "4.0.1"
+CAPABILITY_DATE = "2026-11-30"  # when what the facade serves last changed
+_ETAG = re.compile(r'^\s*(?:W/)?"(\d+)"\s*$')
+HISTORY_MAX = 50
+REVINCLUDE_MAX = 100  # resources per _revinclude search (10 matches each)
+# search result parameters the facade serves itself (the rest go to the platform's search)
+SORTS = ("-_lastUpdated",)
+INCLUDES = {"Encounter": ("Encounter:patient",), "Observation": ("Observation:patient",), "Patient": ("Patient:general-practitioner",)}
+REVINCLUDES = {"Patient": ("Encounter:patient", "Observation:patient")}
+_INCLUDE_PATHS = {"Encounter:patient": ("subject", "Patient"), "Observation:patient": ("subject", "Patient"), "Patient:general-practitioner": ("generalPractitioner", None)}
+
+
+# ---- shared ------------------------------------------------------------------------------------
+
+
+def _http_date(instant: str) -> str:
+    return format_datetime(datetime.fromisoformat(instant.replace("Z", "+00:00")), usegmt=True)
+
+
+def _with_meta(data: dict[str, Any], version: int | None, last_updated: str | None) -> dict[str, Any]:
+    meta = dict(data.get("meta") or {})
+    if version is not None:
+        meta["versionId"] = str(version)
+    if last_updated:
+        meta["lastUpdated"] = last_updated
+    return {**data, "meta": meta}
+
+
+def _resource_headers(router: Any, ws: Any, stored: StoredResource) -> dict[str, str]:
+    location = f"{base_url(router, ws)}/{stored.resource_type}/{stored.resource_id}/_history/{stored.version}"
+    return {"ETag": f'W/"{stored.version}"', "Last-Modified": _http_date(stored.last_updated), "Location": location}
+
+
+def _prefer_minimal(router: Any) -> bool:
+    prefer = (router.current_event.headers or {}).get("prefer", "")
+    return any(p.strip().lower() == "return=minimal" for p in prefer.split(";") + prefer.split(","))
+
+
+def _write_response(router: Any, ws: Any, status: int, stored: StoredResource):
+    headers = _resource_headers(router, ws, stored)
+    if _prefer_minimal(router):
+        return fhir_response(status, None, headers)
+    return fhir_response(status, _with_meta(stored.data, stored.version, stored.last_updated), headers)
+
+
+def _if_match(value: str | None) -> int | None:
+    if value is None:
+        return None
+    match = _ETAG.match(value)
+    if not match:
+        raise errors.InvalidInput(
+            'If-Match must be a version ETag such as W/"3"',
+            details=[{"loc": ["header", "if-match"], "msg": "not a version ETag", "type": "value_error"}],
+        )
+    return int(match.group(1))
+
+
+def _bad_param(name: str, msg: str) -> errors.InvalidQuery:
+    return errors.InvalidQuery(f"Invalid query parameter {name}: {msg}", details=[{"loc": ["query", name], "msg": msg, "type": "value_error"}])
+
+
+# ---- metadata ----------------------------------------------------------------------------------
+
+_TYPE_NAMES = {Kind.STRING: "string", Kind.TEXT: "string", Kind.TOKEN: "token", Kind.DATE: "date", Kind.REFERENCE: "reference", Kind.PHONE: "token", Kind.ID: "token"}
+
+
+def capability_statement(base: str) -> dict[str, Any]:
+    """What the facade really serves: every storable type, its interactions and the search
+    parameters of :func:`~fhir_platform.search.parameters.params_for`, with their FHIR types."""
+    resources = []
+    for rtype in sorted(STORABLE_RESOURCE_TYPES):
+        params = [
+            {"name": p.name, "type": _TYPE_NAMES[p.kind]}
+            for p in sorted(params_for(rtype).values(), key=lambda p: p.name)
+            if p.name != "q"
+        ]
+        params.append({"name": "q", "type": "string", "documentation": "platform search: every word is a prefix of a word of the names/displays"})
+        entry: dict[str, Any] = {
+            "type": rtype,
+            "interaction": [{"code": c} for c in ("read", "vread", "update", "history-instance", "create", "search-type")],
+            "versioning": "versioned-update",
+            "readHistory": True,
+            "updateCreate": True,
+            "conditionalCreate": False,
+            "conditionalUpdate": True,
+            "conditionalDelete": "not-supported",
+            "searchInclude": list(INCLUDES.get(rtype, ())),
+            "searchRevInclude": list(REVINCLUDES.get(rtype, ())),
+            "searchParam": params + [{"name": "_count", "type": "number"}, {"name": "_offset", "type": "number"}, {"name": "_sort", "type": "string", "documentation": "only -_lastUpdated, without other search parameters"}],
+        }
+        if rtype == "Patient":
+            entry["operation"] = [{"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"}]
+        resources.append(entry)
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": CAPABILITY_DATE,
+        "kind": "instance",
+        "software": {"name": "fhir-platform"},
+        "implementation": {"description": "FHIR clinical-data platform, FHIR R4 REST facade", "url": base},
+        "fhirVersion": FHIR_VERSION,
+        "format": ["application/fhir+json", "json"],
+        "rest": [
+            {
+                "mode": "server",
+                "security": {"description": "Authorization: Bearer <platform API key>", "cors": False},
+                "resource": resources,
+                "interaction": [{"code": "transaction"}, {"code": "batch"}],
+            }
+        ],
+    }
+
+
+@capabilities.get("/v1/<workspace_id>/fhir/r4/metadata")
+def get_metadata(workspace_id: UUID):
+    deps.authorize_fhir(capabilities, workspace_id, READ)
+    return fhir_response(200, capability_statement(base_url(capabilities, workspace_id)))
+
+
+# ---- instance reads ----------------------------------------------------------------------------
+
+
+@read.get("/v1/<workspace_id>/fhir/r4/<resource_type>/<resource_id>")
+def get_resource(workspace_id: UUID, resource_type: ResourceType, resource_id: ResourceId):
+    deps.authorize_fhir(read, workspace_id, READ)
+    stored = deps.resources().read(str(workspace_id), resource_type, resource_id)
+    return fhir_response(200, _with_meta(stored.data, stored.version, stored.last_updated), _resource_headers(read, workspace_id, stored))
+
+
+def _history_entry(base: str, rtype: str, rid: str, event: dict[str, Any]) -> dict[str, Any]:
+    version = int(event["version"])
+    deleted = event.get("event_type") == "deleted"
+    when = event.get("created_at")
+    entry: dict[str, Any] = {"fullUrl": f"{base}/{rtype}/{rid}"}
+    if not deleted and isinstance(event.get("data"), dict):
+        entry["resource"] = _with_meta(event["data"], version, when)
+    method = "DELETE" if deleted else ("POST" if version == 1 else "PUT")
+    entry["request"] = {"method": method, "url": f"{rtype}/{rid}" if method != "POST" else rtype}
+    entry["response"] = {"status": "410 Gone" if deleted else ("201 Created" if version == 1 else "200 OK"), "etag": f'W/"{version}"'}
+    if when:
+        entry["response"]["lastModified"] = when
+    return entry
+
+
+@history.get("/v1/<workspace_id>/fhir/r4/<resource_type>/<resource_id>/_history")
+def get_history(workspace_id: UUID, resource_type: ResourceType, resource_id: ResourceId):
+    deps.authorize_fhir(history, workspace_id, READ)
+    pairs = parse_qsl(history.current_event.raw_query_string or "", keep_blank_values=True)
+    query = dict(pairs)
+    for name in query:
+        if name not in ("_count", "_offset", "_format", "_pretty"):
+            raise _bad_param(name, "unknown parameter (supported: _count, _offset)")
+    count, offset = _int_param(query, "_count", 10, 1, HISTORY_MAX), _int_param(query, "_offset", 0, 0, None)
+    page = deps.resources().history(str(workspace_id), resource_type, resource_id, count, offset)
+    base = base_url(history, workspace_id)
+    self_url = f"{base}/{resource_type}/{resource_id}/_history"
+    bundle: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "type": "history",
+        "total": page.total,
+        "link": _links(self_url, [("_count", str(count))], offset, count, page.has_more),
+        "entry": [_history_entry(base, resource_type, resource_id, e) for e in page.entries],
+    }
+    return fhir_response(200, bundle)
+
+
+@vread.get("/v1/<workspace_id>/fhir/r4/<resource_type>/<resource_id>/_history/<version_id>")
+def get_version(workspace_id: UUID, resource_type: ResourceType, resource_id: ResourceId, version_id: Annotated[str, Path(max_length=20)]):
+    deps.authorize_fhir(vread, workspace_id, READ)
+    if not version_id.isdigit() or int(version_id) < 1:
+        raise errors.InvalidInput("Version id must be a positive integer", details=[{"loc": ["path", "version_id"], "msg": "not a version number", "type": "value_error"}])
+    wanted = int(version_id)
+    service, ws = deps.resources(), str(workspace_id)
+    newest = service.history(ws, resource_type, resource_id, 1, 0)  # its total is the current version
+    if wanted > newest.total:
+        raise errors.NotFound(f"{resource_type}/{resource_id} has no version {wanted}")
+    page = newest if wanted == newest.total else service.history(ws, resource_type, resource_id, 1, newest.total - wanted)
+    event = page.entries[0]
+    if event.get("event_type") == "deleted":
+        raise errors.Gone(f"{resource_type}/{resource_id} version {wanted} is its deletion")
+    when = event.get("created_at") or event.get("effective_at")
+    headers = {"ETag": f'W/"{wanted}"'} | ({"Last-Modified": _http_date(when)} if when else {})
+    return fhir_response(200, _with_meta(event["data"], wanted, when), headers)
+
+
+# ---- writes ------------------------------------------------------------------------------------
+
+
+@create.post("/v1/<workspace_id>/fhir/r4/<resource_type>")
+def post_resource(workspace_id: UUID, resource_type: ResourceType):
+    deps.authorize_fhir(create, workspace_id, WRITE)
+    check_resource_type(resource_type)
+    data = resource_body(create, resource_type)
+    with raw_locations():
+        outcome = deps.resources().create(str(workspace_id), resource_type, data, WriteContext(source="api"))
+    return _write_response(create, workspace_id, 201, outcome.resource)
+
+
+@update.put("/v1/<workspace_id>/fhir/r4/<resource_type>/<resource_id>")
+def put_resource(workspace_id: UUID, resource_type: ResourceType, resource_id: ResourceId, if_match: Annotated[str | None, Header()] = None):
+    deps.authorize_fhir(update, workspace_id, WRITE)
+    check_resource_type(resource_type)
+    data = resource_body(update, resource_type)
+    if "id" not in data:
+        raise errors.InvalidInput("The resource body must carry its id (FHIR update)", details=[{"loc": ["body", "id"], "msg": "missing", "type": "missing"}])
+    version = _if_match(if_match)
+    with raw_locations():
+        outcome = deps.resources().upsert(str(workspace_id), resource_type, resource_id, data, WriteContext(source="api"), version)
+    return _write_response(update, workspace_id, 201 if outcome.created else 200, outcome.resource)
+
+
+@conditional_update.put("/v1/<workspace_id>/fhir/r4/<resource_type>")
+def put_conditional(workspace_id: UUID, resource_type: ResourceType):
+    """``PUT {type}?criteria`` (FHIR conditional update): no match → create (with the body's id,
+    or a new one); one match → update it; more than one → 412. The criteria are the type's
+    search parameters (at least one), run by the platform's search."""
+    deps.authorize_fhir(conditional_update, workspace_id, WRITE)
+    check_resource_type(resource_type)
+    pairs = parse_qsl(conditional_update.current_event.raw_query_string or "", keep_blank_values=True)
+    if any(k.startswith("_") and k not in ("_id",) for k, _ in pairs):
+        raise _bad_param(next(k for k, _ in pairs if k.startswith("_")), "conditional update takes search parameters only")
+    data = resource_body(conditional_update, resource_type)
+    ws = str(workspace_id)
+    store = deps.resources().store
+    with deps.search_errors():
+        query = parse_search_pairs(resource_type, pairs + [("_count", "2")])
+        if not query.criteria:
+            raise QueryError("query", "conditional update needs search criteria (e.g. identifier=system|value)")
+        page = search_resources(store.table, ws, query, load_data=store.load_data)
+    if len(page.entries) > 1:
+        raise errors.PreconditionFailed("Conditional update criteria match more than one resource; make them more selective")
+    if page.entries:
+        rid = page.entries[0]["resource"]["id"]
+        if data.get("id") not in (None, rid):
+            raise errors.InvalidInput(
+                "Body id does not match the resource the criteria found",
+                details=[{"loc": ["body", "id"], "msg": "does not match the resource found", "type": "value_error"}],
+            )
+    else:
+        rid = data.get("id") if isinstance(data.get("id"), str) else str(uuid4())
+    with raw_locations():
+        outcome = deps.resources().upsert(ws, resource_type, rid, {**data, "id": rid}, WriteContext(source="api"))
+    return _write_response(conditional_update, workspace_id, 201 if outcome.created else 200, outcome.resource)
+
+
+# ---- search ------------------------------------------------------------------------------------
+
+
+def _int_param(query: dict[str, str], name: str, default: int, low: int, high: int | None) -> int:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or int(raw) < low or (high is not None and int(raw) > high):
+        raise _bad_param(name, f"must be an integer from {low}" + (f" to {high}" if high is not None else ""))
+    return int(raw)
+
+
+def _links(self_url: str, kept: list[tuple[str, str]], offset: int, count: int, has_more: bool) -> list[dict[str, str]]:
+    def url(off: int) -> str:
+        pairs = kept + ([("_offset", str(off))] if off else [])
+        return f"{self_url}?{urlencode(pairs, safe=':,/|')}" if pairs else self_url
+
+    links = [{"relation": "self", "url": url(offset)}]
+    if has_more:
+        links.append({"relation": "next", "url": url(offset + count)})
+    if offset > 0:
+        links.append({"relation": "previous", "url": url(max(0, offset - count))})
+    return links
+
+
+def _reference_ids(resource: dict[str, Any], element: str, target: str | None) -> list[tuple[str, str]]:
+    refs = resource.get(element)
+    out = []
+    for ref in refs if isinstance(refs, list) else [refs]:
+        if isinstance(ref, dict) and isinstance(ref.get("reference"), str):
+            parts = ref["reference"].split("/")
+            if len(parts) >= 2 and (target is None or parts[-2] == target):
+                out.append((parts[-2], parts[-1]))
+    return out
+
+
+def _includes(ws: str, entries: list[dict[str, Any]], specs: list[str]) -> list[dict[str, Any]]:
+    """``_include``: the resources this page's matches reference, in one BatchGetItem (per 100)."""
+    refs: list[tuple[str, str]] = []
+    for spec in specs:
+        element, target = _INCLUDE_PATHS[spec]
+        for e in entries:
+            for ref in _reference_ids(e["resource"], element, target):
+                if ref[0] in STORABLE_RESOURCE_TYPES and ref not in refs:
+                    refs.append(ref)
+    if not refs:
+        return []
+    found = deps.resources().store.batch_get(ws, refs)
+    out = []
+    for ref in refs:
+        stored = found.get(ref)
+        if stored is not None and not stored.deleted:
+            out.append(_with_meta(stored.data, stored.version, stored.last_updated))
+    return out
+
+
+def _revincludes(ws: str, entries: list[dict[str, Any]], specs: list[str]) -> tuple[list[dict[str, Any]], bool]:
+    """``_revinclude``: resources of the named type whose ``patient`` reference is one of this
+    page's matches, through the reference index (one search per spec, bounded by ``_count``)."""
+    store = deps.resources().store
+    ids = [e["resource"]["id"] for e in entries]
+    found: list[dict[str, Any]] = []
+    truncated = False
+    for spec in specs:
+        rtype = spec.split(":")[0]
+        for start in range(0, len(ids), 10):  # 10 OR-ed values per search parameter
+            query = parse_search_pairs(rtype, [("patient", ",".join(ids[start : start + 10])), ("_count", str(REVINCLUDE_MAX))])
+            page = search_resources(store.table, ws, query, load_data=store.load_data)
+            found += [e["resource"] for e in page.entries]
+            truncated |= page.has_more
+    return found, truncated
+
+
+@search.get("/v1/<workspace_id>/fhir/r4/<resource_type>")
+def get_search(workspace_id: UUID, resource_type: ResourceType):
+    deps.authorize_fhir(search, workspace_id, READ)
+    check_resource_type(resource_type)
+    ws = str(workspace_id)
+    pairs = parse_qsl(search.current_event.raw_query_string or "", keep_blank_values=True)
+    criteria = [(k, v) for k, v in pairs if k not in ("_sort", "_include", "_revinclude", "_total")]
+    sorts = [v for k, v in pairs if k == "_sort"]
+    includes = [v for k, v in pairs if k == "_include"]
+    revincludes = [v for k, v in pairs if k == "_revinclude"]
+    for value in includes:
+        if value not in INCLUDES.get(resource_type, ()):
+            raise _bad_param("_include", f"supported for {resource_type}: {', '.join(INCLUDES.get(resource_type, ())) or 'none'}")
+    for value in revincludes:
+        if value not in REVINCLUDES.get(resource_type, ()):
+            raise _bad_param("_revinclude", f"supported for {resource_type}: {', '.join(REVINCLUDES.get(resource_type, ())) or 'none'}")
+    store = deps.resources().store
+    with deps.search_errors():
+        query = parse_search_pairs(resource_type, criteria)
+        for value in sorts:
+            if value not in SORTS or query.criteria:
+                raise QueryError("_sort", f"supported: {', '.join(SORTS)} (the default order), without other search parameters")
+        known_total = store.counters(ws)["resource_type_counts"].get(resource_type, 0) if not query.criteria else None
+        page = search_resources(store.table, ws, query, known_total=known_total, load_data=store.load_data)
+        reverse, truncated = _revincludes(ws, page.entries, revincludes)
+        included = _includes(ws, page.entries, includes) + reverse
+    base = base_url(search, workspace_id)
+    kept = [(k, v) for k, v in pairs if k != "_offset"]
+    if not any(k == "_count" for k, _ in kept):
+        kept.append(("_count", str(query.count)))
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "id": str(uuid4()), "type": "searchset"}
+    if page.total is not None:
+        bundle["total"] = page.total
+    bundle["link"] = _links(f"{base}/{resource_type}", kept, query.offset, query.count, page.has_more)
+    seen = {(resource_type, e["resource"]["id"]) for e in page.entries}
+    entry = [{"fullUrl": f"{base}/{resource_type}/{e['resource']['id']}", "resource": e["resource"], "search": {"mode": "match"}} for e in page.entries]
+    for res in included:
+        key = (res["resourceType"], res["id"])
+        if key not in seen:
+            seen.add(key)
+            entry.append({"fullUrl": f"{base}/{key[0]}/{key[1]}", "resource": res, "search": {"mode": "include"}})
+    if truncated:  # said, not silently cut: the client can search the type itself for the rest
+        warning = {
+            "severity": "warning",
+            "code": "too-costly",
+            "diagnostics": f"_revinclude returned at most {REVINCLUDE_MAX} resources per {10} matches; search the type with patient=<id> for all of them",
+        }
+        entry.append({"resource": {"resourceType": "OperationOutcome", "issue": [warning]}, "search": {"mode": "outcome"}})
+    bundle["entry"] = entry
+    return fhir_response(200, bundle)
+
+
+# ---- transaction / batch -----------------------------------------------------------------------
+
+
+@transaction.post("/v1/<workspace_id>/fhir/r4")
+def post_bundle(workspace_id: UUID):
+    """A ``transaction`` (validated as a whole before anything is written, as the import does) or
+    ``batch`` Bundle; references between entries resolved by the import's preparation."""
+    deps.authorize_fhir(transaction, workspace_id, WRITE)
+    bundle = resource_body(transaction, "Bundle")
+    kind = bundle.get("type")
+    if kind not in ("transaction", "batch"):
+        raise errors.InvalidInput("Bundle.type must be transaction or batch", details=[{"loc": ["body", "type"], "msg": "must be transaction or batch", "type": "value_error"}])
+    entries = bundle.get("entry", [])
+    if not isinstance(entries, list):
+        raise errors.InvalidInput("Bundle.entry must be a list", details=[{"loc": ["body", "entry"], "msg": "must be a list", "type": "list_type"}])
+    prepared = prepare_bundle(bundle)
+    unsupported = [i for i in prepared.issues if i.kind != "error"]  # DELETE/GET/PATCH entries, unsupported types
+    if prepared.transaction_failed or (kind == "transaction" and unsupported):
+        detail = [{**d, "loc": ["body", *d["loc"][2:]]} for d in prepared.failure_detail()]
+        for issue in unsupported:
+            index = issue.location.removeprefix("entry[").removesuffix("]")
+            where = ["body", "entry", int(index)] if index.isdigit() else ["body", "entry"]
+            detail.append({"loc": where, "msg": issue.reason, "type": "not_supported"})
+        raise errors.Unprocessable("Transaction not processed: some entries are invalid or not supported (nothing was written)", details=detail)
+    base = base_url(transaction, workspace_id)
+    service = deps.resources()
+    ws = str(workspace_id)
+    results: dict[str, dict[str, Any]] = {}
+    for issue in prepared.issues:
+        results[issue.location] = {"response": {"status": "400 Bad Request", "outcome": {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "invalid", "diagnostics": issue.reason}]}}}
+    for item in prepared.entries:
+        try:
+            outcome = service.upsert(ws, item.resource_type, item.resource_id, item.data, WriteContext(source="api"))
+        except errors.DomainError as exc:
+            if kind == "transaction":  # validated up front, so only a write conflict gets here: say what was written
+                written = [loc for loc, r in results.items() if "location" in r.get("response", {})]
+                exc.message = f"{exc.message} (transaction stopped at {item.location}; already written: {', '.join(written) or 'none'})"
+                raise
+            results[item.location] = {"response": {"status": "422 Unprocessable Entity", "outcome": {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "processing", "diagnostics": exc.message}]}}}
+            continue
+        stored = outcome.resource
+        results[item.location] = {
+            "fullUrl": f"{base}/{stored.resource_type}/{stored.resource_id}",
+            "response": {
+                "status": "201 Created" if outcome.created else "200 OK",
+                "location": f"{stored.resource_type}/{stored.resource_id}/_history/{stored.version}",
+                "etag": f'W/"{stored.version}"',
+                "lastModified": stored.last_updated,
+            },
+        }
+    for sup in prepared.superseded:
+        results.setdefault(getattr(sup, "location", ""), {"response": {"status": "200 OK"}})
+    out = [results.get(f"entry[{i}]", {"response": {"status": "200 OK"}}) for i in range(len(entries))]
+    return fhir_response(200, {"resourceType": "Bundle", "id": str(uuid4()), "type": f"{kind}-response", "entry": out})
+
+
+# ---- Patient/{id}/$everything ------------------------------------------------------------------
+
+EVERYTHING_MAX = 100
+# the compartment's types: those with a ``patient`` search parameter (the reference index serves it)
+COMPARTMENT_TYPES = tuple(t for t in sorted(STORABLE_RESOURCE_TYPES) if "patient" in params_for(t))
+
+
+@everything.get("/v1/<workspace_id>/fhir/r4/Patient/<resource_id>/$everything")
+def get_everything(workspace_id: UUID, resource_id: ResourceId):
+    """The Patient, then every resource of its compartment, type by type (in name order), each
+    type newest first by the reference index; paged by ``_count`` (1-100, default 50) and
+    ``_offset``. Only types the workspace holds (its write-time counters) are searched, each with
+    an exact count, so ``total`` is exact and the calls per page depend on the types present, not
+    on the patient's history length (index ids are counted a 1 MB page at a time)."""
+    deps.authorize_fhir(everything, workspace_id, READ)
+    ws = str(workspace_id)
+    query = dict(parse_qsl(everything.current_event.raw_query_string or "", keep_blank_values=True))
+    for name in query:
+        if name not in ("_count", "_offset", "_format", "_pretty"):
+            raise _bad_param(name, "unknown parameter (supported: _count, _offset)")
+    count, offset = _int_param(query, "_count", 50, 1, EVERYTHING_MAX), _int_param(query, "_offset", 0, 0, None)
+    service = deps.resources()
+    patient = service.read(ws, "Patient", resource_id)
+    held = service.store.counters(ws)["resource_type_counts"]
+    base = base_url(everything, workspace_id)
+    entries: list[dict[str, Any]] = []
+    if offset == 0:
+        entries.append({"fullUrl": f"{base}/Patient/{resource_id}", "resource": _with_meta(patient.data, patient.version, patient.last_updated), "search": {"mode": "match"}})
+    skip, total = max(0, offset - 1), 1
+    with deps.search_errors():
+        for rtype in COMPARTMENT_TYPES:
+            if not held.get(rtype):
+                continue
+            need = count - len(entries)
+            q = parse_search_pairs(rtype, [("patient", resource_id), ("_count", str(max(1, min(need, 100)))), ("_offset", str(skip))])
+            page = search_resources(service.store.table, ws, q, load_data=service.store.load_data, exact_total=True)
+            type_total = page.total or 0
+            total += type_total
+            if need > 0 and skip < type_total:
+                entries += [
+                    {"fullUrl": f"{base}/{rtype}/{e['resource']['id']}", "resource": e["resource"], "search": {"mode": "match"}}
+                    for e in page.entries[:need]
+                ]
+            skip = max(0, skip - type_total)
+    bundle = {
+        "resourceType": "Bundle",
+        "id": str(uuid4()),
+        "type": "searchset",
+        "total": total,
+        "link": _links(f"{base}/Patient/{resource_id}/$everything", [("_count", str(count))], offset, count, offset + count < total),
+        "entry": entries,
+    }
+    return fhir_response(200, bundle)

@@ -1,0 +1,344 @@
+"""The FHIR REST facade (``/v1/{ws}/fhir/r4``) through the real handlers, events and moto: each
+interaction, and every error as an OperationOutcome with its status."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+
+from tests.integration.conftest import new_key, new_workspace
+from tests.support.gateway import Gateway, Reply
+
+FHIR = {"content-type": "application/fhir+json", "accept": "application/fhir+json"}
+PATIENT = {"resourceType": "Patient", "name": [{"family": "Rivera", "given": ["Ana"]}], "gender": "female", "birthDate": "1980-04-02"}
+
+
+def r4(ws: dict) -> str:
+    return f"/v1/{ws['id']}/fhir/r4"
+
+
+def call(gateway: Gateway, ws: dict, method: str, path: str, *, body: Any = None, headers: dict | None = None, query: dict | None = None, raw_body: Any = None) -> Reply:
+    return gateway.call(method, r4(ws) + path, token=ws["key"], body=body, raw_body=raw_body, query=query, headers={**FHIR, **(headers or {})})
+
+
+def create(gateway: Gateway, ws: dict, resource: dict) -> dict:
+    reply = call(gateway, ws, "POST", f"/{resource['resourceType']}", body=resource)
+    assert reply.status == 201, reply.body
+    return reply.body
+
+
+def outcome(reply: Reply, status: int) -> list[dict]:
+    assert reply.status == status, (reply.status, reply.body)
+    assert reply.headers["Content-Type"].startswith("application/fhir+json")
+    assert reply.body["resourceType"] == "OperationOutcome" and reply.body["issue"], reply.body
+    assert all(i["severity"] == "error" and i["code"] and i["diagnostics"] for i in reply.body["issue"])
+    return reply.body["issue"]
+
+
+def follow(gateway: Gateway, ws: dict, url: str) -> Reply:
+    parts = urlsplit(url)
+    return gateway.call("GET", parts.path, token=ws["key"], query=dict(parse_qsl(parts.query)), headers=FHIR)
+
+
+def link(bundle: dict, relation: str) -> str | None:
+    return next((x["url"] for x in bundle["link"] if x["relation"] == relation), None)
+
+
+# ---- metadata ----------------------------------------------------------------------------------
+
+
+def test_metadata_is_a_capability_statement_of_what_is_served(gateway: Gateway, workspace: dict) -> None:
+    reply = call(gateway, workspace, "GET", "/metadata")
+    assert reply.status == 200 and reply.headers["Content-Type"].startswith("application/fhir+json")
+    cs = reply.body
+    assert cs["resourceType"] == "CapabilityStatement" and cs["fhirVersion"] == "4.0.1" and "json" in cs["format"]
+    types = {r["type"]: r for r in cs["rest"][0]["resource"]}
+    patient = types["Patient"]
+    params = {p["name"]: p["type"] for p in patient["searchParam"]}
+    assert params["name"] == "string" and params["birthdate"] == "date" and params["identifier"] == "token"
+    assert {"read", "vread", "create", "update", "history-instance", "search-type"} <= {i["code"] for i in patient["interaction"]}
+    assert types["Observation"]["searchInclude"] == ["Observation:patient"]
+    assert {p["name"]: p["type"] for p in types["Observation"]["searchParam"]}["patient"] == "reference"
+    assert {i["code"] for i in cs["rest"][0]["interaction"]} == {"transaction", "batch"}
+
+
+# ---- create / read / update / history / vread --------------------------------------------------
+
+
+def test_create_read_update_history_vread(gateway: Gateway, workspace: dict) -> None:
+    created = call(gateway, workspace, "POST", "/Patient", body=PATIENT)
+    assert created.status == 201
+    pid = created.body["id"]
+    assert created.body["meta"]["versionId"] == "1" and created.headers["ETag"] == 'W/"1"'
+    assert created.headers["Location"].endswith(f"{r4(workspace)}/Patient/{pid}/_history/1")
+    assert created.headers["Location"].startswith("https://")
+    assert created.headers["Last-Modified"].endswith(" GMT")
+
+    read = call(gateway, workspace, "GET", f"/Patient/{pid}")
+    assert read.status == 200 and read.body == created.body and read.headers["ETag"] == 'W/"1"'
+
+    changed = {**created.body, "gender": "other"}
+    updated = call(gateway, workspace, "PUT", f"/Patient/{pid}", body=changed, headers={"If-Match": 'W/"1"'})
+    assert updated.status == 200 and updated.body["gender"] == "other" and updated.headers["ETag"] == 'W/"2"'
+    stale = call(gateway, workspace, "PUT", f"/Patient/{pid}", body=changed, headers={"If-Match": 'W/"1"'})
+    assert outcome(stale, 412)[0]["code"] == "conflict"
+
+    minimal = call(gateway, workspace, "PUT", f"/Patient/{pid}", body={**changed, "gender": "male"}, headers={"Prefer": "return=minimal"})
+    assert minimal.status == 200 and minimal.body is None and minimal.headers["ETag"] == 'W/"3"'
+    assert minimal.headers["Location"].endswith(f"/Patient/{pid}/_history/3")
+
+    history = call(gateway, workspace, "GET", f"/Patient/{pid}/_history")
+    assert history.status == 200 and history.body["type"] == "history" and history.body["total"] == 3
+    assert [e["resource"]["meta"]["versionId"] for e in history.body["entry"]] == ["3", "2", "1"]
+    assert [e["resource"]["gender"] for e in history.body["entry"]] == ["male", "other", "female"]
+    assert history.body["entry"][-1]["request"]["method"] == "POST"
+
+    paged = call(gateway, workspace, "GET", f"/Patient/{pid}/_history", query={"_count": "2"})
+    assert len(paged.body["entry"]) == 2 and link(paged.body, "next")
+    rest = follow(gateway, workspace, link(paged.body, "next"))
+    assert [e["resource"]["meta"]["versionId"] for e in rest.body["entry"]] == ["1"] and link(rest.body, "previous")
+
+    v2 = call(gateway, workspace, "GET", f"/Patient/{pid}/_history/2")
+    assert v2.status == 200 and v2.body["gender"] == "other" and v2.body["meta"]["versionId"] == "2" and v2.headers["ETag"] == 'W/"2"'
+    outcome(call(gateway, workspace, "GET", f"/Patient/{pid}/_history/9"), 404)
+    outcome(call(gateway, workspace, "GET", f"/Patient/{pid}/_history/x"), 400)
+
+
+def test_put_creates_with_the_client_id(gateway: Gateway, workspace: dict) -> None:
+    reply = call(gateway, workspace, "PUT", "/Patient/mine-1", body={**PATIENT, "id": "mine-1"})
+    assert reply.status == 201 and reply.body["id"] == "mine-1" and reply.headers["Location"].endswith("/Patient/mine-1/_history/1")
+
+
+def test_conditional_update_creates_then_updates_the_one_match(gateway: Gateway, workspace: dict) -> None:
+    mrn = {"identifier": "https://mrn.example.org|A-77"}
+    body = {**PATIENT, "identifier": [{"system": "https://mrn.example.org", "value": "A-77"}]}
+    first = call(gateway, workspace, "PUT", "/Patient", body=body, query=mrn)
+    assert first.status == 201, first.body
+    second = call(gateway, workspace, "PUT", "/Patient", body={**body, "gender": "other"}, query=mrn)
+    assert second.status == 200 and second.body["id"] == first.body["id"] and second.headers["ETag"] == 'W/"2"'
+    create(gateway, workspace, body)  # a second resource with the same identifier
+    outcome(call(gateway, workspace, "PUT", "/Patient", body=body, query=mrn), 412)
+    outcome(call(gateway, workspace, "PUT", "/Patient", body=body), 422)  # no criteria
+    outcome(call(gateway, workspace, "PUT", "/Patient", body=body, query={"nonsense": "1"}), 422)
+
+
+# ---- errors --------------------------------------------------------------------------------------
+
+
+def test_errors_are_operation_outcomes_with_their_status(gateway: Gateway, workspace: dict) -> None:
+    assert outcome(call(gateway, workspace, "GET", "/Patient/nope"), 404)[0]["code"] == "not-found"
+    outcome(call(gateway, workspace, "GET", "/NotAType/x"), 400)
+    invalid = outcome(call(gateway, workspace, "POST", "/Patient", body={**PATIENT, "gender": 12}), 422)
+    assert any(i.get("expression") == ["Patient.gender"] for i in invalid), invalid
+    wrong_type = outcome(call(gateway, workspace, "POST", "/Patient", body={"resourceType": "Observation"}), 400)
+    assert wrong_type[0]["expression"] == ["Patient.resourceType"]
+    for raw in ("{", "[]", "null", b"\xff\xfe{}", ""):
+        assert outcome(call(gateway, workspace, "POST", "/Patient", raw_body=raw), 400)[0]["code"] == "invalid"
+    not_utf8 = b'{"resourceType": "Patient", "name": [{"family": "caf\xe9"}]}'
+    assert outcome(call(gateway, workspace, "POST", "/Patient", raw_body=not_utf8), 422)[0]["expression"] == ["Patient.name[0].family"]
+    bad_etag = outcome(call(gateway, workspace, "PUT", "/Patient/p-1", body={**PATIENT, "id": "p-1"}, headers={"If-Match": "three"}), 400)
+    assert bad_etag[0]["location"] == ["http.if-match"]
+    bad_count = outcome(call(gateway, workspace, "GET", "/Patient", query={"_count": "0"}), 422)
+    assert bad_count[0]["location"] == ["http._count"]
+    outcome(call(gateway, workspace, "GET", "/Patient", query={"nonsense": "1"}), 422)
+    # the platform's own routes keep their JSON error body
+    own = gateway.call("GET", f"/v1/{workspace['id']}/fhir/resources/Patient/nope", token=workspace["key"])
+    assert own.status == 404 and set(own.body) == {"statusCode", "error", "message", "detail"}
+
+
+def test_auth_errors_are_operation_outcomes(gateway: Gateway, workspace: dict) -> None:
+    unknown = gateway.call("GET", f"{r4(workspace)}/metadata", token="fhp_unknown-key", headers=FHIR)
+    assert outcome(unknown, 401)[0]["code"] == "login"
+    other = new_workspace(gateway)
+    foreign = gateway.call("GET", f"/v1/{other['id']}/fhir/r4/metadata", token=workspace["key"], headers=FHIR)
+    assert outcome(foreign, 403)[0]["code"] == "forbidden"
+    viewer = {**workspace, "key": new_key(gateway, workspace["id"], role="viewer")}
+    outcome(call(gateway, viewer, "POST", "/Patient", body=PATIENT), 403)
+
+
+def test_a_deleted_resource_reads_410_and_keeps_its_history(gateway: Gateway, workspace: dict) -> None:
+    from fhir_platform.api import deps
+
+    pid = create(gateway, workspace, PATIENT)["id"]
+    deps.resources().delete(workspace["id"], "Patient", pid)
+    assert outcome(call(gateway, workspace, "GET", f"/Patient/{pid}"), 410)[0]["code"] == "deleted"
+    history = call(gateway, workspace, "GET", f"/Patient/{pid}/_history")
+    assert history.status == 200 and history.body["entry"][0]["request"]["method"] == "DELETE"
+    assert "resource" not in history.body["entry"][0] and history.body["entry"][0]["response"]["status"].startswith("410")
+    outcome(call(gateway, workspace, "GET", f"/Patient/{pid}/_history/2"), 410)
+    assert call(gateway, workspace, "GET", f"/Patient/{pid}/_history/1").status == 200
+
+
+# ---- search --------------------------------------------------------------------------------------
+
+
+def test_search_pages_through_next_links(gateway: Gateway, workspace: dict) -> None:
+    ids = {create(gateway, workspace, {**PATIENT, "name": [{"family": f"Pager{i}"}]})["id"] for i in range(5)}
+    first = call(gateway, workspace, "GET", "/Patient", query={"name": "pager", "_count": "2"})
+    assert first.status == 200 and first.body["type"] == "searchset"
+    seen, page, pages = [], first.body, 0
+    while True:
+        pages += 1
+        assert all(e["search"]["mode"] == "match" for e in page["entry"])
+        assert all(e["fullUrl"].endswith(f"/Patient/{e['resource']['id']}") and e["fullUrl"].startswith("https://") for e in page["entry"])
+        seen += [e["resource"]["id"] for e in page["entry"]]
+        nxt = link(page, "next")
+        if not nxt:
+            break
+        page = follow(gateway, workspace, nxt).body
+    assert pages == 3 and set(seen) == ids and len(seen) == 5 and page["total"] == 5
+    assert link(page, "previous")
+    everything = call(gateway, workspace, "GET", "/Patient", query={"_sort": "-_lastUpdated"})
+    assert everything.body["total"] == 5
+    outcome(call(gateway, workspace, "GET", "/Patient", query={"_sort": "name"}), 422)
+
+
+def test_include_and_revinclude(gateway: Gateway, workspace: dict) -> None:
+    gp = create(gateway, workspace, {"resourceType": "Practitioner", "name": [{"family": "House"}]})
+    patient = create(gateway, workspace, {**PATIENT, "generalPractitioner": [{"reference": f"Practitioner/{gp['id']}"}]})
+    obs = create(gateway, workspace, {"resourceType": "Observation", "status": "final", "code": {"text": "HR"}, "subject": {"reference": f"Patient/{patient['id']}"}})
+    enc = create(gateway, workspace, {"resourceType": "Encounter", "status": "finished", "class": {"code": "AMB"}, "subject": {"reference": f"Patient/{patient['id']}"}})
+
+    reply = call(gateway, workspace, "GET", "/Observation", query={"patient": patient["id"], "_include": "Observation:patient"})
+    modes = {(e["resource"]["resourceType"], e["search"]["mode"]) for e in reply.body["entry"]}
+    assert modes == {("Observation", "match"), ("Patient", "include")} and reply.body["total"] == 1
+
+    reply = call(gateway, workspace, "GET", "/Patient", query={"_id": patient["id"], "_include": "Patient:general-practitioner"})
+    assert [(e["resource"]["id"], e["search"]["mode"]) for e in reply.body["entry"]] == [(patient["id"], "match"), (gp["id"], "include")]
+
+    reply = call(gateway, workspace, "GET", f"/Patient", query={"_id": patient["id"], "_revinclude": "Encounter:patient"})
+    assert [(e["resource"]["id"], e["search"]["mode"]) for e in reply.body["entry"]] == [(patient["id"], "match"), (enc["id"], "include")]
+    assert obs["id"] not in {e["resource"]["id"] for e in reply.body["entry"]}
+    outcome(call(gateway, workspace, "GET", "/Patient", query={"_include": "Patient:organization"}), 422)
+
+
+def test_a_cut_revinclude_says_so(gateway: Gateway, workspace: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fhir_platform.api.routes import fhir_r4
+
+    monkeypatch.setattr(fhir_r4, "REVINCLUDE_MAX", 2)
+    patient = create(gateway, workspace, PATIENT)
+    for _ in range(3):
+        create(gateway, workspace, {"resourceType": "Encounter", "status": "finished", "class": {"code": "AMB"}, "subject": {"reference": f"Patient/{patient['id']}"}})
+    reply = call(gateway, workspace, "GET", "/Patient", query={"_id": patient["id"], "_revinclude": "Encounter:patient"})
+    modes = [e["search"]["mode"] for e in reply.body["entry"]]
+    assert modes == ["match", "include", "include", "outcome"]
+    assert reply.body["entry"][-1]["resource"]["issue"][0]["severity"] == "warning"
+
+
+# ---- transaction / batch -------------------------------------------------------------------------
+
+
+def _bundle(kind: str, observation_code: Any = None) -> dict:
+    obs = {"resourceType": "Observation", "status": "final", "code": {"text": "HR"}, "subject": {"reference": "urn:uuid:0b6f4a3c-2d1e-4f5a-8b7c-9d0e1f2a3b4c"}}
+    if observation_code is not None:
+        obs["code"] = observation_code
+    return {
+        "resourceType": "Bundle",
+        "type": kind,
+        "entry": [
+            {"fullUrl": "urn:uuid:0b6f4a3c-2d1e-4f5a-8b7c-9d0e1f2a3b4c", "resource": PATIENT, "request": {"method": "POST", "url": "Patient"}},
+            {"resource": obs, "request": {"method": "POST", "url": "Observation"}},
+        ],
+    }
+
+
+def test_transaction_resolves_references_and_reports_each_entry(gateway: Gateway, workspace: dict) -> None:
+    reply = call(gateway, workspace, "POST", "", body=_bundle("transaction"))
+    assert reply.status == 200 and reply.body["type"] == "transaction-response", reply.body
+    statuses = [e["response"]["status"] for e in reply.body["entry"]]
+    assert statuses == ["201 Created", "201 Created"]
+    patient_loc, obs_loc = (e["response"]["location"] for e in reply.body["entry"])
+    obs = call(gateway, workspace, "GET", "/" + obs_loc.split("/_history")[0]).body
+    assert obs["subject"]["reference"] == patient_loc.split("/_history")[0]
+
+
+def test_an_invalid_transaction_writes_nothing_and_batch_reports_per_entry(gateway: Gateway, workspace: dict) -> None:
+    bad = call(gateway, workspace, "POST", "", body=_bundle("transaction", observation_code=12))
+    issues = outcome(bad, 422)
+    assert any(i.get("expression", [""])[0].startswith("Bundle.entry[1].resource.code") for i in issues), [i.get("expression") for i in issues]
+    assert call(gateway, workspace, "GET", "/Patient").body["total"] == 0
+    batch = call(gateway, workspace, "POST", "", body=_bundle("batch", observation_code=12))
+    assert batch.status == 200 and batch.body["type"] == "batch-response"
+    first, second = batch.body["entry"]
+    assert first["response"]["status"] == "201 Created" and second["response"]["status"].startswith("400")
+    assert second["response"]["outcome"]["resourceType"] == "OperationOutcome"
+    outcome(call(gateway, workspace, "POST", "", body={"resourceType": "Bundle", "type": "collection"}), 400)
+
+
+def test_a_transaction_with_an_entry_it_cannot_perform_writes_nothing(gateway: Gateway, workspace: dict) -> None:
+    kept = create(gateway, workspace, PATIENT)
+    delete = {"request": {"method": "DELETE", "url": f"Patient/{kept['id']}"}}
+    txn = _bundle("transaction")
+    txn["entry"].append(delete)
+    issues = outcome(call(gateway, workspace, "POST", "", body=txn), 422)
+    assert any(i.get("expression") == ["Bundle.entry[2]"] for i in issues), issues
+    assert call(gateway, workspace, "GET", "/Patient").body["total"] == 1
+    batch = {**txn, "type": "batch"}
+    reply = call(gateway, workspace, "POST", "", body=batch)
+    assert [e["response"]["status"][:3] for e in reply.body["entry"]] == ["201", "201", "400"]
+    assert call(gateway, workspace, "GET", f"/Patient/{kept['id']}").status == 200  # not deleted
+
+
+@pytest.mark.parametrize("path", ["/metadata", "/Patient", "/Patient/x", "/Patient/x/_history", "/Patient/x/_history/1"])
+def test_a_workspace_without_fhir_is_refused(gateway: Gateway, path: str) -> None:
+    ws = new_workspace(gateway, fhir=False)
+    ws = {**ws, "key": new_key(gateway, ws["id"])}
+    outcome(call(gateway, ws, "GET", path), 409)
+
+
+# ---- Patient/{id}/$everything --------------------------------------------------------------------
+
+
+def test_everything_is_the_patients_compartment_paged(gateway: Gateway, workspace: dict) -> None:
+    patient = create(gateway, workspace, PATIENT)
+    other = create(gateway, workspace, {**PATIENT, "name": [{"family": "Other"}]})
+    mine = {create(gateway, workspace, {"resourceType": "Observation", "status": "final", "code": {"text": f"o{i}"}, "subject": {"reference": f"Patient/{patient['id']}"}})["id"] for i in range(3)}
+    mine |= {create(gateway, workspace, {"resourceType": "Encounter", "status": "finished", "class": {"code": "AMB"}, "subject": {"reference": f"Patient/{patient['id']}"}})["id"] for _ in range(2)}
+    create(gateway, workspace, {"resourceType": "Observation", "status": "final", "code": {"text": "theirs"}, "subject": {"reference": f"Patient/{other['id']}"}})
+
+    path = f"/Patient/{patient['id']}/$everything"
+    first = call(gateway, workspace, "GET", path, query={"_count": "2"})
+    assert first.status == 200 and first.body["total"] == 6, first.body
+    assert first.body["entry"][0]["resource"]["id"] == patient["id"]
+    seen, page = [], first.body
+    while True:
+        seen += [(e["resource"]["resourceType"], e["resource"]["id"]) for e in page["entry"]]
+        nxt = link(page, "next")
+        if not nxt:
+            break
+        page = follow(gateway, workspace, nxt).body
+    assert len(seen) == 6 and {rid for _, rid in seen} == mine | {patient["id"]}
+    assert other["id"] not in {rid for _, rid in seen}
+    outcome(call(gateway, workspace, "GET", "/Patient/nobody/$everything"), 404)
+    outcome(call(gateway, workspace, "GET", path, query={"_count": "101"}), 422)
+
+
+# ---- what the facade answers is valid FHIR ---------------------------------------------------------
+
+
+def _valid(body: dict) -> None:
+    import importlib
+
+    rtype = body["resourceType"]
+    model = getattr(importlib.import_module(f"fhir.resources.R4B.{rtype.lower()}"), rtype)
+    model.model_validate(body)  # raises on anything the R4(B) model refuses
+
+
+def test_answers_validate_against_the_fhir_models(gateway: Gateway, workspace: dict) -> None:
+    patient = create(gateway, workspace, PATIENT)
+    create(gateway, workspace, {"resourceType": "Observation", "status": "final", "code": {"text": "HR"}, "subject": {"reference": f"Patient/{patient['id']}"}})
+    call(gateway, workspace, "PUT", f"/Patient/{patient['id']}", body={**patient, "gender": "other"})
+    answers = [
+        call(gateway, workspace, "GET", "/metadata"),
+        call(gateway, workspace, "GET", "/Observation", query={"patient": patient["id"], "_include": "Observation:patient", "_count": "1"}),
+        call(gateway, workspace, "GET", f"/Patient/{patient['id']}/_history"),
+        call(gateway, workspace, "GET", f"/Patient/{patient['id']}/$everything"),
+        call(gateway, workspace, "POST", "", body=_bundle("transaction")),
+        call(gateway, workspace, "POST", "", body=_bundle("batch", observation_code=12)),
+        call(gateway, workspace, "GET", "/Patient/nope"),
+        call(gateway, workspace, "POST", "/Patient", body={**PATIENT, "gender": 12}),
+    ]
+    for reply in answers:
+        _valid(reply.body)
