@@ -11,6 +11,7 @@ are the members of its keys. Each key is a short string ``<kind>:<value>``:
 | ``ph`` | normalised phone (each) | moved house, name change |
 | ``em`` | email (each) | |
 | ``pi`` | postal code + family initial | birth date missing or wrong |
+| ``bp`` | full birth date + postal code | both names changed or mistyped |
 | ``id`` | strong identifier system + value (each) | the deterministic link |
 
 A record has at most :data:`MAX_KEYS_PER_RECORD` keys (each phone / email / identifier list cut
@@ -48,7 +49,7 @@ __all__ = [
 
 MAX_MEMBERS_PER_KEY = 50
 _MAX_PER_KIND = 3  # phones, emails, identifiers: the first three of each
-MAX_KEYS_PER_RECORD = 4 + 3 * _MAX_PER_KIND  # fy, gd, nn, pi + up to 3 ph, em, id
+MAX_KEYS_PER_RECORD = 5 + 3 * _MAX_PER_KIND  # fy, gd, nn, pi, bp + up to 3 ph, em, id
 
 
 def _code(name: str | None) -> str | None:
@@ -73,6 +74,8 @@ def blocking_keys(f: PatientFeatures) -> list[BlockingKey]:
         keys.append("nn:" + "|".join(sorted((family, given))))
     if f.postal_code and f.family:
         keys.append(f"pi:{f.postal_code}|{f.family[0]}")
+    if f.postal_code and f.birth_date and len(f.birth_date) == 10:
+        keys.append(f"bp:{f.birth_date}|{f.postal_code}")
     keys += [f"ph:{p}" for p in f.phones[:_MAX_PER_KIND]]
     keys += [f"em:{e}" for e in f.emails[:_MAX_PER_KIND]]
     keys += [f"id:{i.key}" for i in f.strong_identifiers[:_MAX_PER_KIND]]

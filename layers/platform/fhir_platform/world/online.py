@@ -32,10 +32,17 @@ class InMemoryWorld:
     entity_of: dict[str, str] = field(default_factory=dict)
     decisions: dict[str, Decision] = field(default_factory=dict)
     candidates_seen: list[int] = field(default_factory=list)  # candidates per resolved record
+    # re-estimate the parameters when the store reaches this many records, then every time it has
+    # grown ``refresh_growth``-fold (100, 300, 900, 2700, …); 0 turns refreshing off
+    refresh_first: int = 100
+    refresh_growth: int = 3
+    seed: int = 0
+    refreshes: list[int] = field(default_factory=list)  # record counts at which it re-estimated
 
     def __post_init__(self) -> None:
         self.index = InMemoryBlockingIndex(self.max_members_per_key)
         self._keys: dict[str, list[str]] = {}
+        self._next_refresh = self.refresh_first
 
     def add(self, record_id: str, patient: dict[str, Any]) -> Decision:
         """Resolve one Patient against everything stored, then store it with its entity."""
@@ -54,6 +61,10 @@ class InMemoryWorld:
         self.decisions[record_id] = decision
         self.index.add(record_id, keys)
         self._keys[record_id] = keys
+        if self._next_refresh and len(self.features) >= self._next_refresh:
+            self.refresh_parameters(seed=self.seed)
+            self.refreshes.append(len(self.features))
+            self._next_refresh *= self.refresh_growth
         return decision
 
     def candidate_pairs(self, max_pairs: int | None = None) -> list[tuple[str, str]]:

@@ -11,8 +11,11 @@ Rules, in order:
    ``max(p, IDENTIFIER_CONFIDENCE)`` where ``p`` is the pair's model probability — *unless the
    demographics contradict it*: at least two of family name, given name, birth date and gender
    are known on both sides and reach their ``else`` level (no exact, fuzzy, phonetic, swapped or
-   partial agreement at all). A contradicted identifier match never links automatically; it is
-   proposed for review (new entity + open candidate) with the contradiction in its evidence.
+   partial agreement at all). A contradicted identifier match is not linked on the identifier: it
+   is decided by the model like any other candidate (the shared identifier still counts as one
+   field's evidence, weighed against the disagreeing ones), and when the model would not link it,
+   it is proposed for review (new entity + open candidate) whatever its probability — two records
+   carrying one MRN is worth a human look.
 2. **Probabilistic.** Otherwise every candidate is scored with the Fellegi–Sunter model; an entity
    scores the best of its records. With the best entity's probability ``p``:
    ``p ≥ link`` → link to it (``method="probabilistic"``); ``review ≤ p < link`` → a new entity
@@ -156,22 +159,15 @@ def decide(
             "same strong identifier, demographics do not contradict",
             tuple(ranked),
         )
-    if top.contradicted:
-        return Decision(
-            "review",
-            top.entity_id,
-            top.probability,
-            None,
-            top.evidence,
-            top.record_id,
-            "same strong identifier but demographics contradict",
-            tuple(ranked),
-        )
+    why = "same strong identifier but demographics contradict; " if top.contradicted else ""
     if top.probability >= thresholds.link:
-        return Decision("link", top.entity_id, top.probability, "probabilistic", top.evidence, top.record_id, "match probability at or above the link threshold", tuple(ranked))
-    if top.probability >= thresholds.review:
-        return Decision("review", top.entity_id, top.probability, None, top.evidence, top.record_id, "match probability in the review band", tuple(ranked))
-    return Decision("new", None, top.probability, None, top.evidence, top.record_id, "match probability below the review threshold", tuple(ranked))
+        reason = why + "match probability at or above the link threshold"
+        return Decision("link", top.entity_id, top.probability, "probabilistic", top.evidence, top.record_id, reason, tuple(ranked))
+    if top.probability >= thresholds.review or top.contradicted:
+        reason = why + ("match probability in the review band" if top.probability >= thresholds.review else "match probability below the review threshold")
+        return Decision("review", top.entity_id, top.probability, None, top.evidence, top.record_id, reason, tuple(ranked))
+    reason = "match probability below the review threshold"
+    return Decision("new", None, top.probability, None, top.evidence, top.record_id, reason, tuple(ranked))
 
 
 def null_fields(evidence: Sequence[FieldEvidence]) -> list[str]:
