@@ -168,3 +168,15 @@ def test_estimate_parameters_skips_em_on_too_few_pairs_and_records_how_it_was_tr
     assert params.trained_on["em"].startswith("skipped")
     assert params.m == default_parameters().m
     assert params.tf["family_name"].total == 20
+
+
+def test_a_comparison_the_data_never_reaches_keeps_its_prior() -> None:
+    # no phone numbers anywhere: phone m/u stay the documented priors, not a uniform guess
+    rng = random.Random(2)
+    records = [features(family=rng.choice(["Smith", "Jones"]), given=rng.choice(["Ann", "Bob", "Cy"]), birth=f"19{rng.randint(10, 99)}-01-01") for _ in range(120)]
+    pairs = [(i, j) for i in range(120) for j in range(i + 1, 120) if records[i].family == records[j].family][:400]
+    params = estimate_parameters(records, pairs, seed=1, u_pairs=2000)
+    assert params.trained_on["em_converged"] is True
+    for level in ("exact", "one_digit", "else"):
+        assert params.m["phone"][level] == pytest.approx(DEFAULT_M["phone"][level], rel=1e-6)
+        assert params.u["phone"][level] == pytest.approx(DEFAULT_U["phone"][level], rel=1e-6)

@@ -316,11 +316,21 @@ def _ones() -> Iterable[float]:
         yield 1.0
 
 
-def _normalise(counts: dict[str, dict[str, float]], smoothing: float) -> dict[str, dict[str, float]]:
+PRIOR_STRENGTH = 10.0  # pseudo-pairs of the documented priors mixed into every estimate
+
+
+def _posterior(
+    counts: dict[str, dict[str, float]], prior: dict[str, dict[str, float]], strength: float
+) -> dict[str, dict[str, float]]:
+    """Level probabilities from (weighted) counts, with ``strength`` pseudo-pairs distributed as
+    ``prior`` (a Dirichlet prior: the MAP-style estimate). A comparison the data never reaches (no
+    phone numbers in the workspace yet) keeps its prior instead of a meaningless uniform guess; a
+    level never observed keeps a small, non-zero probability; with many pairs the data dominates."""
     out = {}
     for c, levels in counts.items():
-        total = sum(levels.values()) + smoothing * len(levels)
-        out[c] = {lv: (n + smoothing) / total for lv, n in levels.items()} if total > 0 else {}
+        base = prior.get(c) or {lv: 1.0 / len(levels) for lv in levels}
+        total = sum(levels.values()) + strength
+        out[c] = {lv: (n + strength * base.get(lv, 0.0) + 1e-9) / (total + 1e-9 * len(levels)) for lv, n in levels.items()}
     return out
 
 
@@ -330,11 +340,11 @@ def estimate_u(
     pairs: int = 20000,
     seed: int = 0,
     comparisons: Sequence[Comparison] = PATIENT_COMPARISONS,
-    smoothing: float = 0.5,
+    prior_strength: float = PRIOR_STRENGTH,
 ) -> dict[str, dict[str, float]]:
     """u per level from random pairs: almost every random pair is two different people, so the
-    level frequencies among them estimate P(level | non-match). Deterministic for a seed. Comparisons
-    that never reach a level get ``smoothing`` pseudo-counts (no u is 0)."""
+    level frequencies among them estimate P(level | non-match). Deterministic for a seed. Mixed
+    with ``prior_strength`` pseudo-pairs of :data:`DEFAULT_U` (see :func:`_posterior`)."""
     n = len(records)
     if n < 2:
         raise ValueError("u needs at least two records")
@@ -343,7 +353,7 @@ def estimate_u(
     for _ in range(pairs):
         i, j = rng.sample(range(n), 2)
         vectors.append({c.name: c.compare(records[i], records[j]) for c in comparisons})
-    return _normalise(_level_counts(vectors, comparisons), smoothing)
+    return _posterior(_level_counts(vectors, comparisons), DEFAULT_U, prior_strength)
 
 
 @dataclass(frozen=True)
@@ -365,7 +375,7 @@ def estimate_em(
     comparisons: Sequence[Comparison] = PATIENT_COMPARISONS,
     max_iterations: int = 200,
     tolerance: float = 1e-5,
-    smoothing: float = 0.1,
+    prior_strength: float = PRIOR_STRENGTH,
 ) -> EMResult:
     """λ, m and u by expectation maximisation over the comparison vectors of candidate pairs.
 
@@ -374,17 +384,20 @@ def estimate_em(
     null; u[c][l] the same weighted by 1 − probability. u is estimated too (starting from its
     random-pair value): the resolver scores *candidate* pairs, which agree on a blocking key by
     construction, so the u that makes its probabilities calibrated is the one among candidate
-    non-matches, not among random pairs. Deterministic; stops when no parameter moves by more than
+    non-matches, not among random pairs. Each M-step mixes in ``prior_strength`` pseudo-pairs: of
+    :data:`DEFAULT_M` for m, of ``start.u`` (the random-pair u) for u — so levels the data never
+    reaches keep sensible values. Deterministic; stops when no parameter moves by more than
     ``tolerance`` or after ``max_iterations``."""
     if not vectors:
         raise ValueError("EM needs candidate pairs")
     params = Parameters(prior=start.prior, m={c: dict(v) for c, v in start.m.items()}, u={c: dict(v) for c, v in start.u.items()})
+    u_prior = params.u
     iterations, converged = 0, False
     for iterations in range(1, max_iterations + 1):
         probs = [score_vector(v, params, comparisons).probability for v in vectors]
         prior = min(max(sum(probs) / len(probs), 1e-4), 0.9999)
-        m = _normalise(_level_counts(vectors, comparisons, probs), smoothing)
-        u = _normalise(_level_counts(vectors, comparisons, [1.0 - p for p in probs]), smoothing)
+        m = _posterior(_level_counts(vectors, comparisons, probs), DEFAULT_M, prior_strength)
+        u = _posterior(_level_counts(vectors, comparisons, [1.0 - p for p in probs]), u_prior, prior_strength)
         delta = abs(prior - params.prior)
         for new, old in ((m, params.m), (u, params.u)):
             for c, levels in new.items():
