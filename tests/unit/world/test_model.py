@@ -180,3 +180,11 @@ def test_a_comparison_the_data_never_reaches_keeps_its_prior() -> None:
     for level in ("exact", "one_digit", "else"):
         assert params.m["phone"][level] == pytest.approx(DEFAULT_M["phone"][level], rel=1e-6)
         assert params.u["phone"][level] == pytest.approx(DEFAULT_U["phone"][level], rel=1e-6)
+
+
+def test_term_frequency_table_keeps_the_most_common_values_within_its_cap() -> None:
+    records = [features(family="Smith")] * 5 + [features(family="Jones")] * 3 + [features(family=f"r{i}") for i in range(4)]
+    table = term_frequencies(records, max_values=2)["family_name"]
+    assert table.counts == {"smith": 5, "jones": 3}
+    assert table.total == 12
+    assert table.frequency("r1") == 1 / 12  # cut values count as rare

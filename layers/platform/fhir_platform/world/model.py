@@ -75,7 +75,7 @@ DEFAULT_M: dict[str, dict[str, float]] = {
     "identifier": {"exact": 0.9, "one_edit": 0.05, "two_edits": 0.01, "else": 0.04},
 }
 DEFAULT_U: dict[str, dict[str, float]] = {
-    "family_name": {"exact": 0.05, "alias": 0.001, "swapped": 0.0005, "jaro_winkler_92": 0.01, "jaro_winkler_85": 0.03, "phonetic": 0.01, "else": 0.8985},
+    "family_name": {"exact": 0.05, "alias": 0.001, "swapped": 0.0005, "jaro_winkler_92": 0.01, "jaro_winkler_85": 0.02, "phonetic": 0.005, "else": 0.9135},
     "given_name": {"exact": 0.02, "alias": 0.002, "swapped": 0.0005, "jaro_winkler_92": 0.005, "jaro_winkler_85": 0.02, "phonetic": 0.005, "else": 0.9475},
     "birth_date": {"exact": 0.004, "transposed": 0.0002, "one_digit": 0.004, "year": 0.02, "else": 0.9718},
     "gender": {"exact": 0.5, "else": 0.5},
@@ -283,10 +283,17 @@ def score_pair(
 # --- estimation ----------------------------------------------------------------------------------
 
 
+MAX_TF_VALUES = 5000  # per table: keeps the stored parameters well under one 400 KB DynamoDB item
+
+
 def term_frequencies(
-    records: Iterable[PatientFeatures], comparisons: Sequence[Comparison] = PATIENT_COMPARISONS
+    records: Iterable[PatientFeatures],
+    comparisons: Sequence[Comparison] = PATIENT_COMPARISONS,
+    max_values: int = MAX_TF_VALUES,
 ) -> dict[str, TermFrequencies]:
-    """Value counts of every term-frequency comparison's value over ``records``."""
+    """Value counts of every term-frequency comparison's value over ``records``: the
+    ``max_values`` most common values of each table are kept (``total`` still counts every
+    record); a value not kept is treated as seen once, i.e. rare — the values cut are the rarest."""
     tables: dict[str, Counter[str]] = {c.tf: Counter() for c in comparisons if c.tf}
     totals: Counter[str] = Counter()
     for r in records:
@@ -296,7 +303,7 @@ def term_frequencies(
                 if v:
                     tables[c.tf][v] += 1
                     totals[c.tf] += 1
-    return {k: TermFrequencies(totals[k], dict(t)) for k, t in tables.items()}
+    return {k: TermFrequencies(totals[k], dict(t.most_common(max_values))) for k, t in tables.items()}
 
 
 def _level_counts(
