@@ -15,7 +15,7 @@ phonetic codes from jellyfish (Metaphone, NYSIIS), not re-written here.
 
 | comparison | levels (in order) |
 |---|---|
-| family_name | exact, alias (any name part of any name equal), swapped (family = other's given), jaro_winkler_92 (JW ≥ 0.92 or one edit), jaro_winkler_85, phonetic (Metaphone or NYSIIS equal), else |
+| family_name | exact, alias (any name part of any name equal), swapped (family ≈ other's given and given ≈ other's family), jaro_winkler_92 (JW ≥ 0.92 or one edit), jaro_winkler_85, phonetic (Metaphone or NYSIIS equal), else |
 | given_name | exact, alias (a given/middle name of either equal), swapped, jaro_winkler_92, jaro_winkler_85, phonetic, else |
 | birth_date | exact, transposed (day ↔ month), one_digit (one digit changed or two adjacent swapped), year (same year; also when one side is only a year), else |
 | gender | exact, else |
@@ -136,6 +136,10 @@ def _given(f: PatientFeatures) -> _Name:
     return _Name(f.given, f.family, alts)
 
 
+def _close(a: str, b: str) -> bool:
+    return a == b or jaro_winkler(a, b) >= 0.92 or damerau(a, b) <= 1
+
+
 def _name_levels(part: str) -> tuple[Level, ...]:
     return (
         Level("exact", f"{part} equal", lambda a, b: a.primary == b.primary),
@@ -146,8 +150,8 @@ def _name_levels(part: str) -> tuple[Level, ...]:
         ),
         Level(
             "swapped",
-            "given and family names swapped",
-            lambda a, b: (a.other is not None and a.primary == b.other) or (b.other is not None and b.primary == a.other),
+            "given and family names swapped: family ≈ other's given and given ≈ other's family (each JW ≥ 0.92 or one edit)",
+            lambda a, b: a.other is not None and b.other is not None and _close(a.primary, b.other) and _close(a.other, b.primary),
         ),
         Level(
             "jaro_winkler_92",

@@ -4,28 +4,39 @@ Pure rules: the caller gives the incoming record's features and its candidates (
 their entity ids, found by :mod:`~fhir_platform.world.blocking`); :func:`decide` returns a
 :class:`Decision`. Storage of the outcome (link items, candidate items, history) is the caller's.
 
+The Fellegi–Sunter probability assumes fields agree independently. They do not within a
+household: a spouse, child or twin shares family name, phone and address with the patient, and
+those agreements add up to more than the disagreeing given name and birth date take away. So two
+demographic guards sit on top of the model (both measured on the perturbed Synthea-shaped
+population in ``bench/world_accuracy.py``, where without them most automatic links at ≥ 0.9 were
+household members):
+
+- **contradiction**: ≥ 2 of family name, given name, birth date and gender are known on both sides
+  and reach their ``else`` level (no exact, alias, swapped, fuzzy, phonetic or partial agreement);
+- **identity doubt**: the given names, or the birth dates, are known on both sides and reach
+  ``else`` — twins, siblings, a parent and child of one name (Jr./Sr.); or a nickname, which a
+  reviewer can accept — unless an identifier of the same system agrees exactly or within one edit.
+
 Rules, in order:
 
-1. **Identifier.** A candidate sharing a strong identifier (MRN or national identifier: same
-   system and value) links deterministically — ``method="identifier"``, confidence
-   ``max(p, IDENTIFIER_CONFIDENCE)`` where ``p`` is the pair's model probability — *unless the
-   demographics contradict it*: at least two of family name, given name, birth date and gender
-   are known on both sides and reach their ``else`` level (no exact, fuzzy, phonetic, swapped or
-   partial agreement at all). A contradicted identifier match is not linked on the identifier: it
-   is decided by the model like any other candidate (the shared identifier still counts as one
-   field's evidence, weighed against the disagreeing ones), and when the model would not link it,
-   it is proposed for review (new entity + open candidate) whatever its probability — two records
-   carrying one MRN is worth a human look.
-2. **Probabilistic.** Otherwise every candidate is scored with the Fellegi–Sunter model; an entity
-   scores the best of its records. With the best entity's probability ``p``:
-   ``p ≥ link`` → link to it (``method="probabilistic"``); ``review ≤ p < link`` → a new entity
-   plus an open match candidate with that entity; ``p < review`` → a new entity.
+1. **Identifier.** A candidate sharing a strong identifier (MRN or national identifier: same system
+   and value) links deterministically — ``method="identifier"``, confidence
+   ``max(p, IDENTIFIER_CONFIDENCE)`` where ``p`` is the pair's model probability — unless the
+   demographics contradict it. A contradicted identifier match is decided like any other candidate
+   below, and when that would not link it, it is proposed for review (new entity + open candidate)
+   whatever its probability: two records carrying one MRN is worth a human look.
+2. **Probabilistic.** Otherwise candidates are scored; an entity scores the best of its records.
+   Candidates whose demographics contradict (without a shared identifier) are never linked or
+   proposed: they are other members of a household. With the best remaining entity's probability
+   ``p``: ``p ≥ link`` → link (``method="probabilistic"``) unless there is an identity doubt, which
+   caps it at review; ``review ≤ p < link`` → a new entity plus an open match candidate with that
+   entity; ``p < review`` → a new entity.
 3. Entities the caller excludes (a reviewer rejected the pair; a manual split pinned them apart)
    are never linked or proposed.
 
 The default thresholds are link **0.95** and review **0.50** (:class:`Thresholds`; configurable per
-workspace). On FEBRL the links made at confidence ≥ 0.9 are ≥ 99 % correct (``docs/world-model.md``,
-``tests/unit/world/test_calibration.py``).
+workspace). Measured: links made at confidence ≥ 0.9 are ≥ 99 % correct on held-out FEBRL and on the
+perturbed population (``docs/world-model.md``, ``tests/unit/world/test_calibration.py``).
 """
 
 from __future__ import annotations
@@ -70,7 +81,12 @@ class ScoredCandidate:
     match_weight: float
     evidence: tuple[FieldEvidence, ...]
     shared_identifier: bool = False
-    contradicted: bool = False
+    contradicted: bool = False  # demographics contradict (see :func:`contradicts`)
+    doubt: str | None = None  # see :func:`identity_doubt`
+
+    @property
+    def identifier_link(self) -> bool:
+        return self.shared_identifier and not self.contradicted
 
 
 @dataclass(frozen=True)
@@ -103,6 +119,24 @@ def contradicts(evidence: Sequence[FieldEvidence]) -> bool:
     return sum(1 for f in _DEMOGRAPHIC_FIELDS if levels.get(f) == "else") >= _CONTRADICTING_FIELDS
 
 
+_VOUCHING_IDENTIFIER_LEVELS = frozenset({"exact", "one_edit"})
+
+
+def identity_doubt(evidence: Sequence[FieldEvidence]) -> str | None:
+    """Why a probabilistic link must wait for a reviewer, or ``None``: the given names, or the
+    birth dates, are known on both sides and fully disagree (``else``) — twins, siblings, a parent
+    and child of one name (Jr./Sr.) share everything else in a household — unless an identifier of
+    the same system agrees exactly or within one edit (different people's identifiers do not)."""
+    levels = {e.comparison: e.level for e in evidence}
+    if levels.get("identifier") in _VOUCHING_IDENTIFIER_LEVELS:
+        return None
+    if levels.get("given_name") == "else":
+        return "given names differ"
+    if levels.get("birth_date") == "else":
+        return "birth dates differ"
+    return None
+
+
 def _shares_identifier(a: PatientFeatures, b: PatientFeatures) -> bool:
     keys = {i.key for i in a.strong_identifiers}
     return any(i.key in keys for i in b.strong_identifiers)
@@ -122,7 +156,10 @@ def score_candidates(
             continue
         s: Score = score_pair(incoming, cand.features, params, comparisons)
         shared = _shares_identifier(incoming, cand.features)
-        sc = ScoredCandidate(cand.entity_id, cand.record_id, s.probability, s.match_weight, s.evidence, shared, shared and contradicts(s.evidence))
+        sc = ScoredCandidate(
+            cand.entity_id, cand.record_id, s.probability, s.match_weight, s.evidence,
+            shared, contradicts(s.evidence), identity_doubt(s.evidence),
+        )
         prev = best.get(cand.entity_id)
         if prev is None or _rank(sc) < _rank(prev):
             best[cand.entity_id] = sc
@@ -130,8 +167,14 @@ def score_candidates(
 
 
 def _rank(s: ScoredCandidate) -> tuple[int, float]:
-    identifier_link = s.shared_identifier and not s.contradicted
-    return (0 if identifier_link else 1, -s.match_weight)
+    """Identifier links first, then candidates by weight, contradicted strangers last."""
+    if s.identifier_link:
+        tier = 0
+    elif s.contradicted and not s.shared_identifier:
+        tier = 2
+    else:
+        tier = 1
+    return (tier, -s.match_weight)
 
 
 def decide(
@@ -145,29 +188,33 @@ def decide(
 ) -> Decision:
     """Decide the entity of one incoming record given its candidates (see the module rules)."""
     ranked = score_candidates(incoming, candidates, params, comparisons, exclude_entities)
-    if not ranked:
-        return Decision("new", None, 0.0, None, reason="no candidates")
-    top = ranked[0]
-    if top.shared_identifier and not top.contradicted:
+    viable = [c for c in ranked if c.shared_identifier or not c.contradicted]
+    if not viable:
+        reason = "no candidates" if not ranked else "every candidate's demographics contradict"
+        best = ranked[0] if ranked else None
+        return Decision("new", None, 0.0, None, best.evidence if best else (), best.record_id if best else None, reason, tuple(ranked))
+    top = viable[0]
+    if top.identifier_link:
         return Decision(
-            "link",
-            top.entity_id,
-            max(top.probability, IDENTIFIER_CONFIDENCE),
-            "identifier",
-            top.evidence,
-            top.record_id,
-            "same strong identifier, demographics do not contradict",
-            tuple(ranked),
+            "link", top.entity_id, max(top.probability, IDENTIFIER_CONFIDENCE), "identifier", top.evidence,
+            top.record_id, "same strong identifier, demographics do not contradict", tuple(ranked),
         )
-    why = "same strong identifier but demographics contradict; " if top.contradicted else ""
-    if top.probability >= thresholds.link:
-        reason = why + "match probability at or above the link threshold"
-        return Decision("link", top.entity_id, top.probability, "probabilistic", top.evidence, top.record_id, reason, tuple(ranked))
-    if top.probability >= thresholds.review or top.contradicted:
-        reason = why + ("match probability in the review band" if top.probability >= thresholds.review else "match probability below the review threshold")
-        return Decision("review", top.entity_id, top.probability, None, top.evidence, top.record_id, reason, tuple(ranked))
+    notes = []
+    if top.contradicted:
+        notes.append("same strong identifier but demographics contradict")
+    if top.doubt:
+        notes.append(top.doubt)
+    prefix = "; ".join(notes) + ("; " if notes else "")
+    p = top.probability
+    if p >= thresholds.link and not top.contradicted and not top.doubt:
+        reason = "match probability at or above the link threshold"
+        return Decision("link", top.entity_id, p, "probabilistic", top.evidence, top.record_id, reason, tuple(ranked))
+    if p >= thresholds.review or top.contradicted:
+        band = "at or above the link threshold" if p >= thresholds.link else "in the review band" if p >= thresholds.review else "below the review threshold"
+        reason = prefix + f"match probability {band}"
+        return Decision("review", top.entity_id, p, None, top.evidence, top.record_id, reason, tuple(ranked))
     reason = "match probability below the review threshold"
-    return Decision("new", None, top.probability, None, top.evidence, top.record_id, reason, tuple(ranked))
+    return Decision("new", None, p, None, top.evidence, top.record_id, reason, tuple(ranked))
 
 
 def null_fields(evidence: Sequence[FieldEvidence]) -> list[str]:
