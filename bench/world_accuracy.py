@@ -12,11 +12,18 @@ from the documented priors and re-estimating the parameters as the store grows (
 - the precision of the links made at confidence ≥ 0.9 (a link is correct when the record it was
   matched to is the same person) and how many there were;
 - the outcome counts (link / review / new) and candidates per record (mean, max);
+- the same without the identity guard (``Thresholds(identity_guard=False)``), to show what the
+  guard costs on FEBRL, which has no households;
 - in the same run, Splink's batch model (DuckDB backend; u by random sampling, m by EM over two
   blocking rules, predictions clustered at 0.9) F1 on the same records, from the same normalised
   fields — or one line saying splink is not installed (``pip install -e ".[bench]"``).
 
-    .venv/bin/python bench/world_accuracy.py [--sets 1,2,3] [--no-splink]
+Then a perturbed Synthea-shaped population (``tests/support/perturb.py``: households, twins,
+namesakes, typos, swapped names, moves, new phones, missing fields, a second EHR with its own MRN
+system, re-registrations) of 2,000 and 10,000 people, with and without the identity guard; wrong
+links at ≥ 0.9 are counted by relation (same household or not).
+
+    .venv/bin/python bench/world_accuracy.py [--sets 1,2,3] [--no-splink] [--people 2000,10000]
 """
 
 from __future__ import annotations
@@ -33,14 +40,15 @@ sys.path.insert(0, str(ROOT))
 
 from fhir_platform.world.features import PatientFeatures, patient_features  # noqa: E402
 from fhir_platform.world.online import InMemoryWorld  # noqa: E402
-from tests.support import febrl  # noqa: E402
+from fhir_platform.world.resolver import Thresholds  # noqa: E402
+from tests.support import febrl, perturb  # noqa: E402
 
 CONFIDENCE = 0.9
 
 
-def run_online(records: list[febrl.FebrlRecord]) -> dict[str, Any]:
+def run_online(records: list[Any], thresholds: Thresholds | None = None) -> dict[str, Any]:
     started = time.perf_counter()
-    world = InMemoryWorld()
+    world = InMemoryWorld(thresholds=thresholds or Thresholds())
     for r in records:
         world.add(r.record_id, r.patient)
     elapsed = time.perf_counter() - started
@@ -51,6 +59,11 @@ def run_online(records: list[febrl.FebrlRecord]) -> dict[str, Any]:
         (rid, d) for rid, d in world.decisions.items() if d.outcome == "link" and d.confidence >= CONFIDENCE
     ]
     correct = sum(1 for rid, d in confident if person[rid] == person[d.matched_record_id])
+    wrong_kinds: dict[str, int] = {}
+    for rid, d in confident:
+        if person[rid] != person[d.matched_record_id]:
+            k = _relation(records, rid, d.matched_record_id)
+            wrong_kinds[k] = wrong_kinds.get(k, 0) + 1
     outcomes: dict[str, int] = {}
     for d in world.decisions.values():
         outcomes[d.outcome] = outcomes.get(d.outcome, 0) + 1
@@ -66,7 +79,15 @@ def run_online(records: list[febrl.FebrlRecord]) -> dict[str, Any]:
         "seconds": elapsed,
         "refreshes": world.refreshes,
         "prior": world.params.prior,
+        "wrong_kinds": wrong_kinds,
     }
+
+
+def _relation(records: list[Any], a: str, b: str) -> str:
+    """How two different people wrongly linked relate: same household (shared home phone) or not."""
+    by_id = {r.record_id: r.patient for r in records}
+    phones = [{t.get("value") for t in by_id[x].get("telecom", []) if t.get("system") == "phone"} for x in (a, b)]
+    return "household" if phones[0] & phones[1] else "other"
 
 
 def _splink_frame(records: list[febrl.FebrlRecord]):  # -> pandas.DataFrame
@@ -149,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sets", default="1,2,3", help="FEBRL data sets to run (1, 2, 3)")
     parser.add_argument("--no-splink", action="store_true", help="skip Splink's batch model")
+    parser.add_argument("--people", default="2000,10000", help="perturbed population sizes (people); '' to skip")
     args = parser.parse_args(argv)
     print("FEBRL, records resolved one at a time in file order (online Fellegi-Sunter, in-memory store)")
     print(f"{'set':>5} {'records':>7} {'dup pairs':>9}  {'P':>6} {'R':>6} {'F1':>6}  "
@@ -172,6 +194,29 @@ def main(argv: list[str] | None = None) -> int:
             print(f"       {splink}")
         else:
             print(f"       Splink batch (DuckDB) {splink['seconds']:.1f}s; online F1 - Splink F1 = {online['f1'] - splink['f1']:+.4f}")
+        unguarded = run_online(records, Thresholds(identity_guard=False))
+        print(
+            f"       without the identity guard: P/R/F1 {unguarded['precision']:.4f}/{unguarded['recall']:.4f}/"
+            f"{unguarded['f1']:.4f}, links>=0.9 {unguarded['confident_correct']}/{unguarded['confident_links']} correct"
+        )
+    sizes = [int(x) for x in args.people.split(",") if x.strip()]
+    if sizes:
+        print()
+        print("Perturbed Synthea-shaped population (households, twins, namesakes, two MRN systems; tests/support/perturb.py)")
+        print(f"{'people':>7} {'records':>7} {'dup pairs':>9}  {'P':>6} {'R':>6} {'F1':>6}  {'links>=0.9':>10} {'prec>=0.9':>9}  "
+              f"{'link/review/new':>17} {'cand mean/max':>13} {'s':>6}  wrong links >= 0.9 by kind")
+    for n in sizes:
+        records = perturb.population(n, seed=1)
+        for label, thresholds in (("", Thresholds()), (" (no identity guard)", Thresholds(identity_guard=False))):
+            online = run_online(records, thresholds)
+            o = online["outcomes"]
+            prec09 = online["confident_correct"] / online["confident_links"] if online["confident_links"] else 1.0
+            print(
+                f"{n:>7} {len(records):>7} {len(febrl.true_pairs(records)):>9}  {online['precision']:.4f} {online['recall']:.4f} "
+                f"{online['f1']:.4f}  {online['confident_links']:>10} {prec09:>9.4f}  {o.get('link', 0):>5}/{o.get('review', 0):>4}/"
+                f"{o.get('new', 0):>5} {online['cand_mean']:>8.1f}/{online['cand_max']:<4} {online['seconds']:>6.1f}  "
+                f"{online['wrong_kinds'] or '-'}{label}"
+            )
     return 0
 
 

@@ -130,3 +130,10 @@ def test_levels_are_ordered_and_end_with_else() -> None:
         assert c.levels[0].name == "exact"
         assert c.levels[-1].name == "else" and c.levels[-1].predicate is None
         assert len(set(c.level_names)) == len(c.level_names)
+
+
+def test_swapped_needs_both_parts_crossed() -> None:
+    # a household: "Smith, Mary" vs a record of "Smith" written with family and given swapped would
+    # cross one part only — that is not a swap
+    assert level("family_name", {"family": "Smith", "given": "Mary"}, {"family": "John", "given": "Smith"}) == "else"
+    assert level("family_name", {"family": "Smith", "given": "Mary"}, {"family": "Mary", "given": "Smyth"}) == "swapped"

@@ -100,3 +100,48 @@ def test_excluded_entities_are_never_linked_or_proposed() -> None:
 def test_thresholds_are_validated() -> None:
     with pytest.raises(ValueError):
         Thresholds(link=0.5, review=0.9)
+
+
+# --- household guards --------------------------------------------------------------------------
+
+HOME = dict(phone="555-010-0012", line="12 Wallaby Street", city="Easton", postal="02334")
+
+
+def test_a_spouse_sharing_the_household_is_never_linked_or_proposed() -> None:
+    head = cand("Patient/a", "E1", family="Smith", given="John", birth="1970-02-03", gender="male", **HOME)
+    spouse = features(family="Smith", given="Mary", birth="1972-09-30", gender="female", **HOME)
+    d = decide(spouse, [head], PARAMS)
+    assert d.outcome == "new" and d.entity_id is None
+    assert "contradict" in d.reason
+
+
+def test_a_twin_is_held_for_review_not_linked() -> None:
+    twin_a = cand("Patient/a", "E1", family="Smith", given="John", birth="1990-05-06", gender="male", **HOME)
+    twin_b = features(family="Smith", given="Peter", birth="1990-05-06", gender="male", **HOME)
+    d = decide(twin_b, [twin_a], PARAMS)
+    assert d.confidence >= 0.95  # the model alone would link: household fields add up
+    assert d.outcome == "review" and d.method is None
+    assert "given names differ" in d.reason
+    # the guard is a per-workspace setting
+    assert decide(twin_b, [twin_a], PARAMS, Thresholds(identity_guard=False)).outcome == "link"
+
+
+def test_father_and_son_of_one_name_are_held_for_review() -> None:
+    senior = cand("Patient/a", "E1", family="Smith", given="John", birth="1950-01-30", gender="male", **HOME)
+    junior = features(family="Smith", given="John", birth="1981-11-12", gender="male", **HOME)
+    d = decide(junior, [senior], PARAMS)
+    assert d.outcome == "review" and "birth dates differ" in d.reason
+
+
+def test_an_identifier_one_edit_apart_vouches_over_a_different_given_name() -> None:
+    a = cand("Patient/a", "E1", family="Smith", given="John", birth="1990-05-06", identifiers=[(MRN, "1804974", "MR")], **HOME)
+    b = features(family="Smith", given="Jack", birth="1990-05-06", identifiers=[(MRN, "1804947", "MR")], **HOME)
+    d = decide(b, [a], PARAMS)
+    assert (d.outcome, d.method) == ("link", "probabilistic")
+
+
+def test_a_contradicted_stranger_does_not_hide_the_real_match() -> None:
+    spouse = cand("Patient/a", "E1", family="Smith", given="Mary", birth="1972-09-30", gender="female", **HOME)
+    own_record = cand("Patient/b", "E2", family="Smith", given="Jon", birth="1970-02-03", gender="male")
+    d = decide(features(family="Smith", given="John", birth="1970-02-03", gender="male", **HOME), [spouse, own_record], PARAMS)
+    assert (d.outcome, d.entity_id) == ("link", "E2")

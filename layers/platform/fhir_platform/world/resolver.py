@@ -58,8 +58,13 @@ _CONTRADICTING_FIELDS = 2
 
 @dataclass(frozen=True)
 class Thresholds:
+    """Per-workspace decision settings. ``identity_guard`` (default on) caps probabilistic links
+    with an identity doubt at review; turning it off trades false merges of twins and namesakes
+    in a household for fewer reviews (FEBRL, which has no households, gains recall)."""
+
     link: float = 0.95
     review: float = 0.50
+    identity_guard: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.review <= self.link <= 1.0:
@@ -202,11 +207,12 @@ def decide(
     notes = []
     if top.contradicted:
         notes.append("same strong identifier but demographics contradict")
-    if top.doubt:
+    if top.doubt and thresholds.identity_guard:
         notes.append(top.doubt)
     prefix = "; ".join(notes) + ("; " if notes else "")
     p = top.probability
-    if p >= thresholds.link and not top.contradicted and not top.doubt:
+    doubt = top.doubt if thresholds.identity_guard else None
+    if p >= thresholds.link and not top.contradicted and not doubt:
         reason = "match probability at or above the link threshold"
         return Decision("link", top.entity_id, p, "probabilistic", top.evidence, top.record_id, reason, tuple(ranked))
     if p >= thresholds.review or top.contradicted:
