@@ -188,3 +188,26 @@ def test_term_frequency_table_keeps_the_most_common_values_within_its_cap() -> N
     assert table.counts == {"smith": 5, "jones": 3}
     assert table.total == 12
     assert table.frequency("r1") == 1 / 12  # cut values count as rare
+
+
+def test_em_with_fixed_u_recovers_m_and_the_all_pairs_lambda_from_blocked_pairs() -> None:
+    # all pairs: λ = 0.03; blocking keeps only the pairs whose family names agree exactly (a
+    # function of the compared fields, as the real keys are). EM over the kept pairs, u fixed at
+    # its all-pairs value and λ over all pairs, recovers λ × the blocking's recall and the m of the
+    # comparisons blocking did not select on.
+    rng = random.Random(9)
+    comps = [comparison_by_name(n) for n in _TRUE_M]
+    total, kept = 60000, []
+    for _ in range(total):
+        table = _TRUE_M if rng.random() < 0.03 else _TRUE_U
+        v = {c: _draw(rng, table[c]) for c in table}
+        if v["family_name"] == "exact":
+            kept.append(v)
+    start = default_parameters()
+    start.u = {c: dict(v) for c, v in _TRUE_U.items()}
+    em = estimate_em(kept, start, comparisons=comps, fix_u=True, all_pairs=total)
+    assert em.u == start.u
+    assert em.prior == pytest.approx(0.03 * _TRUE_M["family_name"]["exact"], rel=0.12)
+    for c in ("given_name", "birth_date", "postal_code"):
+        for level, p in _TRUE_M[c].items():
+            assert em.m[c][level] == pytest.approx(p, abs=0.05), (c, level)

@@ -7,9 +7,10 @@ For each comparison *c* and level *l*:
 
 and the match weight of a level is ``log2(m / u)`` (Bayes factor in bits). A pair's score is the
 prior log-odds ``log2(λ / (1 − λ))`` plus the weights of the levels it reached (a :data:`NULL`
-level, a missing value, adds 0), and its match probability is ``2^W / (1 + 2^W)``. ``λ`` is the
-probability that a *candidate pair* (a pair the blocking keys bring together) is a match: the
-resolver only ever scores candidate pairs, so that is the prior its probabilities are calibrated to.
+level, a missing value, adds 0), and its match probability is ``2^W / (1 + 2^W)``. Estimated
+parameters are Splink's model: ``λ`` is the probability that two random records match and u is
+measured on random pairs (see :func:`estimate_parameters` for why that is also right for the
+candidate pairs the resolver scores).
 
 **Term frequencies.** An exact agreement on a common name (``smith``) is weaker evidence than on a
 rare one (``zabinski``). For comparisons with a ``tf`` table, the exact level's weight is adjusted
@@ -21,14 +22,15 @@ comparisons (:mod:`~fhir_platform.world.comparators`) and from estimation (:func
 :func:`estimate_m_em`, :func:`estimate_parameters`). Scoring a pair is arithmetic over
 precomputed weights.
 
-**Priors for a new workspace** (:func:`default_parameters`): λ = 0.1 among candidate pairs; m and
+**Priors for a new workspace** (:func:`default_parameters`, used until the first estimation at 100
+records): a small candidate-pair model, λ = 0.1 (one candidate pair in ten is a match); m and
 u per level from :data:`DEFAULT_M` / :data:`DEFAULT_U`, hand-set from the record-linkage
 literature's typical values and checked against FEBRL (see ``docs/world-model.md``): exact name
 agreement is common for matches (m ≈ 0.85) and, among candidates, not rare for non-matches
 (u ≈ 0.05 for family, which blocking makes alike); a full birth date match is strong
 (u ≈ 0.004); a shared phone or email very strong (u ≈ 0.001); gender weak (u = 0.5). Once the
 workspace holds some hundred records, re-estimate (u from random pairs, m and λ by EM over
-candidate pairs) and store the result.
+candidate pairs) and store the result: from then on λ and u are the all-pairs ones.
 """
 
 from __future__ import annotations
@@ -383,18 +385,22 @@ def estimate_em(
     max_iterations: int = 200,
     tolerance: float = 1e-5,
     prior_strength: float = PRIOR_STRENGTH,
+    fix_u: bool = False,
+    all_pairs: float | None = None,
 ) -> EMResult:
-    """λ, m and u by expectation maximisation over the comparison vectors of candidate pairs.
+    """λ and m (and u unless ``fix_u``) by expectation maximisation over comparison vectors.
 
-    E-step: each pair's match probability under the current (λ, m, u). M-step: λ = mean
-    probability; m[c][l] = probability-weighted share of level l among the pairs where c is not
-    null; u[c][l] the same weighted by 1 − probability. u is estimated too (starting from its
-    random-pair value): the resolver scores *candidate* pairs, which agree on a blocking key by
-    construction, so the u that makes its probabilities calibrated is the one among candidate
-    non-matches, not among random pairs. Each M-step mixes in ``prior_strength`` pseudo-pairs: of
-    :data:`DEFAULT_M` for m, of ``start.u`` (the random-pair u) for u — so levels the data never
-    reaches keep sensible values. Deterministic; stops when no parameter moves by more than
-    ``tolerance`` or after ``max_iterations``."""
+    E-step: each pair's match probability under the current (λ, m, u). M-step: λ = Σ probability /
+    ``all_pairs`` (default: the number of vectors); m[c][l] = probability-weighted share of level l
+    among the pairs where c is not null; u likewise weighted by 1 − probability, unless fixed. Each
+    M-step mixes in ``prior_strength`` pseudo-pairs: of :data:`DEFAULT_M` for m, of ``start.u`` for
+    u — so levels the data never reaches keep sensible values. Deterministic; stops when no
+    parameter moves by more than ``tolerance`` or after ``max_iterations``.
+
+    :func:`estimate_parameters` runs it over the blocked candidate pairs with u fixed at its
+    random-pair value and ``all_pairs`` = every pair of records (the pairs blocking left out are
+    taken as non-matches), which is Splink's model: λ is the probability that two random records
+    match."""
     if not vectors:
         raise ValueError("EM needs candidate pairs")
     params = Parameters(prior=start.prior, m={c: dict(v) for c, v in start.m.items()}, u={c: dict(v) for c, v in start.u.items()})
@@ -402,9 +408,10 @@ def estimate_em(
     iterations, converged = 0, False
     for iterations in range(1, max_iterations + 1):
         probs = [score_vector(v, params, comparisons).probability for v in vectors]
-        prior = min(max(sum(probs) / len(probs), 1e-4), 0.9999)
+        denominator = all_pairs if all_pairs else len(probs)
+        prior = min(max(sum(probs) / denominator, 1e-9), 0.9999)
         m = _posterior(_level_counts(vectors, comparisons, probs), DEFAULT_M, prior_strength)
-        u = _posterior(_level_counts(vectors, comparisons, [1.0 - p for p in probs]), u_prior, prior_strength)
+        u = u_prior if fix_u else _posterior(_level_counts(vectors, comparisons, [1.0 - p for p in probs]), u_prior, prior_strength)
         delta = abs(prior - params.prior)
         for new, old in ((m, params.m), (u, params.u)):
             for c, levels in new.items():
@@ -426,11 +433,22 @@ def estimate_parameters(
     comparisons: Sequence[Comparison] = PATIENT_COMPARISONS,
     start: Parameters | None = None,
 ) -> Parameters:
-    """The whole estimation for a workspace: term frequencies from every record, u from random
-    pairs as EM's starting point, then λ, m and u by EM over the blocked ``candidate_pairs``
-    (indexes into ``records``), starting from ``start`` (default: the priors). With fewer than
-    :data:`MIN_EM_PAIRS` candidate pairs, EM is skipped: λ and m stay those of ``start`` and u is
-    the random-pair estimate. Refresh by calling it again as the workspace grows."""
+    """The whole estimation for a workspace:
+
+    1. term frequencies from every record;
+    2. u from ``u_pairs`` random pairs (:func:`estimate_u`), then **fixed**;
+    3. λ and m by EM over the blocked ``candidate_pairs`` (indexes into ``records``), λ as the
+       probability that two *random* records match (denominator: every pair of records).
+
+    Why fixed u and an all-pairs λ: P(match | comparison vector) does not depend on blocking when
+    the blocking keys are functions of the compared fields, so the all-pairs model gives candidate
+    pairs their right probability. Letting u float among candidates instead (tried first) made EM
+    learn "same household" or "same name" as its match class on realistic data (precision of links
+    at ≥ 0.9 fell to 98.5 % on 10,000 perturbed people; 99.7 % with this estimation).
+
+    With fewer than :data:`MIN_EM_PAIRS` candidate pairs, EM is skipped: λ and m stay those of
+    ``start`` (default: the priors) and u is the random-pair estimate. Refresh by calling it again
+    as the workspace grows, starting from the stored parameters."""
     start = start or default_parameters()
     u_random = estimate_u(records, pairs=u_pairs, seed=seed, comparisons=comparisons)
     trained: dict[str, Any] = {"records": len(records), "candidate_pairs": len(candidate_pairs), "u_pairs": u_pairs, "seed": seed}
@@ -438,7 +456,10 @@ def estimate_parameters(
     if len(candidate_pairs) < MIN_EM_PAIRS:
         trained["em"] = "skipped: too few candidate pairs"
         return Parameters(prior=start.prior, m={c: dict(v) for c, v in start.m.items()}, u=u_random, tf=tf, trained_on=trained)
+    n = len(records)
+    all_pairs = n * (n - 1) / 2
     vectors = [{c.name: c.compare(records[i], records[j]) for c in comparisons} for i, j in candidate_pairs]
-    em = estimate_em(vectors, Parameters(prior=start.prior, m=start.m, u=u_random), comparisons=comparisons)
-    trained.update(em_iterations=em.iterations, em_converged=em.converged)
-    return Parameters(prior=em.prior, m=em.m, u=em.u, tf=tf, trained_on=trained)
+    first = Parameters(prior=min(start.prior, 1.0 / n), m=start.m, u=u_random)
+    em = estimate_em(vectors, first, comparisons=comparisons, fix_u=True, all_pairs=all_pairs)
+    trained.update(em_iterations=em.iterations, em_converged=em.converged, all_pairs=all_pairs)
+    return Parameters(prior=em.prior, m=em.m, u=u_random, tf=tf, trained_on=trained)

@@ -22,9 +22,10 @@ Rules, in order:
 1. **Identifier.** A candidate sharing a strong identifier (MRN or national identifier: same system
    and value) links deterministically — ``method="identifier"``, confidence
    ``max(p, IDENTIFIER_CONFIDENCE)`` where ``p`` is the pair's model probability — unless the
-   demographics contradict it. A contradicted identifier match is decided like any other candidate
-   below, and when that would not link it, it is proposed for review (new entity + open candidate)
-   whatever its probability: two records carrying one MRN is worth a human look.
+   demographics contradict it. A contradicted identifier match is never linked automatically,
+   whatever its probability (a child registered on a parent's MRN shares the identifier *and* the
+   household): it is proposed for review (new entity + open candidate) with the contradiction in
+   its reason.
 2. **Probabilistic.** Otherwise candidates are scored; an entity scores the best of its records.
    Candidates whose demographics contradict (without a shared identifier) are never linked or
    proposed: they are other members of a household. With the best remaining entity's probability
