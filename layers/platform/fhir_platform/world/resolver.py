@@ -102,7 +102,7 @@ class Decision:
     confidence: float  # match probability of the chosen / best candidate; 0.0 without candidates
     method: str | None  # "identifier" | "probabilistic" for a link; None otherwise
     evidence: tuple[FieldEvidence, ...] = ()
-    matched_record_id: str | None = None
+    matched_record_id: str | None = None  # the best candidate's record (its evidence), linked or not
     reason: str = ""
     ranked: tuple[ScoredCandidate, ...] = field(default_factory=tuple)
 
