@@ -61,7 +61,13 @@ Per-patient partition ``WS#{ws}#IX#@patient#{patient id}``: the touch item (``SK
 active MedicationRequest/MedicationStatement, active AllergyIntolerance and active Coverage
 (``SK=F#{kind}#{type}#{id}``, attribute ``d`` = display text), emitted by that resource's
 ``index_items`` and therefore removed in the same transaction when it stops being active. One Query
-returns everything a patient-view row needs besides the Patient itself.
+returns everything a patient-view row needs besides the Patient itself. (Active CareTeams are facts
+too, for the patient summary.)
+
+Per-patient timeline and vitals partitions (``@timeline#{patient}[#{domain}]``, ``@vitals#{patient}``)
+hold one item per compartment resource / vital-sign Observation, sorted by clinical time
+(:mod:`fhir_platform.search.timeline`); the touch item counts the timeline's events per domain
+(``tl``), moved by :func:`compartment_touch` in the same transaction.
 
 A resource yields at most ``MAX_INDEX_ITEMS`` (40) items so that old + new index items, the resource
 items and the compartment touch fit one TransactWriteItems (100 items). Beyond the cap, items are

@@ -130,6 +130,8 @@ _LABEL = {
 # LOINC code -> vital kind shown in the summary
 VITALS = {
     "85354-9": "blood_pressure",
+    "55284-4": "blood_pressure",  # the older LOINC panel code Synthea's sample data uses
+
     "8480-6": "systolic",
     "8462-4": "diastolic",
     "8867-4": "heart_rate",
@@ -137,6 +139,7 @@ VITALS = {
     "8302-2": "height",
     "39156-5": "bmi",
     "8310-5": "temperature",
+    "8331-1": "temperature",  # oral temperature
 }
 VITAL_KINDS = tuple(dict.fromkeys(VITALS.values()))
 _NOT_RECORDED = {"cancelled", "entered-in-error"}
