@@ -224,6 +224,9 @@ def test_errors(api: Api, gateway: Gateway) -> None:
         assert reply.status == 403 and "Rivera" not in str(reply.body)
     viewer = new_key(gateway, api.ws, role="viewer")  # read permission is enough
     assert gateway.call("GET", f"/v1/{api.ws}/fhir/patients/p1/summary", token=viewer).status == 200
+    deps.resources().delete(api.ws, "Patient", "p1", WriteContext(source="sync"))
+    reply = api.get("patients/p1/timeline")
+    assert reply.status == 410 and reply.body["detail"][0]["loc"] == ["path", "patient_id"]
     unconfigured = new_workspace(gateway, fhir=False)
     key = new_key(gateway, unconfigured["id"])
     assert gateway.call("GET", f"/v1/{unconfigured['id']}/fhir/patients/p1/timeline", token=key).status == 409  # FHIR not configured
