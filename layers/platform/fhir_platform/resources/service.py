@@ -37,6 +37,7 @@ from fhir_platform.storage.resources import (
 )
 from fhir_platform.search.indexing import KEEP, compartment_touch, diff_index_items, index_items, touch_key
 from fhir_platform.search.parameters import compartment_patient_ids
+from fhir_platform.search.timeline import domain_of, event_uuid, timeline_patients
 from fhir_platform.world.entities import DeterministicResolver, EntityLink, EntityResolver, patient_reference
 
 Indexer = Callable[..., list[dict[str, Any]]]
@@ -262,7 +263,7 @@ class ResourceService:
             link=link,
             previous_version=previous.version,
             event={
-                "event_id": str(uuid.uuid4()),
+                "event_id": event_uuid(ws, rt, rid, previous.version + 1),
                 "event_type": "deleted",
                 "source": ctx.source,
                 "source_system": ctx.source_system,
@@ -280,6 +281,8 @@ class ResourceService:
             touches=compartment_patient_ids(rt, previous.data),
             previous_data_source_id=previous.data_source_id,
             deleted=True,
+            timeline={pid: -1 for pid in timeline_patients(rt, previous.data)},
+            timeline_domain=domain_of(rt),
         )
 
     def write_many(
@@ -364,6 +367,9 @@ class ResourceService:
             else []
         )
         index_put, index_delete = diff_index_items(old_index, new_index)
+        live_previous = previous is not None and not revives
+        old_patients = compartment_patient_ids(rt, previous.data) if live_previous else []  # type: ignore[union-attr]
+        old_timeline = timeline_patients(rt, previous.data) if live_previous else []  # type: ignore[union-attr]
         return ResourceChange(
             workspace_id=ws,
             resource_type=rt,
@@ -376,7 +382,7 @@ class ResourceService:
             link=link,
             previous_version=previous.version if previous else None,
             event={
-                "event_id": str(uuid.uuid4()),
+                "event_id": event_uuid(ws, rt, rid, version),
                 "event_type": "created" if previous is None or revives else "updated",
                 "source": ctx.source,
                 "source_system": ctx.source_system,
@@ -392,9 +398,12 @@ class ResourceService:
             index_put=index_put,
             index_delete=index_delete,
             new_entity=link.owns_entity and previous is None,
-            touches=compartment_patient_ids(rt, stored),
+            # the old version's patients too: a resource moving to another patient leaves the old one's timeline
+            touches=list(dict.fromkeys(compartment_patient_ids(rt, stored) + old_patients)),
             previous_data_source_id=previous.data_source_id if previous else None,
             revives=revives,
+            timeline=_timeline_moves(old_timeline, timeline_patients(rt, stored)),
+            timeline_domain=domain_of(rt),
         )
 
     def _touches(self, ws: str, changes: list[ResourceChange]) -> CompartmentTouches:
@@ -404,7 +413,14 @@ class ResourceService:
         previous = {pid: found.get((k["PK"], k["SK"])) for pid in patients for k in [touch_key(ws, pid)]}
 
         def ops(
-            ws_: str, pid: str, event_time: str, prev: dict | None, entity_id: str | None, count: int, own: ResourceChange | None
+            ws_: str,
+            pid: str,
+            event_time: str,
+            prev: dict | None,
+            entity_id: str | None,
+            count: int,
+            own: ResourceChange | None,
+            timeline: dict[str, int],
         ) -> list[dict]:
             source = own.data_source_id if own is not None else KEEP  # only the Patient's own write sets its source
             return compartment_touch(
@@ -416,6 +432,7 @@ class ResourceService:
                 count=count,
                 source=source,
                 deleted=own is not None and own.deleted,
+                timeline=timeline,
             )
 
         return CompartmentTouches(ws, previous, ops)
@@ -448,6 +465,13 @@ class ResourceService:
             data_source_id=change.data_source_id,
             deleted=change.deleted,
         )
+
+
+def _timeline_moves(before: list[str], after: list[str]) -> dict[str, int]:
+    """+1 for each patient the resource joins the timeline of, -1 for each it leaves."""
+    moves = {pid: 1 for pid in after if pid not in before}
+    moves.update({pid: -1 for pid in before if pid not in after})
+    return moves
 
 
 def _busy(rt: str, rid: str) -> Conflict:

@@ -61,7 +61,13 @@ Per-patient partition ``WS#{ws}#IX#@patient#{patient id}``: the touch item (``SK
 active MedicationRequest/MedicationStatement, active AllergyIntolerance and active Coverage
 (``SK=F#{kind}#{type}#{id}``, attribute ``d`` = display text), emitted by that resource's
 ``index_items`` and therefore removed in the same transaction when it stops being active. One Query
-returns everything a patient-view row needs besides the Patient itself.
+returns everything a patient-view row needs besides the Patient itself. (Active CareTeams are facts
+too, for the patient summary.)
+
+Per-patient timeline and vitals partitions (``@timeline#{patient}[#{domain}]``, ``@vitals#{patient}``)
+hold one item per compartment resource / vital-sign Observation, sorted by clinical time
+(:mod:`fhir_platform.search.timeline`); the touch item counts the timeline's events per domain
+(``tl``), moved by :func:`compartment_touch` in the same transaction.
 
 A resource yields at most ``MAX_INDEX_ITEMS`` (40) items so that old + new index items, the resource
 items and the compartment touch fit one TransactWriteItems (100 items). Beyond the cap, items are
@@ -96,6 +102,7 @@ from fhir_platform.search.parameters import (
     params_for,
     select,
 )
+from fhir_platform.search.timeline import timeline_items, vital_items
 from fhir_platform.search.query import (
     Criterion,
     DateValue,
@@ -129,7 +136,10 @@ __all__ = [
     "touch_key",
 ]
 
-INDEX_VERSION = 3  # 3: instants in keys keep milliseconds (YYYY-MM-DDTHH:MM:SS.mmmZ); phone keys read by libphonenumber
+# 3: instants in keys keep milliseconds (YYYY-MM-DDTHH:MM:SS.mmmZ); phone keys read by libphonenumber
+# 4: patient timeline items (@timeline#{patient}[#{domain}]), vitals items (@vitals#{patient}), care-team
+#    facts; the touch item keeps per-domain timeline counts (``tl``)
+INDEX_VERSION = 4
 MAX_INDEX_ITEMS = 40
 MAX_VALUES_PER_FAMILY = 12
 MAX_STRING_KEY = 64
@@ -379,6 +389,17 @@ def view_fact(resource_type: str, data: dict) -> tuple[str, dict] | None:
                 "order": data.get("order"),
             }
             return "insurance", {k: v for k, v in attrs.items() if v is not None}
+    elif resource_type == "CareTeam":
+        if data.get("status") in (None, "active"):
+            members = []
+            for part in data.get("participant") or []:
+                if not isinstance(part, dict):
+                    continue
+                who = _display(part, "member") or str((part.get("member") or {}).get("reference") or "")
+                role = _display(part, "role")
+                if who:
+                    members.append(f"{who} ({role})" if role else who)
+            return "care_team", {"d": _display(data, "name", "category") or "Care team", "members": members[:MAX_VALUES_PER_FAMILY]}
     return None
 
 
@@ -449,6 +470,10 @@ def index_items(
             core.append(
                 {"PK": patient_partition_pk(ws, pid), "SK": f"{FACT_PREFIX}{kind}#{rtype}#{rid}", "id": rid, **attrs}
             )
+    core += timeline_items(
+        ws, rtype, rid, data, entity_id=entity_id, last_updated=last_updated, created_at=created_at, data_source_id=data_source_id
+    )
+    core += vital_items(ws, rtype, rid, data, last_updated=last_updated)
 
     ranked: list[tuple[int, dict]] = []
     seen_families: set[str] = set()
@@ -491,6 +516,7 @@ def compartment_touch(
     count: int = 1,
     source: str | None | _Keep = KEEP,
     deleted: bool = False,
+    timeline: dict[str, int] | None = None,
 ) -> list[dict]:
     """Transaction operations that record ``count`` changes in ``patient_id``'s compartment, the
     latest at ``event_time``. ``source``: the ``data_source_id`` of the Patient's new version when
@@ -510,6 +536,10 @@ def compartment_touch(
     - when ``last_event_at`` moves: ``Delete`` of the old ``sort.last_event_at`` entry and ``Put`` of
       the new one; likewise the ``sort.last_event_at.src.{source}`` entry when the time or the
       Patient's source moves (at most 5 operations).
+
+    ``timeline``: per timeline domain, how many resources these changes add to (+) or remove from
+    (−) the patient's timeline; the touch item keeps the running counts in ``tl`` (the timeline's
+    exact ``total``, in the same transaction as the timeline items themselves).
 
     ``deleted``: the Patient itself is being deleted. The touch item stays (counted as above) but is
     marked ``deleted`` and its ``sort.last_event_at`` entries are removed, so the patient lists no
@@ -534,6 +564,11 @@ def compartment_touch(
     new_src = prev_src if isinstance(source, _Keep) else source
     if new_src:
         touch["src"] = new_src
+    counts = {k: int(v) for k, v in ((previous or {}).get("tl") or {}).items()}
+    for domain, delta in (timeline or {}).items():
+        counts[domain] = max(0, counts.get(domain, 0) + delta)
+    if counts:
+        touch["tl"] = counts
     gone = bool(previous and previous.get("deleted"))  # sort entries already removed
     unlisted = deleted or (gone and isinstance(source, _Keep))
     if unlisted:

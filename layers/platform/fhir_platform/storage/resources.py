@@ -51,9 +51,10 @@ class CompartmentConflict(VersionConflict):
 
 
 # (workspace, patient id, event time, previous touch item, entity id, count, the Patient's own change
-# among them or None) -> transaction ops
+# among them or None, timeline count deltas per domain) -> transaction ops
 TouchOps = Callable[
-    [str, str, str, "dict[str, Any] | None", "str | None", int, "ResourceChange | None"], list[dict[str, Any]]
+    [str, str, str, "dict[str, Any] | None", "str | None", int, "ResourceChange | None", "dict[str, int]"],
+    list[dict[str, Any]],
 ]
 
 
@@ -75,7 +76,11 @@ class CompartmentTouches:
             latest = max(c.last_updated for c in group)
             entity = next((c.link.entity_id for c in group if c.link.entity_id), None)
             own = next((c for c in group if c.resource_type == "Patient" and c.resource_id == pid), None)
-            out += self._make_ops(self.ws, pid, latest, self.previous.get(pid), entity, len(group), own)
+            timeline: dict[str, int] = {}
+            for c in group:
+                if c.timeline.get(pid):
+                    timeline[c.timeline_domain] = timeline.get(c.timeline_domain, 0) + c.timeline[pid]
+            out += self._make_ops(self.ws, pid, latest, self.previous.get(pid), entity, len(group), own, timeline)
         return out
 
     def committed(self, ops: list[dict[str, Any]]) -> None:
@@ -122,6 +127,10 @@ class ResourceChange:
     previous_data_source_id: str | None = None
     deleted: bool = False  # this change deletes the resource (``data`` is the last data, kept on the event)
     revives: bool = False  # the previous version was a delete: this change re-creates the resource
+    # patient id -> +1 when this change puts the resource on that patient's timeline, -1 when it
+    # takes it off (deleted, or moved to another patient); the touch item's ``tl`` counts move with it
+    timeline: dict[str, int] = field(default_factory=dict)
+    timeline_domain: str = "other"
 
     @property
     def data_source_id(self) -> str | None:
