@@ -40,7 +40,7 @@ from fhir_platform.imports import (
     split_import_object,
 )
 from fhir_platform.imports.summary import COUNTS
-from fhir_platform.observability import logger
+from fhir_platform.observability import count, logger
 from fhir_platform.resources.service import ResourceService, WriteContext, now_iso
 from fhir_platform.storage.import_files import UPLOAD_URL_SECONDS, ImportFiles
 from fhir_platform.storage.import_jobs import JOB_ERRORS_CAP, ImportJobRepository
@@ -85,6 +85,7 @@ class ImportService:
             if len(batch) >= WRITE_BATCH:
                 flush()
         flush()
+        count("ImportResourcesReceived", summary.resources_received)
         return summary
 
     # ---- synchronous ---------------------------------------------------------------------------
