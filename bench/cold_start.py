@@ -47,15 +47,22 @@ def apps(only: set[str] | None = None) -> list[Path]:
     return [p for p in sorted((ROOT / "functions").glob("*/app.py")) if not only or p.parent.name in only]
 
 
-def table(runs: int = 3, only: set[str] | None = None, traced: bool = True) -> tuple[float, list[tuple[str, float, float | None]]]:
-    boto3_ms = _best(_IMPORT_BOTO3, _env(False), runs)
+def table(runs: int = 3, only: set[str] | None = None, traced: bool = True) -> tuple[float, list[tuple[str, float, float | None, float]]]:
+    """(boto3 ms overall, rows of (function, ms tracing off, ms tracing on, ratio to boto3)). Each
+    function's runs alternate with runs of a bare ``import boto3``, and its ratio is taken against
+    those, so a busy moment of the shared machine skews both sides alike."""
     rows = []
+    boto3_best = float("inf")
     for app in apps(only):
         code = _IMPORT_APP.format(path=str(app))
-        off = _best(code, _env(False), runs)
+        off, boto3_ms = float("inf"), float("inf")
+        for _ in range(runs):
+            boto3_ms = min(boto3_ms, _best(_IMPORT_BOTO3, _env(False), 1))
+            off = min(off, _best(code, _env(False), 1))
         on = _best(code, _env(True), runs) if traced else None
-        rows.append((app.parent.name, off, on))
-    return boto3_ms, rows
+        boto3_best = min(boto3_best, boto3_ms)
+        rows.append((app.parent.name, off, on, off / boto3_ms))
+    return boto3_best, rows
 
 
 def main() -> None:
@@ -66,16 +73,16 @@ def main() -> None:
     args = parser.parse_args()
     only = {s for s in args.only.split(",") if s} or None
     boto3_ms, rows = table(args.runs, only, not args.no_traced)
-    limit = min(BUDGET_MS, 2 * boto3_ms)
     print(f"== cold-start import time per function (fresh interpreter, best of {args.runs}) ==")
-    print(f"bare `import boto3`: {boto3_ms} ms -> budget min(300, 2x boto3) = {limit:.1f} ms")
+    print(f"bare `import boto3`: {boto3_ms} ms (best); budget: <= {BUDGET_MS:.0f} ms and <= 2x boto3 (measured alongside each row)")
     print(f"{'function':<32}{'tracing off':>12}{'x boto3':>9}{'tracing on':>12}")
-    for name, off, on in rows:
-        mark = " !" if off > limit else ""
-        print(f"{name:<32}{off:>12}{off / boto3_ms:>9.2f}{'' if on is None else on:>12}{mark}")
-    over = [name for name, off, _ in rows if off > limit]
+    over = []
+    for name, off, on, ratio in rows:
+        mark = " !" if off > BUDGET_MS or ratio > 2 else ""
+        if mark:
+            over.append(name)
+        print(f"{name:<32}{off:>12}{ratio:>9.2f}{'' if on is None else on:>12}{mark}")
     print(f"{len(rows) - len(over)}/{len(rows)} functions within budget" + (f"; over: {', '.join(over)}" if over else ""))
-
 
 if __name__ == "__main__":
     main()

@@ -88,7 +88,7 @@ def cold_starts():
     """(function, ms with tracing off) per function; bench/cold_start.py prints the full table."""
     from bench.cold_start import table
 
-    return [(name, off) for name, off, _ in table(runs=3, traced=False)[1]]
+    return [(name, off) for name, off, _, _ in table(runs=3, traced=False)[1]]
 
 
 def main() -> None:
