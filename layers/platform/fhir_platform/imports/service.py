@@ -137,6 +137,7 @@ class ImportService:
             logger.warning("ignoring object outside imports/{workspace_id}/", extra={"bucket": bucket})
             return None
         ws, name = drop
+        count("ImportObjects")
         obj = self.files.describe(bucket, key)
         api_job = _API_UPLOAD.match(name)
         job = self.jobs.find(ws, api_job.group(1)) if api_job else None
@@ -194,6 +195,7 @@ class ImportService:
     def process_chunk(self, body: str, receive_count: int, max_receives: int) -> None:
         """One SQS message: write the chunk once and record its result on the job. On the last
         delivery attempt a failure is recorded on the job before the message goes to the DLQ."""
+        count("ImportChunks")
         message = ChunkMessage.from_json(body)
         try:
             if self.jobs.chunk_recorded(message.workspace_id, message.job_id, message.chunk_index):
