@@ -85,17 +85,10 @@ def crud_round(n: int, background: int):
 
 
 def cold_starts():
-    out = []
-    for app in sorted((ROOT / "functions").glob("*/app.py")):
-        code = (
-            "import importlib.util,time,os;"
-            "os.environ.update(TABLE_NAME='t',IMPORTS_BUCKET='b',IMPORT_QUEUE_URL='q',ADMIN_KEY_SECRET_ARN='a',AWS_DEFAULT_REGION='us-east-1');"
-            f"t=time.perf_counter();s=importlib.util.spec_from_file_location('f',{str(app)!r});m=importlib.util.module_from_spec(s);s.loader.exec_module(m);"
-            "print(round((time.perf_counter()-t)*1000,1))"
-        )
-        runs = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout) for _ in range(3)]
-        out.append((app.parent.name, min(runs)))
-    return out
+    """(function, ms with tracing off) per function; bench/cold_start.py prints the full table."""
+    from bench.cold_start import table
+
+    return [(name, off) for name, off, _, _ in table(runs=3, traced=False)[1]]
 
 
 def main() -> None:

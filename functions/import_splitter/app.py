@@ -2,11 +2,12 @@
 
 from fhir_platform.imports.handlers import handle_s3_event
 from fhir_platform.imports.service import ImportService
-from fhir_platform.observability import logger
+from fhir_platform.observability import logger, metrics
 
 service = ImportService()
 
 
 @logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics  # flushes this invocation's counts (embedded metric format)
 def handler(event, context):
     return handle_s3_event(event, service)

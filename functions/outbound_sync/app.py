@@ -2,11 +2,12 @@
 
 from fhir_platform.connector.handlers import handle_outbound_event
 from fhir_platform.connector.outbound import OutboundWriter
-from fhir_platform.observability import logger
+from fhir_platform.observability import logger, metrics
 
 writer = OutboundWriter()
 
 
 @logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics  # flushes this invocation's counts (embedded metric format)
 def handler(event, context):
     return handle_outbound_event(event, writer)

@@ -2,11 +2,12 @@
 
 from fhir_platform.connector.handlers import handle_sync_event
 from fhir_platform.connector.inbound import InboundPoller
-from fhir_platform.observability import logger
+from fhir_platform.observability import logger, metrics
 
 poller = InboundPoller()
 
 
 @logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics  # flushes this invocation's counts (embedded metric format)
 def handler(event, context):
     return handle_sync_event(event, context, poller)

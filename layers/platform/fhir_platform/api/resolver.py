@@ -29,7 +29,7 @@ from aws_lambda_powertools.logging import correlation_paths
 
 from fhir_platform import config, errors
 from fhir_platform.auth.principal import Principal
-from fhir_platform.observability import logger, tracer
+from fhir_platform.observability import count, logger, metrics, tracer
 
 _STATUS: dict[type[errors.DomainError], HTTPStatus] = {
     errors.InvalidQuery: HTTPStatus.UNPROCESSABLE_ENTITY,
@@ -235,8 +235,16 @@ def lambda_handler(app: APIGatewayHttpResolver, *, public: bool = False) -> Call
     cap, request validation or the route (so no route is reachable unauthenticated)."""
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False)
+    @metrics.log_metrics
     @tracer.capture_lambda_handler(capture_response=False)
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        count("Requests")
+        response = _handle(event, context)
+        if int(response.get("statusCode", 200)) >= 500:
+            count("ServerErrors")
+        return response
+
+    def _handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
         if not public and (refused := _unauthenticated(event)) is not None:
             return refused
         event, refused = _request_body(event)

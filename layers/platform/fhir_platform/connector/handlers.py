@@ -12,10 +12,12 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from fhir_platform.connector.inbound import InboundPoller
 from fhir_platform.connector.outbound import OutboundWriter
 from fhir_platform.connector.scheduler import Scheduler
+from fhir_platform.observability import count
 
 
 def handle_schedule_event(event: dict[str, Any], scheduler: Scheduler) -> dict[str, Any]:
     run = scheduler.run()
+    count("SyncPollsQueued", len(run.queued))
     return {"due_sources": run.due_sources, "queued": len(run.queued), "dropped": run.dropped}
 
 

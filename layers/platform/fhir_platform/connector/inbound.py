@@ -43,7 +43,7 @@ from fhir_platform.connector.sources import is_fhir, iso, parse_instant
 from fhir_platform.errors import NotFound
 from fhir_platform.fhir.resource_types import ID_PATTERN
 from fhir_platform.fhir.validation import FhirValidationError, UnknownResourceTypeError, validate_resource
-from fhir_platform.observability import logger
+from fhir_platform.observability import count, logger
 from fhir_platform.resources.service import ResourceService, WriteContext
 from fhir_platform.storage.data_sources import DataSourceRepository
 from fhir_platform.storage.sync import SyncRepository
@@ -378,6 +378,9 @@ class InboundPoller:
         logger.warning("sync page failed", extra={"data_source_id": ds, "resource_type": rt, "error_kind": message.split(":", 1)[0]})
 
     def _finish(self, ws: str, ds: str, rt: str, owner: str, started: datetime, result: PollResult) -> None:
+        count("SyncPolls")
+        count("SyncPages", result.pages)
+        count("SyncFailures", result.failed + (1 if result.status == "error" else 0))  # bad resources + a failed page
         ended = self.clock()
         outcome: dict[str, Any] = {
             "last_poll_at": iso(started),

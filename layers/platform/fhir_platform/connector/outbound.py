@@ -42,7 +42,7 @@ from fhir_platform.connector.ids import references, rewrite_references
 from fhir_platform.connector.inbound import SOURCE, default_client_factory
 from fhir_platform.connector.sources import iso, outbound_types
 from fhir_platform.fhir.changes import content_hash
-from fhir_platform.observability import logger
+from fhir_platform.observability import count, logger
 from fhir_platform.storage import keys
 from fhir_platform.storage.data_sources import DataSourceRepository
 from fhir_platform.storage.resources import ResourceStore
@@ -107,6 +107,8 @@ class OutboundWriter:
         finally:
             for (ws, ds, day, kind), n in counts.items():
                 self.sync.count(ws, ds, day, **{kind: n})
+            count("OutboundWrites", sum(n for k, n in result.outcomes.items() if k in ("written", "created")))
+            count("SyncFailures", result.outcomes["failed"] + result.outcomes["conflict"])
         return result
 
     # ---- one event, one source ---------------------------------------------------------------------

@@ -40,7 +40,7 @@ from fhir_platform.imports import (
     split_import_object,
 )
 from fhir_platform.imports.summary import COUNTS
-from fhir_platform.observability import logger
+from fhir_platform.observability import count, logger
 from fhir_platform.resources.service import ResourceService, WriteContext, now_iso
 from fhir_platform.storage.import_files import UPLOAD_URL_SECONDS, ImportFiles
 from fhir_platform.storage.import_jobs import JOB_ERRORS_CAP, ImportJobRepository
@@ -85,6 +85,7 @@ class ImportService:
             if len(batch) >= WRITE_BATCH:
                 flush()
         flush()
+        count("ImportResourcesReceived", summary.resources_received)
         return summary
 
     # ---- synchronous ---------------------------------------------------------------------------
@@ -136,6 +137,7 @@ class ImportService:
             logger.warning("ignoring object outside imports/{workspace_id}/", extra={"bucket": bucket})
             return None
         ws, name = drop
+        count("ImportObjects")
         obj = self.files.describe(bucket, key)
         api_job = _API_UPLOAD.match(name)
         job = self.jobs.find(ws, api_job.group(1)) if api_job else None
@@ -193,6 +195,7 @@ class ImportService:
     def process_chunk(self, body: str, receive_count: int, max_receives: int) -> None:
         """One SQS message: write the chunk once and record its result on the job. On the last
         delivery attempt a failure is recorded on the job before the message goes to the DLQ."""
+        count("ImportChunks")
         message = ChunkMessage.from_json(body)
         try:
             if self.jobs.chunk_recorded(message.workspace_id, message.job_id, message.chunk_index):

@@ -27,6 +27,7 @@ from fhir_platform.errors import Conflict, Gone, InvalidInput, NotFound, Precond
 from fhir_platform.fhir.changes import content_hash, fields_affected
 from fhir_platform.fhir.resource_types import ID_PATTERN, is_storable
 from fhir_platform.fhir.validation import FhirValidationError, UnknownResourceTypeError, validate_resource
+from fhir_platform.observability import count
 from fhir_platform.storage.resources import (
     CompartmentConflict,
     CompartmentTouches,
@@ -221,6 +222,7 @@ class ResourceService:
                 if attempt == MAX_WRITE_ATTEMPTS - 1:
                     raise _busy(rt, rid) from None
                 continue
+            count("ResourcesWritten")
             return WriteOutcome(self._stored(change), created=previous is None or change.revives, changed=True)
         raise AssertionError("unreachable")
 
@@ -324,6 +326,7 @@ class ResourceService:
             results.append(BatchWrite(rt, rid, "created" if prior is None or change.revives else "updated", change.link.entity_id, change.new_entity))
         changes = [c for _, c in pending]
         lost = {id(c) for c in self.store.commit_many(changes, self._touches(ws, changes))}
+        count("ResourcesWritten", len(changes) - len(lost))  # the lost ones count when _write redoes them
         for index, change in pending:
             if id(change) in lost:  # a concurrent writer won: redo this one through the single path
                 rt, rid, data = entries[index]

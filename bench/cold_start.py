@@ -1,0 +1,88 @@
+"""Cold-start import time of every function: a fresh interpreter importing the function's module,
+as Lambda's init does, against a bare ``import boto3`` in a fresh interpreter.
+
+Two columns: tracing off (tests, the local stack, ``POWERTOOLS_TRACE_DISABLED=true``) and tracing on
+as in Lambda with ``Tracing: Active`` (``LAMBDA_TASK_ROOT`` set: Powertools builds the X-Ray tracer
+and patches botocore/requests at init). Budget: ≤ 300 ms and ≤ 2× ``import boto3`` (tracing off);
+a row over budget is marked ``!``. The best of ``--runs`` runs is kept (the machine is shared).
+
+    .venv/bin/python bench/cold_start.py [--runs 3] [--only fhir_r4_read,health] [--no-traced]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BUDGET_MS = 300.0
+ENV = {"TABLE_NAME": "t", "IMPORTS_BUCKET": "b", "IMPORT_QUEUE_URL": "q", "SYNC_QUEUE_URL": "q", "ADMIN_KEY_SECRET_ARN": "a", "AWS_DEFAULT_REGION": "us-east-1"}
+
+_IMPORT_APP = (
+    "import importlib.util,time;"
+    "t=time.perf_counter();s=importlib.util.spec_from_file_location('f',{path!r});m=importlib.util.module_from_spec(s);s.loader.exec_module(m);"
+    "print(round((time.perf_counter()-t)*1000,1))"
+)
+_IMPORT_BOTO3 = "import time;t=time.perf_counter();import boto3;print(round((time.perf_counter()-t)*1000,1))"
+
+
+def _env(traced: bool) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("POWERTOOLS_", "LAMBDA_", "AWS_SAM"))}
+    env.update(ENV)
+    if traced:
+        env["LAMBDA_TASK_ROOT"] = str(ROOT)  # what Lambda sets: Powertools' "inside Lambda" test
+    else:
+        env["POWERTOOLS_TRACE_DISABLED"] = "true"
+    return env
+
+
+def _best(code: str, env: dict[str, str], runs: int) -> float:
+    return min(float(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout) for _ in range(runs))
+
+
+def apps(only: set[str] | None = None) -> list[Path]:
+    return [p for p in sorted((ROOT / "functions").glob("*/app.py")) if not only or p.parent.name in only]
+
+
+def table(runs: int = 3, only: set[str] | None = None, traced: bool = True) -> tuple[float, list[tuple[str, float, float | None, float]]]:
+    """(boto3 ms overall, rows of (function, ms tracing off, ms tracing on, ratio to boto3)). Each
+    function's runs alternate with runs of a bare ``import boto3``, and its ratio is taken against
+    those, so a busy moment of the shared machine skews both sides alike."""
+    rows = []
+    boto3_best = float("inf")
+    for app in apps(only):
+        code = _IMPORT_APP.format(path=str(app))
+        off, boto3_ms = float("inf"), float("inf")
+        for _ in range(runs):
+            boto3_ms = min(boto3_ms, _best(_IMPORT_BOTO3, _env(False), 1))
+            off = min(off, _best(code, _env(False), 1))
+        on = _best(code, _env(True), runs) if traced else None
+        boto3_best = min(boto3_best, boto3_ms)
+        rows.append((app.parent.name, off, on, off / boto3_ms))
+    return boto3_best, rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--only", default="", help="comma-separated function directories")
+    parser.add_argument("--no-traced", action="store_true", help="skip the tracing-on column")
+    args = parser.parse_args()
+    only = {s for s in args.only.split(",") if s} or None
+    boto3_ms, rows = table(args.runs, only, not args.no_traced)
+    print(f"== cold-start import time per function (fresh interpreter, best of {args.runs}) ==")
+    print(f"bare `import boto3`: {boto3_ms} ms (best); budget: <= {BUDGET_MS:.0f} ms and <= 2x boto3 (measured alongside each row)")
+    print(f"{'function':<32}{'tracing off':>12}{'x boto3':>9}{'tracing on':>12}")
+    over = []
+    for name, off, on, ratio in rows:
+        mark = " !" if off > BUDGET_MS or ratio > 2 else ""
+        if mark:
+            over.append(name)
+        print(f"{name:<32}{off:>12}{ratio:>9.2f}{'' if on is None else on:>12}{mark}")
+    print(f"{len(rows) - len(over)}/{len(rows)} functions within budget" + (f"; over: {', '.join(over)}" if over else ""))
+
+if __name__ == "__main__":
+    main()
