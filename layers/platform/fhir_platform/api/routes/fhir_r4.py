@@ -6,6 +6,8 @@ executor, the bundle import's preparation). Bodies and responses are plain FHIR 
 
 from __future__ import annotations
 
+import functools
+
 import re
 from datetime import datetime
 from email.utils import format_datetime
@@ -470,8 +472,12 @@ def post_bundle(workspace_id: UUID):
 # ---- Patient/{id}/$everything ------------------------------------------------------------------
 
 EVERYTHING_MAX = 100
-# the compartment's types: those with a ``patient`` search parameter (the reference index serves it)
-COMPARTMENT_TYPES = tuple(t for t in sorted(STORABLE_RESOURCE_TYPES) if "patient" in params_for(t))
+@functools.cache
+def compartment_types() -> tuple[str, ...]:
+    """The compartment's types: those with a ``patient`` search parameter (the reference index
+    serves it). Computed on first use: it reads every type's search parameters, which imports
+    ~500 fhir.resources models — a second of cold start for functions that never need it."""
+    return tuple(t for t in sorted(STORABLE_RESOURCE_TYPES) if "patient" in params_for(t))
 
 
 @everything.get("/v1/<workspace_id>/fhir/r4/Patient/<resource_id>/$everything")
@@ -497,7 +503,7 @@ def get_everything(workspace_id: UUID, resource_id: ResourceId):
         entries.append({"fullUrl": f"{base}/Patient/{resource_id}", "resource": _with_meta(patient.data, patient.version, patient.last_updated), "search": {"mode": "match"}})
     skip, total = max(0, offset - 1), 1
     with deps.search_errors():
-        for rtype in COMPARTMENT_TYPES:
+        for rtype in compartment_types():
             if not held.get(rtype):
                 continue
             need = count - len(entries)
