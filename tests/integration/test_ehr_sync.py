@@ -65,7 +65,8 @@ def fast_retry_factory(cfg: Any) -> Any:
     from fhir_platform.connector.auth import token_provider
     from fhir_platform.connector.http import EhrClient, RetryPolicy
 
-    policy = RetryPolicy(attempts=6, backoff_base=0.01, backoff_max=0.05, read_timeout=2.0, deadline=30.0)
+    # ~21 % of requests fail at random in the fault test: 10 attempts make a page failing them all ~4e-6
+    policy = RetryPolicy(attempts=10, backoff_base=0.01, backoff_max=0.05, read_timeout=2.0, deadline=30.0)
     return EhrClient(cfg.base_url, token_provider(cfg.auth.model_dump(), retry=policy), retry=policy)
 
 
