@@ -5,33 +5,31 @@ writes to the demo EHR (a real FHIR R4 server run by Node)."""
 from __future__ import annotations
 
 import json
-import shutil
 from typing import Any, Iterator
 
 import boto3
 import pytest
 
-from local_stack.demo_ehr import DemoEhr, ensure_node_modules
+from local_stack.demo_ehr import DemoEhr
+from tests.support.demo_ehr import NEEDS_NODE, emptied, started_demo_ehr
 from tests.e2e.conftest import Client, make_workspace
 from tests.e2e.test_sync_http import T, wait_for
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(shutil.which("node") is None, reason="node is not on PATH: the demo EHR needs Node.js 20+"),
+    NEEDS_NODE,
 ]
 
 
 @pytest.fixture(scope="module")
 def ehr_server() -> Iterator[DemoEhr]:
-    ensure_node_modules()
-    with DemoEhr.start() as server:
+    with started_demo_ehr() as server:
         yield server
 
 
 @pytest.fixture
 def ehr(ehr_server: DemoEhr) -> Iterator[DemoEhr]:
-    ehr_server.reset()
-    yield ehr_server
+    yield emptied(ehr_server)
     ehr_server.clear_faults()
 
 

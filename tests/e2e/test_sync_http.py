@@ -3,20 +3,20 @@ worker on moto) syncing from the demo EHR (a real FHIR R4 server run by Node), d
 
 from __future__ import annotations
 
-import shutil
 import time
 from typing import Any, Iterator
 
 import pytest
 import requests
 
-from local_stack.demo_ehr import DemoEhr, ensure_node_modules
+from local_stack.demo_ehr import DemoEhr
+from tests.support.demo_ehr import NEEDS_NODE, emptied, started_demo_ehr
 from tests.e2e.conftest import Client, make_workspace
 from tests.support.contract import assert_matches
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(shutil.which("node") is None, reason="node is not on PATH: the demo EHR needs Node.js 20+"),
+    NEEDS_NODE,
 ]
 
 T = "2026-03-01T10:00:00.000Z"
@@ -24,15 +24,13 @@ T = "2026-03-01T10:00:00.000Z"
 
 @pytest.fixture(scope="module")
 def ehr_server() -> Iterator[DemoEhr]:
-    ensure_node_modules()
-    with DemoEhr.start() as server:
+    with started_demo_ehr() as server:
         yield server
 
 
 @pytest.fixture
 def ehr(ehr_server: DemoEhr) -> Iterator[DemoEhr]:
-    ehr_server.reset()
-    yield ehr_server
+    yield emptied(ehr_server)
     ehr_server.clear_faults()
 
 

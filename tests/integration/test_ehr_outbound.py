@@ -11,7 +11,6 @@ changes; one outbound source per type."""
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator
@@ -20,14 +19,15 @@ import boto3
 import pytest
 import yaml
 
-from local_stack.demo_ehr import DemoEhr, ensure_node_modules
+from local_stack.demo_ehr import DemoEhr
+from tests.support.demo_ehr import NEEDS_NODE, emptied, started_demo_ehr
 from local_stack.events.filters import parse_filter_criteria, record_matches
 from tests.integration.conftest import new_key, new_workspace
 from tests.integration.test_ehr_sync import fast_retry_factory, patient
 from tests.support.gateway import Gateway
 
 pytestmark = [
-    pytest.mark.skipif(shutil.which("node") is None, reason="node is not on PATH: the demo EHR needs Node.js 20+"),
+    NEEDS_NODE,
     pytest.mark.xdist_group("demo_ehr_sync"),
 ]
 
@@ -82,8 +82,7 @@ def _lambda_record(r: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def ehr() -> Iterator[DemoEhr]:
-    ensure_node_modules()
-    with DemoEhr.start() as server:
+    with started_demo_ehr() as server:
         yield server
 
 
@@ -92,8 +91,7 @@ def p(gateway: Gateway, ehr: DemoEhr) -> Iterator[dict[str, Any]]:
     from fhir_platform.connector.inbound import InboundPoller
     from fhir_platform.connector.outbound import OutboundWriter
 
-    ehr.reset()
-    ehr.clear_faults()
+    emptied(ehr)
     ws = new_workspace(gateway)
     key = new_key(gateway, ws["id"])
     yield {

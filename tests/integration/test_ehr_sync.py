@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import collections
 import json
-import shutil
 import threading
 import time
 import uuid
@@ -25,14 +24,15 @@ import requests
 import pytest
 from joserfc.jwk import ECKey
 
-from local_stack.demo_ehr import DemoEhr, ensure_node_modules
+from local_stack.demo_ehr import DemoEhr
+from tests.support.demo_ehr import NEEDS_NODE, emptied, started_demo_ehr
 from tests.integration.conftest import new_key, new_workspace
 from tests.support.contract import assert_matches
 from tests.support.gateway import Gateway
 from tests.support.shared import FIXTURES
 
 pytestmark = [
-    pytest.mark.skipif(shutil.which("node") is None, reason="node is not on PATH: the demo EHR needs Node.js 20+"),
+    NEEDS_NODE,
     pytest.mark.xdist_group("demo_ehr_sync"),
 ]
 
@@ -44,21 +44,14 @@ T = "2026-03-01T10:00:00.000Z"
 
 @pytest.fixture(scope="module")
 def ehr() -> Iterator[DemoEhr]:
-    ensure_node_modules()
-    with DemoEhr.start() as server:
+    with started_demo_ehr() as server:
         yield server
 
 
 @pytest.fixture
 def clean_ehr(ehr: DemoEhr) -> Iterator[DemoEhr]:
-    ehr.reset()
-    ehr.clear_faults()
-    ehr.require_auth(False)
-    ehr.settings(link_origin=None)
-    yield ehr
-    ehr.clear_faults()
-    ehr.require_auth(False)
-    ehr.settings(link_origin=None)
+    yield emptied(ehr)
+    emptied(ehr)
 
 
 def fast_retry_factory(cfg: Any) -> Any:

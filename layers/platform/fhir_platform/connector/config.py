@@ -118,12 +118,7 @@ class OutboundConfig(_Strict):
     @field_validator("resource_types")
     @classmethod
     def _types(cls, v: list[str]) -> list[str]:
-        for name in v:
-            if not is_storable(name):
-                raise ValueError(f"{name!r} is not a FHIR R4 resource type this platform stores")
-        if len(set(v)) != len(v):
-            raise ValueError("resource types must not repeat")
-        return v
+        return check_resource_types(v)
 
     @model_validator(mode="after")
     def _enabled_needs_types(self) -> "OutboundConfig":
@@ -149,12 +144,7 @@ class FhirConnectionConfig(_Strict):
     @field_validator("resource_types")
     @classmethod
     def _types(cls, v: list[str]) -> list[str]:
-        for name in v:
-            if not is_storable(name):
-                raise ValueError(f"{name!r} is not a FHIR R4 resource type this platform stores")
-        if len(set(v)) != len(v):
-            raise ValueError("resource types must not repeat")
-        return v
+        return check_resource_types(v)
 
     @field_validator("cadence")
     @classmethod
@@ -188,6 +178,16 @@ class FhirConnectionConfig(_Strict):
         if extra:
             raise ValueError(f"outbound.resource_types names types that are not in resource_types: {', '.join(extra)}")
         return self
+
+
+def check_resource_types(v: list[str]) -> list[str]:
+    """Storable FHIR resource types, none twice (``ValueError`` naming the first problem)."""
+    for name in v:
+        if not is_storable(name):
+            raise ValueError(f"{name!r} is not a FHIR R4 resource type this platform stores")
+    if len(set(v)) != len(v):
+        raise ValueError("resource types must not repeat")
+    return v
 
 
 def insecure_http_allowed() -> bool:
