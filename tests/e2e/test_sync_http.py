@@ -22,18 +22,6 @@ pytestmark = [
 T = "2026-03-01T10:00:00.000Z"
 
 
-@pytest.fixture(scope="module")
-def ehr_server() -> Iterator[DemoEhr]:
-    with started_demo_ehr() as server:
-        yield server
-
-
-@pytest.fixture
-def ehr(ehr_server: DemoEhr) -> Iterator[DemoEhr]:
-    yield emptied(ehr_server)
-    ehr_server.clear_faults()
-
-
 def patients(prefix: str, n: int) -> list[dict[str, Any]]:
     return [
         {"resourceType": "Patient", "id": f"{prefix}-{i}", "name": [{"family": f"Sync{prefix}", "given": [f"P{i}"]}], "gender": "male"}
@@ -89,14 +77,14 @@ def test_a_second_trigger_while_polling_is_409(admin: Client, ehr: DemoEhr) -> N
     ehr.put_resources(patients("b", 5), last_updated=T)
     ws, client = make_workspace(admin)
     ds = add_source(client, ws, ehr)
-    ehr.faults("hang", count=1, hang_seconds=4, path_contains="/Patient")  # the poll holds its lease a while
+    ehr.faults("hang", count=1, hang_seconds=8, path_contains="/Patient")  # the poll holds its lease a while
     assert client.post(f"/v1/{ws}/data-sources/{ds}/sync").status_code == 202
 
     def conflict() -> Any:
         reply = client.post(f"/v1/{ws}/data-sources/{ds}/sync")
         return (reply,) if reply.status_code == 409 else None  # (a 4xx Response is falsy)
 
-    (reply,) = wait_for(conflict, timeout=10, every=0.2)  # requests are served while the worker polls
+    (reply,) = wait_for(conflict, timeout=40, every=0.2)  # requests are served while the worker polls
     assert_matches("TriggerSyncConflictResponse", reply.json())
     assert reply.json()["details"]["last_poll_at"]
     wait_for(lambda: client.get(f"/v1/{ws}/data-sources/{ds}/status").json()["synced_count"] >= 5, timeout=30)
