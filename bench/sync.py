@@ -77,7 +77,6 @@ def sync_all(fixtures: int | None, page_size: int) -> None:
              "connection_config": {"base_url": ehr.base_url, "resource_types": types, "page_size": page_size}},
         )["id"]
         poller = InboundPoller(client_factory=factory)
-        before = ehr.stats().get("requests", {})
         t0 = time.perf_counter()
         written = received = 0
         with counting() as calls:
@@ -94,7 +93,6 @@ def sync_all(fixtures: int | None, page_size: int) -> None:
         print(f"  {received / dt:8.0f} resources/s   ({dt:.1f} s)")
         print(f"  {ehr_requests / max(received, 1):8.4f} EHR requests per resource ({ehr_requests} requests)")
         print(f"  {dynamodb(calls) / max(received, 1):8.3f} DynamoDB calls per resource ({dynamodb(calls)} calls: {dict(sorted((k, v) for k, v in calls.items() if k.startswith('dynamodb')))})")
-        del before
 
 
 def scheduler_cost() -> None:

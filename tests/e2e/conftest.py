@@ -8,7 +8,9 @@ from typing import Any, Iterator
 import pytest
 import requests
 
+from local_stack.demo_ehr import DemoEhr
 from local_stack.testing import RunningStack, running_local_stack
+from tests.support.demo_ehr import emptied, started_demo_ehr
 
 ADMIN_KEY = "fpadm_e2e_" + uuid.uuid4().hex
 
@@ -54,3 +56,17 @@ def make_workspace(admin: Client, fhir: bool = True) -> tuple[str, Client]:
     key = admin.post(f"/v1/{ws_id}/api-keys", json={"name": "e2e", "duration_days": 1, "role": "admin"})
     assert key.status_code == 201, key.text
     return ws_id, Client(admin.base_url, key.json()["api_key"])
+
+
+@pytest.fixture(scope="module")
+def ehr_server() -> Iterator[DemoEhr]:
+    """The demo EHR (a FHIR R4 server run by Node), one per test module that asks for it."""
+    with started_demo_ehr() as server:
+        yield server
+
+
+@pytest.fixture
+def ehr(ehr_server: DemoEhr) -> Iterator[DemoEhr]:
+    """The demo EHR, empty and open, for one test."""
+    yield emptied(ehr_server)
+    ehr_server.clear_faults()

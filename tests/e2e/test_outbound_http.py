@@ -21,18 +21,6 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
-def ehr_server() -> Iterator[DemoEhr]:
-    with started_demo_ehr() as server:
-        yield server
-
-
-@pytest.fixture
-def ehr(ehr_server: DemoEhr) -> Iterator[DemoEhr]:
-    yield emptied(ehr_server)
-    ehr_server.clear_faults()
-
-
 def outbound_source(client: Client, ws: str, ehr: DemoEhr) -> str:
     body = {
         "name": "demo-ehr",

@@ -24,10 +24,6 @@ from fhir_platform.storage.sync import SyncRepository
 from fhir_platform.storage.sync_queue import SyncQueue
 
 
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def parse_instant(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 

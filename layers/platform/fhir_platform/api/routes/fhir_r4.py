@@ -21,6 +21,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from fhir_platform import errors
 from fhir_platform.api import deps
 from fhir_platform.api.fhir_rest import base_url, fhir_response, raw_locations, resource_body
+from fhir_platform.api.routes.fhir_resources import ResourceId, ResourceType
 from fhir_platform.auth.permissions import READ, WRITE
 from fhir_platform.fhir.resource_types import STORABLE_RESOURCE_TYPES
 from fhir_platform.imports.bundle import prepare_bundle
@@ -41,8 +42,6 @@ search = APIGatewayHttpRouter()
 transaction = APIGatewayHttpRouter()
 everything = APIGatewayHttpRouter()
 
-ResourceType = Annotated[str, Path(max_length=64)]
-ResourceId = Annotated[str, Path(max_length=128)]
 FHIR_VERSION = "4.0.1"
 CAPABILITY_DATE = "2026-11-30"  # when what the facade serves last changed
 _ETAG = re.compile(r'^\s*(?:W/)?"(\d+)"\s*$')
