@@ -16,6 +16,14 @@ counters (10 shards)        ``WS#{ws}#STATS``                      ``SHARD#{n}``
 resource, current version   ``WS#{ws}#R#{type}#{id}``              ``CURRENT``
 resource event (version n)  ``WS#{ws}#R#{type}#{id}``              ``V#{n:012d}``
 world-model entity          ``WS#{ws}#E#{entity_id}``              ``META``
+entity link (member)        ``WS#{ws}#E#{entity_id}``              ``LINK#{type}#{id}``
+entity history event        ``WS#{ws}#E#{entity_id}``              ``EV#{at}#{event_id}``
+entity pair never proposed  ``WS#{ws}#E#{entity_id}``              ``NOT#{other_entity_id}``
+anchor alias                ``WS#{ws}#E#{anchor_id}``              ``ALIAS`` (only when ≠ anchor)
+blocking key member         ``WS#{ws}#BK#{entity_type}#{key}``     ``{type}#{id}``
+match candidate             ``WS#{ws}#CAND``                       ``ID#{candidate_id}``
+candidate list by status    ``WS#{ws}#CAND#{status}``              ``{created_at}#{candidate_id}``
+candidate counters          ``WS#{ws}#CAND#COUNT``                 ``COUNT``
 search index entries        ``WS#{ws}#IX#...``                     (see ``fhir_platform.search``)
 import jobs                 ``WS#{ws}#JOB#{job_id}``               ``META`` (see ``fhir_platform.imports``)
 data source                 ``WS#{ws}``                            ``DS#{ds}``
@@ -114,6 +122,57 @@ def entity_pk(ws: str, entity_id: str) -> str:
 
 
 ENTITY_SK = "META"
+ALIAS_SK = "ALIAS"
+
+
+def entity_link_sk(resource_type: str, resource_id: str) -> str:
+    """A resource's membership of an entity (confidence, method, evidence, pinned)."""
+    return f"LINK#{resource_type}#{resource_id}"
+
+
+ENTITY_LINK_SK_PREFIX = "LINK#"
+
+
+def entity_event_sk(at: str, event_id: str) -> str:
+    return f"EV#{at}#{event_id}"
+
+
+ENTITY_EVENT_SK_PREFIX = "EV#"
+
+
+def entity_not_sk(other_entity_id: str) -> str:
+    """A pair a reviewer rejected or a split pinned apart: never linked or proposed again."""
+    return f"NOT#{other_entity_id}"
+
+
+ENTITY_NOT_SK_PREFIX = "NOT#"
+
+
+def blocking_pk(ws: str, entity_type: str, key: str) -> str:
+    return f"WS#{ws}#BK#{entity_type}#{key}"
+
+
+def blocking_sk(resource_type: str, resource_id: str) -> str:
+    return f"{resource_type}#{resource_id}"
+
+
+def candidate_pk(ws: str) -> str:
+    return f"WS#{ws}#CAND"
+
+
+def candidate_sk(candidate_id: str) -> str:
+    return f"ID#{candidate_id}"
+
+
+def candidate_status_pk(ws: str, status: str) -> str:
+    return f"WS#{ws}#CAND#{status}"
+
+
+def candidate_count_pk(ws: str) -> str:
+    return f"WS#{ws}#CAND#COUNT"
+
+
+CANDIDATE_COUNT_SK = "COUNT"
 
 
 def data_source_sk(ds: str) -> str:
