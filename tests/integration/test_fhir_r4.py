@@ -62,6 +62,8 @@ def test_metadata_is_a_capability_statement_of_what_is_served(gateway: Gateway, 
     assert types["Observation"]["searchInclude"] == ["Observation:patient"]
     assert {p["name"]: p["type"] for p in types["Observation"]["searchParam"]}["patient"] == "reference"
     assert {i["code"] for i in cs["rest"][0]["interaction"]} == {"transaction", "batch"}
+    sort_doc = {p["name"]: p.get("documentation", "") for p in patient["searchParam"]}["_sort"]
+    assert "_lastUpdated, _id, family, given, birthdate, name" in sort_doc
 
 
 # ---- create / read / update / history / vread --------------------------------------------------
@@ -192,7 +194,114 @@ def test_search_pages_through_next_links(gateway: Gateway, workspace: dict) -> N
     assert link(page, "previous")
     everything = call(gateway, workspace, "GET", "/Patient", query={"_sort": "-_lastUpdated"})
     assert everything.body["total"] == 5
-    outcome(call(gateway, workspace, "GET", "/Patient", query={"_sort": "name"}), 422)
+    issue = outcome(call(gateway, workspace, "GET", "/Patient", query={"_sort": "gender"}), 422)[0]
+    assert issue["location"] == ["http._sort"] and "family" in issue["diagnostics"] and "birthdate" in issue["diagnostics"]
+
+
+# ---- _sort -------------------------------------------------------------------------------------
+
+SORTED = [  # family, given, birthDate (None: absent), gender
+    ("Zeta", "Ann", "1990-05-01", "female"),
+    ("Alpha", "Bea", None, "female"),
+    ("Mu", "Cy", "1970-01-01", "male"),
+    ("Alpha", "Al", "2001-12-31", "female"),
+    (None, "Nobody", "1985-06-15", "female"),
+    ("Ómega", "Di", "1970-01-01", "female"),
+]
+
+
+def _sort_patients(gateway: Gateway, ws: dict) -> dict[str, tuple]:
+    made = {}
+    for family, given, birth, gender in SORTED:
+        name = {"given": [given], **({"family": family} if family else {})}
+        body = {"resourceType": "Patient", "name": [name], "gender": gender, **({"birthDate": birth} if birth else {})}
+        made[create(gateway, ws, body)["id"]] = (family, given, birth, gender)
+    return made
+
+
+def _all_pages(gateway: Gateway, ws: dict, path: str, query: dict) -> tuple[list[str], list[dict]]:
+    """Every match id, following ``next`` links; and each page's Bundle."""
+    page = call(gateway, ws, "GET", path, query=query)
+    assert page.status == 200, page.body
+    bundles = [page.body]
+    while nxt := link(bundles[-1], "next"):
+        reply = follow(gateway, ws, nxt)
+        assert reply.status == 200, reply.body
+        bundles.append(reply.body)
+    ids = [e["resource"]["id"] for b in bundles for e in b["entry"] if e["search"]["mode"] == "match"]
+    return ids, bundles
+
+
+def _expected(made: dict[str, tuple], index: int, descending: bool, *, tie_desc: bool | None = None, keep=lambda v: True) -> list[str]:
+    tie_desc = descending if tie_desc is None else tie_desc
+    def fold(v):
+        return None if v is None else v.lower().replace("ó", "o")
+    rows = [(fold(v[index]), rid) for rid, v in made.items() if keep(v)]
+    present = sorted((r for r in rows if r[0] is not None), key=lambda r: r[1], reverse=tie_desc)
+    present.sort(key=lambda r: r[0] + "#", reverse=descending)
+    missing = sorted((r for r in rows if r[0] is None), key=lambda r: r[1], reverse=tie_desc)
+    return [r[1] for r in present + missing]
+
+
+@pytest.mark.parametrize("walk", [False, True], ids=["in-memory", "walk"])
+def test_sort_on_fields_with_criteria_paged_through_next(gateway: Gateway, workspace: dict, walk: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fhir_platform.search import sorted_search
+
+    if walk:  # a match set over the in-memory bound is ordered by walking the sort family instead
+        monkeypatch.setattr(sorted_search, "MAX_EXAMINED", 1)
+    made = _sort_patients(gateway, workspace)
+    female = lambda v: v[3] == "female"  # noqa: E731
+    cases = [
+        ({"_sort": "family"}, _expected(made, 0, False)),
+        ({"_sort": "-family"}, _expected(made, 0, True)),
+        ({"_sort": "family,-_id"}, _expected(made, 0, False, tie_desc=True)),
+        ({"_sort": "-birthdate", "gender": "female"}, _expected(made, 2, True, keep=female)),
+        ({"_sort": "birthdate,_id"}, _expected(made, 2, False)),
+        ({"_sort": "given", "gender": "female"}, _expected(made, 1, False, keep=female)),
+        ({"_sort": "_id"}, sorted(made)),
+        ({"_sort": "-_id", "gender": "female"}, sorted((i for i, v in made.items() if female(v)), reverse=True)),
+    ]
+    for query, expected in cases:
+        ids, bundles = _all_pages(gateway, workspace, "/Patient", {**query, "_count": "2"})
+        assert ids == expected, query
+        assert all(b["total"] == len(expected) for b in bundles), query
+        assert len(bundles) == -(-len(expected) // 2)
+        assert all(f"_sort={query['_sort']}" in link(b, "self") for b in bundles)
+    oldest_first, _ = _all_pages(gateway, workspace, "/Patient", {"_sort": "_lastUpdated", "_count": "4"})
+    assert oldest_first == list(made)  # created in that order
+    newest_first, _ = _all_pages(gateway, workspace, "/Patient", {"_sort": "-_lastUpdated", "gender": "female", "_count": "4"})
+    assert newest_first == [i for i in reversed(made) if female(made[i])]
+
+
+def test_sort_follows_updates_and_deletes(gateway: Gateway, workspace: dict) -> None:
+    made = _sort_patients(gateway, workspace)
+    zeta = next(i for i, v in made.items() if v[0] == "Zeta")
+    body = call(gateway, workspace, "GET", f"/Patient/{zeta}").body
+    call(gateway, workspace, "PUT", f"/Patient/{zeta}", body={**body, "name": [{"family": "Aaron", "given": ["Ann"]}]})
+    first = call(gateway, workspace, "GET", "/Patient", query={"_sort": "family", "_count": "1"}).body
+    assert first["entry"][0]["resource"]["id"] == zeta and first["total"] == len(made)
+
+
+def test_sort_observations_of_a_patient_by_date(gateway: Gateway, workspace: dict) -> None:
+    patient = create(gateway, workspace, PATIENT)
+    other = create(gateway, workspace, PATIENT)
+    dates = ["2024-03-01T10:00:00Z", "2023-01-05", None, "2025-07-09T08:30:00+02:00", "2024-03-01T10:00:00Z"]
+    obs = {}
+    for d in dates:
+        body = {"resourceType": "Observation", "status": "final", "code": {"text": "HR"}, "subject": {"reference": f"Patient/{patient['id']}"}}
+        obs[create(gateway, workspace, {**body, **({"effectiveDateTime": d} if d else {})})["id"]] = d
+    create(gateway, workspace, {"resourceType": "Observation", "status": "final", "code": {"text": "HR"}, "subject": {"reference": f"Patient/{other['id']}"}, "effectiveDateTime": "2030-01-01"})
+    ids, bundles = _all_pages(gateway, workspace, "/Observation", {"patient": patient["id"], "_sort": "-date", "_count": "2"})
+    from fhir_platform.search.normalize import date_range
+
+    present = sorted((i for i, d in obs.items() if d), key=lambda i: (date_range(obs[i])[0], i), reverse=True)
+    assert ids == present + [i for i, d in obs.items() if not d]
+    assert bundles[0]["total"] == 5
+    everything, _ = _all_pages(gateway, workspace, "/Observation", {"_sort": "date", "_count": "3"})
+    assert len(everything) == 6 and everything[-1] == next(i for i, d in obs.items() if not d)
+    issue = outcome(call(gateway, workspace, "GET", "/Observation", query={"_sort": "family"}), 422)[0]
+    assert "_lastUpdated, _id, date" in issue["diagnostics"]
+    outcome(call(gateway, workspace, "GET", "/Observation", query={"_sort": "date,status"}), 422)
 
 
 def test_include_and_revinclude(gateway: Gateway, workspace: dict) -> None:

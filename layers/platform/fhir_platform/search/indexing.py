@@ -102,6 +102,7 @@ from fhir_platform.search.parameters import (
     params_for,
     select,
 )
+from fhir_platform.search.sorting import sort_items
 from fhir_platform.search.timeline import timeline_items, vital_items
 from fhir_platform.search.query import (
     Criterion,
@@ -139,7 +140,9 @@ __all__ = [
 # 3: instants in keys keep milliseconds (YYYY-MM-DDTHH:MM:SS.mmmZ); phone keys read by libphonenumber
 # 4: patient timeline items (@timeline#{patient}[#{domain}]), vitals items (@vitals#{patient}), care-team
 #    facts; the touch item keeps per-domain timeline counts (``tl``)
-INDEX_VERSION = 4
+# 5: FHIR ``_sort`` items: ``sort._id`` for every resource, ``sort.{field}`` / ``sort.{field}.none`` per
+#    sort field of the type (:mod:`fhir_platform.search.sorting`)
+INDEX_VERSION = 5
 MAX_INDEX_ITEMS = 40
 MAX_VALUES_PER_FAMILY = 12
 MAX_STRING_KEY = 64
@@ -470,6 +473,7 @@ def index_items(
             core.append(
                 {"PK": patient_partition_pk(ws, pid), "SK": f"{FACT_PREFIX}{kind}#{rtype}#{rid}", "id": rid, **attrs}
             )
+    core += sort_items(ws, rtype, rid, data)
     core += timeline_items(
         ws, rtype, rid, data, entity_id=entity_id, last_updated=last_updated, created_at=created_at, data_source_id=data_source_id
     )

@@ -29,6 +29,8 @@ from fhir_platform.resources.service import WriteContext, check_resource_type
 from fhir_platform.search.executor import search_resources
 from fhir_platform.search.parameters import Kind, params_for
 from fhir_platform.search.query import QueryError, parse_search_pairs
+from fhir_platform.search.sorted_search import search_sorted
+from fhir_platform.search.sorting import SortError, parse_sort, sort_fields
 from fhir_platform.storage.resources import StoredResource
 
 capabilities = APIGatewayHttpRouter()
@@ -48,7 +50,6 @@ _ETAG = re.compile(r'^\s*(?:W/)?"(\d+)"\s*$')
 HISTORY_MAX = 50
 REVINCLUDE_MAX = 100  # resources per _revinclude search (10 matches each)
 # search result parameters the facade serves itself (the rest go to the platform's search)
-SORTS = ("-_lastUpdated",)
 INCLUDES = {"Encounter": ("Encounter:patient",), "Observation": ("Observation:patient",), "Patient": ("Patient:general-practitioner",)}
 REVINCLUDES = {"Patient": ("Encounter:patient", "Observation:patient")}
 _INCLUDE_PATHS = {"Encounter:patient": ("subject", "Patient"), "Observation:patient": ("subject", "Patient"), "Patient:general-practitioner": ("generalPractitioner", None)}
@@ -108,6 +109,13 @@ def _bad_param(name: str, msg: str) -> errors.InvalidQuery:
 _TYPE_NAMES = {Kind.STRING: "string", Kind.TEXT: "string", Kind.TOKEN: "token", Kind.DATE: "date", Kind.REFERENCE: "reference", Kind.PHONE: "token", Kind.ID: "token"}
 
 
+def _sort_documentation(rtype: str) -> str:
+    return (
+        f"sort fields: {', '.join(sort_fields(rtype))} (prefix - for descending), optionally followed by _id or -_id "
+        "as the tie-break; combinable with every search parameter; resources without a value come last"
+    )
+
+
 def capability_statement(base: str) -> dict[str, Any]:
     """What the facade really serves: every storable type, its interactions and the search
     parameters of :func:`~fhir_platform.search.parameters.params_for`, with their FHIR types."""
@@ -130,7 +138,7 @@ def capability_statement(base: str) -> dict[str, Any]:
             "conditionalDelete": "not-supported",
             "searchInclude": list(INCLUDES.get(rtype, ())),
             "searchRevInclude": list(REVINCLUDES.get(rtype, ())),
-            "searchParam": params + [{"name": "_count", "type": "number"}, {"name": "_offset", "type": "number"}, {"name": "_sort", "type": "string", "documentation": "only -_lastUpdated, without other search parameters"}],
+            "searchParam": params + [{"name": "_count", "type": "number"}, {"name": "_offset", "type": "number"}, {"name": "_sort", "type": "string", "documentation": _sort_documentation(rtype)}],
         }
         if rtype == "Patient":
             entry["operation"] = [{"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"}]
@@ -379,11 +387,15 @@ def get_search(workspace_id: UUID, resource_type: ResourceType):
     store = deps.resources().store
     with deps.search_errors():
         query = parse_search_pairs(resource_type, criteria)
-        for value in sorts:
-            if value not in SORTS or query.criteria:
-                raise QueryError("_sort", f"supported: {', '.join(SORTS)} (the default order), without other search parameters")
+        try:
+            spec = parse_sort(resource_type, sorts)
+        except SortError as exc:
+            raise QueryError("_sort", str(exc)) from None
         known_total = store.counters(ws)["resource_type_counts"].get(resource_type, 0) if not query.criteria else None
-        page = search_resources(store.table, ws, query, known_total=known_total, load_data=store.load_data)
+        if spec is None:
+            page = search_resources(store.table, ws, query, known_total=known_total, load_data=store.load_data)
+        else:
+            page = search_sorted(store.table, ws, query, spec, known_total=known_total, load_data=store.load_data)
         reverse, truncated = _revincludes(ws, page.entries, revincludes)
         included = _includes(ws, page.entries, includes) + reverse
     base = base_url(search, workspace_id)
