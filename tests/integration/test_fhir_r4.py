@@ -451,3 +451,70 @@ def test_answers_validate_against_the_fhir_models(gateway: Gateway, workspace: d
     ]
     for reply in answers:
         _valid(reply.body)
+
+
+# ---- conditional create, POST _search, delete ----------------------------------------------------
+
+
+def test_conditional_create_with_if_none_exist(gateway: Gateway, workspace: dict) -> None:
+    body = {**PATIENT, "identifier": [{"system": "https://mrn.example.org", "value": "C-1"}]}
+    header = {"If-None-Exist": "identifier=https://mrn.example.org|C-1"}
+    first = call(gateway, workspace, "POST", "/Patient", body=body, headers=header)
+    assert first.status == 201, first.body
+    again = call(gateway, workspace, "POST", "/Patient", body={**body, "gender": "other"}, headers=header)
+    assert again.status == 200 and again.body["id"] == first.body["id"] and again.body["gender"] == "female"
+    assert again.headers["ETag"] == 'W/"1"' and again.headers["Location"].endswith(f"/Patient/{first.body['id']}/_history/1")
+    listed = call(gateway, workspace, "GET", "/Patient", query={"identifier": "https://mrn.example.org|C-1"})
+    assert listed.body["total"] == 1  # nothing was created the second time
+    call(gateway, workspace, "POST", "/Patient", body={**body, "identifier": [{"system": "https://mrn.example.org", "value": "C-1"}]})
+    outcome(call(gateway, workspace, "POST", "/Patient", body=body, headers=header), 412)  # two match now
+    prefixed = call(gateway, workspace, "POST", "/Patient", body=body, headers={"If-None-Exist": "Patient?family=nobody-has-this"})
+    assert prefixed.status == 201
+    bad = outcome(call(gateway, workspace, "POST", "/Patient", body=body, headers={"If-None-Exist": "nosuch=1"}), 422)
+    assert bad[0]["location"] == ["http.if-none-exist"] and "nosuch" in bad[0]["diagnostics"]
+    outcome(call(gateway, workspace, "POST", "/Patient", body=body, headers={"If-None-Exist": "_sort=family"}), 422)
+
+
+def test_post_search_takes_a_form_body_like_get(gateway: Gateway, workspace: dict) -> None:
+    made = _sort_patients(gateway, workspace)
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    got = gateway.call("POST", r4(workspace) + "/Patient/_search", token=workspace["key"], raw_body="gender=female&_sort=-birthdate&_count=2", headers=form)
+    assert got.status == 200, got.body
+    expected = _expected(made, 2, True, keep=lambda v: v[3] == "female")
+    assert [e["resource"]["id"] for e in got.body["entry"]] == expected[:2] and got.body["total"] == len(expected)
+    nxt = link(got.body, "next")
+    assert "/Patient?" in nxt and "_sort=-birthdate" in nxt  # the links are GET URLs that work
+    ids = [e["resource"]["id"] for e in got.body["entry"]]
+    page = got.body
+    while nxt := link(page, "next"):
+        page = follow(gateway, workspace, nxt).body
+        ids += [e["resource"]["id"] for e in page["entry"]]
+    assert ids == expected
+    as_base64 = gateway.call("POST", r4(workspace) + "/Patient/_search", token=workspace["key"], raw_body=b"family=alpha", headers=form)
+    assert as_base64.status == 200 and as_base64.body["total"] == 2
+    in_url = gateway.call("POST", r4(workspace) + "/Patient/_search", token=workspace["key"], query={"family": "mu"}, headers=form)
+    assert in_url.status == 200 and in_url.body["total"] == 1
+    outcome(gateway.call("POST", r4(workspace) + "/Patient/_search", token=workspace["key"], raw_body="nosuch=1", headers=form), 422)
+    json_body = gateway.call("POST", r4(workspace) + "/Patient/_search", token=workspace["key"], body={"family": "mu"}, headers=FHIR)
+    assert outcome(json_body, 400)[0]["diagnostics"].startswith("POST _search takes")
+
+
+def test_delete_then_read_is_410_and_search_forgets_it(gateway: Gateway, workspace: dict) -> None:
+    made = _sort_patients(gateway, workspace)
+    victim = next(i for i, v in made.items() if v[0] == "Mu")
+    gone = call(gateway, workspace, "DELETE", f"/Patient/{victim}")
+    assert gone.status == 204 and gone.body is None and gone.headers["ETag"] == 'W/"2"'
+    outcome(call(gateway, workspace, "GET", f"/Patient/{victim}"), 410)
+    again = call(gateway, workspace, "DELETE", f"/Patient/{victim}")
+    assert again.status == 204 and again.headers["ETag"] == 'W/"2"'  # idempotent: nothing new written
+    outcome(call(gateway, workspace, "DELETE", "/Patient/never-was"), 404)
+    remaining = {i: v for i, v in made.items() if i != victim}
+    for query, expected in [({"_sort": "family"}, _expected(remaining, 0, False)), ({"_sort": "-birthdate", "gender": "male"}, [])]:
+        ids, bundles = _all_pages(gateway, workspace, "/Patient", {**query, "_count": "2"})
+        assert ids == expected and bundles[0]["total"] == len(expected)
+    history = call(gateway, workspace, "GET", f"/Patient/{victim}/_history").body
+    assert history["total"] == 2 and history["entry"][0]["request"]["method"] == "DELETE"
+    viewer = new_key(gateway, workspace["id"], role="viewer")
+    survivor = next(iter(remaining))
+    assert outcome(gateway.call("DELETE", r4(workspace) + f"/Patient/{survivor}", token=viewer, headers=FHIR), 403)
+    assert call(gateway, workspace, "GET", f"/Patient/{survivor}").status == 200

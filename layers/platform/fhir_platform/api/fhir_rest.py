@@ -16,6 +16,8 @@ domain services' ``["body", "data", ...]`` locations to ``["body", ...]``.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +27,7 @@ from typing import Any, Callable
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
-from fhir_platform import errors
+from fhir_platform import config, errors
 from fhir_platform.api import resolver
 from fhir_platform.api.resolver import lambda_handler, parse_json_body
 
@@ -140,6 +142,36 @@ def fhir_handler(app: APIGatewayHttpResolver) -> Callable[[dict[str, Any], Any],
             resource_type = (event.get("pathParameters") or {}).get("resource_type") or "Bundle"
             return _as_outcome(result, resource_type)
         return result
+
+    handler.app = app  # type: ignore[attr-defined]
+    handler.public = False  # type: ignore[attr-defined]
+    return handler
+
+
+_FORM = "application/x-www-form-urlencoded"
+
+
+def form_search_handler(app: APIGatewayHttpResolver) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """:func:`fhir_handler` for ``POST {type}/_search``: a form body (the only body FHIR allows
+    there) is appended to the query string and removed, so the route reads its parameters exactly
+    as ``GET`` does (the platform refuses form bodies everywhere else, 415). Authentication still
+    comes first (the inner handler's); a form over the body size cap is left in place and refused."""
+    inner = fhir_handler(app)
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        headers = event.get("headers") or {}
+        media = str(headers.get("content-type", "")).split(";")[0].strip().lower()
+        body = event.get("body") or ""
+        if media == _FORM and body and len(body) <= config.max_request_bytes() * 4 // 3 + 4:
+            try:
+                text = base64.b64decode(body, validate=True).decode("utf-8") if event.get("isBase64Encoded") else body
+            except (binascii.Error, ValueError):
+                text = None  # the inner handler says what is wrong with it
+            if text is not None and len(text.encode()) <= config.max_request_bytes():
+                query = "&".join(q for q in (event.get("rawQueryString") or "", text.strip()) if q)
+                rest = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+                event = {**event, "headers": rest, "body": None, "isBase64Encoded": False, "rawQueryString": query}
+        return inner(event, context)
 
     handler.app = app  # type: ignore[attr-defined]
     handler.public = False  # type: ignore[attr-defined]

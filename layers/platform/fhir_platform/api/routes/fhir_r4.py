@@ -41,6 +41,8 @@ create = APIGatewayHttpRouter()
 update = APIGatewayHttpRouter()
 conditional_update = APIGatewayHttpRouter()
 search = APIGatewayHttpRouter()
+search_post = APIGatewayHttpRouter()
+delete = APIGatewayHttpRouter()
 transaction = APIGatewayHttpRouter()
 everything = APIGatewayHttpRouter()
 
@@ -129,11 +131,11 @@ def capability_statement(base: str) -> dict[str, Any]:
         params.append({"name": "q", "type": "string", "documentation": "platform search: every word is a prefix of a word of the names/displays"})
         entry: dict[str, Any] = {
             "type": rtype,
-            "interaction": [{"code": c} for c in ("read", "vread", "update", "history-instance", "create", "search-type")],
+            "interaction": [{"code": c} for c in ("read", "vread", "update", "delete", "history-instance", "create", "search-type")],
             "versioning": "versioned-update",
             "readHistory": True,
             "updateCreate": True,
-            "conditionalCreate": False,
+            "conditionalCreate": True,
             "conditionalUpdate": True,
             "conditionalDelete": "not-supported",
             "searchInclude": list(INCLUDES.get(rtype, ())),
@@ -238,14 +240,69 @@ def get_version(workspace_id: UUID, resource_type: ResourceType, resource_id: Re
 # ---- writes ------------------------------------------------------------------------------------
 
 
+def conditional_matches(ws: str, resource_type: str, pairs: list[tuple[str, str]], where: list[str]) -> list[str]:
+    """Ids of the resources (at most 2: one, or "several") that conditional criteria find — a
+    conditional create's ``If-None-Exist`` / ``ifNoneExist``, a conditional update's query. The
+    criteria are the type's search parameters (at least one), run by the platform's search; a
+    problem is a 422 whose ``loc`` is ``where`` + the parameter."""
+    store = deps.resources().store
+    try:
+        if any(k.startswith("_") and k != "_id" for k, _ in pairs):
+            raise QueryError(next(k for k, _ in pairs if k.startswith("_") and k != "_id"), "conditional criteria take search parameters only")
+        query = parse_search_pairs(resource_type, [*pairs, ("_count", "2")])
+        if not query.criteria:
+            raise QueryError("criteria", "conditional criteria need at least one search parameter (e.g. identifier=system|value)")
+        with deps.search_errors():
+            page = search_resources(store.table, ws, query, load_data=store.load_data)
+    except QueryError as exc:
+        raise errors.InvalidQuery(f"Invalid conditional criteria {exc.param}: {exc.msg}", details=[{"loc": [*where, exc.param], "msg": exc.msg, "type": "value_error"}]) from None
+    return [e["resource"]["id"] for e in page.entries]
+
+
+def criteria_pairs(raw: str, resource_type: str) -> list[tuple[str, str]]:
+    """``identifier=a|b``, ``?identifier=a|b`` or ``Patient?identifier=a|b`` → the pairs."""
+    text = raw.strip()
+    if "?" in text:
+        head, _, text = text.partition("?")
+        if head.strip("/") not in ("", resource_type):
+            raise errors.InvalidQuery("Conditional criteria name another resource type", details=[{"loc": ["header", "if-none-exist"], "msg": f"must be criteria on {resource_type}", "type": "value_error"}])
+    return parse_qsl(text, keep_blank_values=True)
+
+
 @create.post("/v1/<workspace_id>/fhir/r4/<resource_type>")
-def post_resource(workspace_id: UUID, resource_type: ResourceType):
+def post_resource(workspace_id: UUID, resource_type: ResourceType, if_none_exist: Annotated[str | None, Header(max_length=2000)] = None):
+    """``POST {type}``; with ``If-None-Exist: criteria`` (FHIR conditional create) nothing is
+    created when the criteria find one resource (200 with it), and several are 412."""
     deps.authorize_fhir(create, workspace_id, WRITE)
     check_resource_type(resource_type)
     data = resource_body(create, resource_type)
+    ws = str(workspace_id)
+    if if_none_exist is not None:
+        found = conditional_matches(ws, resource_type, criteria_pairs(if_none_exist, resource_type), ["header", "if-none-exist"])
+        if len(found) > 1:
+            raise errors.PreconditionFailed("If-None-Exist criteria match more than one resource; make them more selective")
+        if found:
+            return _write_response(create, workspace_id, 200, deps.resources().read(ws, resource_type, found[0]))
     with raw_locations():
-        outcome = deps.resources().create(str(workspace_id), resource_type, data, WriteContext(source="api"))
+        outcome = deps.resources().create(ws, resource_type, data, WriteContext(source="api"))
     return _write_response(create, workspace_id, 201, outcome.resource)
+
+
+@delete.delete("/v1/<workspace_id>/fhir/r4/<resource_type>/<resource_id>")
+def delete_resource(workspace_id: UUID, resource_type: ResourceType, resource_id: ResourceId):
+    """``DELETE {type}/{id}``: a new version recording the deletion (the write path's delete: its
+    index items go, its history stays; reads then answer 410). 204 with the deletion's ``ETag``;
+    deleting a deleted resource is 204 too (idempotent); an id never written is 404."""
+    deps.authorize_fhir(delete, workspace_id, WRITE)
+    check_resource_type(resource_type)
+    service, ws = deps.resources(), str(workspace_id)
+    outcome = service.delete(ws, resource_type, resource_id, WriteContext(source="api"))
+    if outcome is None:
+        stored = service.store.get(ws, resource_type, resource_id)
+        if stored is None:
+            raise errors.NotFound(f"{resource_type}/{resource_id} not found")
+        return fhir_response(204, None, {"ETag": f'W/"{stored.version}"'})
+    return fhir_response(204, None, {"ETag": f'W/"{outcome.resource.version}"'})
 
 
 @update.put("/v1/<workspace_id>/fhir/r4/<resource_type>/<resource_id>")
@@ -269,20 +326,13 @@ def put_conditional(workspace_id: UUID, resource_type: ResourceType):
     deps.authorize_fhir(conditional_update, workspace_id, WRITE)
     check_resource_type(resource_type)
     pairs = parse_qsl(conditional_update.current_event.raw_query_string or "", keep_blank_values=True)
-    if any(k.startswith("_") and k not in ("_id",) for k, _ in pairs):
-        raise _bad_param(next(k for k, _ in pairs if k.startswith("_")), "conditional update takes search parameters only")
     data = resource_body(conditional_update, resource_type)
     ws = str(workspace_id)
-    store = deps.resources().store
-    with deps.search_errors():
-        query = parse_search_pairs(resource_type, pairs + [("_count", "2")])
-        if not query.criteria:
-            raise QueryError("query", "conditional update needs search criteria (e.g. identifier=system|value)")
-        page = search_resources(store.table, ws, query, load_data=store.load_data)
-    if len(page.entries) > 1:
+    found = conditional_matches(ws, resource_type, pairs, ["query"])
+    if len(found) > 1:
         raise errors.PreconditionFailed("Conditional update criteria match more than one resource; make them more selective")
-    if page.entries:
-        rid = page.entries[0]["resource"]["id"]
+    if found:
+        rid = found[0]
         if data.get("id") not in (None, rid):
             raise errors.InvalidInput(
                 "Body id does not match the resource the criteria found",
@@ -370,10 +420,27 @@ def _revincludes(ws: str, entries: list[dict[str, Any]], specs: list[str]) -> tu
 
 @search.get("/v1/<workspace_id>/fhir/r4/<resource_type>")
 def get_search(workspace_id: UUID, resource_type: ResourceType):
-    deps.authorize_fhir(search, workspace_id, READ)
+    return _search(search, workspace_id, resource_type)
+
+
+@search_post.post("/v1/<workspace_id>/fhir/r4/<resource_type>/_search")
+def post_search(workspace_id: UUID, resource_type: ResourceType):
+    """``POST {type}/_search``: the parameters in an ``application/x-www-form-urlencoded`` body
+    (and/or the URL), exactly as ``GET {type}?...`` (:func:`~fhir_platform.api.fhir_rest.form_search_handler`
+    moves the form into the query string before routing). The links are GET URLs."""
+    if (search_post.current_event.body or "").strip():
+        raise errors.InvalidInput(
+            "POST _search takes its parameters as an application/x-www-form-urlencoded body",
+            details=[{"loc": ["body"], "msg": "not a form body", "type": "unsupported_content_type"}],
+        )
+    return _search(search_post, workspace_id, resource_type)
+
+
+def _search(router: Any, workspace_id: UUID, resource_type: str):
+    deps.authorize_fhir(router, workspace_id, READ)
     check_resource_type(resource_type)
     ws = str(workspace_id)
-    pairs = parse_qsl(search.current_event.raw_query_string or "", keep_blank_values=True)
+    pairs = parse_qsl(router.current_event.raw_query_string or "", keep_blank_values=True)
     criteria = [(k, v) for k, v in pairs if k not in ("_sort", "_include", "_revinclude", "_total")]
     sorts = [v for k, v in pairs if k == "_sort"]
     includes = [v for k, v in pairs if k == "_include"]
@@ -398,7 +465,7 @@ def get_search(workspace_id: UUID, resource_type: ResourceType):
             page = search_sorted(store.table, ws, query, spec, known_total=known_total, load_data=store.load_data)
         reverse, truncated = _revincludes(ws, page.entries, revincludes)
         included = _includes(ws, page.entries, includes) + reverse
-    base = base_url(search, workspace_id)
+    base = base_url(router, workspace_id)
     kept = [(k, v) for k, v in pairs if k != "_offset"]
     if not any(k == "_count" for k, _ in kept):
         kept.append(("_count", str(query.count)))
