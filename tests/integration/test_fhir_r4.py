@@ -378,16 +378,106 @@ def test_an_invalid_transaction_writes_nothing_and_batch_reports_per_entry(gatew
 
 def test_a_transaction_with_an_entry_it_cannot_perform_writes_nothing(gateway: Gateway, workspace: dict) -> None:
     kept = create(gateway, workspace, PATIENT)
-    delete = {"request": {"method": "DELETE", "url": f"Patient/{kept['id']}"}}
+    patch = {"resource": {"resourceType": "Parameters"}, "request": {"method": "PATCH", "url": f"Patient/{kept['id']}"}}
     txn = _bundle("transaction")
-    txn["entry"].append(delete)
+    txn["entry"].append(patch)
     issues = outcome(call(gateway, workspace, "POST", "", body=txn), 422)
     assert any(i.get("expression") == ["Bundle.entry[2]"] for i in issues), issues
     assert call(gateway, workspace, "GET", "/Patient").body["total"] == 1
     batch = {**txn, "type": "batch"}
     reply = call(gateway, workspace, "POST", "", body=batch)
     assert [e["response"]["status"][:3] for e in reply.body["entry"]] == ["201", "201", "400"]
-    assert call(gateway, workspace, "GET", f"/Patient/{kept['id']}").status == 200  # not deleted
+    conditional_delete = {"request": {"method": "DELETE", "url": "Patient?identifier=x|y"}}
+    issues = outcome(call(gateway, workspace, "POST", "", body={**txn, "entry": [conditional_delete]}), 422)
+    assert issues[0]["expression"] == ["Bundle.entry[0].request.url"]
+
+
+def _count(gateway: Gateway, ws: dict, rtype: str) -> int:
+    return call(gateway, ws, "GET", f"/{rtype}").body["total"]
+
+
+def test_transaction_deletes_and_creates_together(gateway: Gateway, workspace: dict) -> None:
+    old = create(gateway, workspace, PATIENT)
+    txn = _bundle("transaction")
+    txn["entry"].append({"request": {"method": "DELETE", "url": f"Patient/{old['id']}"}})
+    reply = call(gateway, workspace, "POST", "", body=txn)
+    assert reply.status == 200, reply.body
+    assert [e["response"]["status"] for e in reply.body["entry"]] == ["201 Created", "201 Created", "204 No Content"]
+    assert reply.body["entry"][2]["response"]["etag"] == 'W/"2"'
+    outcome(call(gateway, workspace, "GET", f"/Patient/{old['id']}"), 410)
+    unknown = _bundle("transaction")
+    unknown["entry"][0]["fullUrl"] = "urn:uuid:5e0c2a44-1f0b-4b9e-a0e7-7d7b6f1c2e11"  # new resources this time
+    unknown["entry"][1]["resource"] = {**unknown["entry"][1]["resource"], "subject": {"reference": "urn:uuid:5e0c2a44-1f0b-4b9e-a0e7-7d7b6f1c2e11"}}
+    unknown["entry"].append({"request": {"method": "DELETE", "url": "Patient/never-was"}})
+    before = _count(gateway, workspace, "Patient"), _count(gateway, workspace, "Observation")
+    outcome(call(gateway, workspace, "POST", "", body=unknown), 404)
+    assert (_count(gateway, workspace, "Patient"), _count(gateway, workspace, "Observation")) == before  # nothing written
+    batch = {**unknown, "type": "batch"}
+    statuses = [e["response"]["status"] for e in call(gateway, workspace, "POST", "", body=batch).body["entry"]]
+    assert statuses == ["201 Created", "201 Created", "404 Not Found"]
+
+
+def test_transaction_is_all_or_nothing_at_write_time(gateway: Gateway, workspace: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A concurrent writer moves a resource of the transaction between its read and its commit, on
+    every attempt: the whole transaction is refused (409) and none of its entries is written."""
+    from fhir_platform.api import deps
+    from fhir_platform.resources.service import WriteContext
+    from fhir_platform.storage.resources import ResourceStore
+
+    target = create(gateway, workspace, PATIENT)
+    real = ResourceStore.batch_get
+
+    def racing(self, ws, refs):  # after the transaction's read, another writer updates the Patient
+        found = real(self, ws, refs)
+        if ("Patient", target["id"]) in refs:
+            current = real(self, ws, [("Patient", target["id"])])[("Patient", target["id"])]
+            deps.resources().upsert(ws, "Patient", target["id"], {**current.data, "gender": "other" if current.data.get("gender") != "other" else "male"}, WriteContext())
+        return found
+
+    monkeypatch.setattr(ResourceStore, "batch_get", racing)
+    txn = _bundle("transaction")
+    txn["entry"].append({"resource": {**PATIENT, "id": target["id"], "gender": "unknown"}, "request": {"method": "PUT", "url": f"Patient/{target['id']}"}})
+    reply = call(gateway, workspace, "POST", "", body=txn)
+    outcome(reply, 409)
+    monkeypatch.setattr(ResourceStore, "batch_get", real)
+    assert _count(gateway, workspace, "Observation") == 0 and _count(gateway, workspace, "Patient") == 1
+    assert call(gateway, workspace, "GET", f"/Patient/{target['id']}").body["gender"] != "unknown"
+
+
+def test_transaction_if_none_exist_and_conditional_put(gateway: Gateway, workspace: dict) -> None:
+    mrn = {"system": "https://mrn.example.org", "value": "T-9"}
+    known = create(gateway, workspace, {**PATIENT, "identifier": [mrn]})
+    txn = _bundle("transaction")
+    txn["entry"][0]["request"]["ifNoneExist"] = "identifier=https://mrn.example.org|T-9"
+    txn["entry"][0]["resource"] = {**PATIENT, "identifier": [mrn], "gender": "other"}
+    reply = call(gateway, workspace, "POST", "", body=txn)
+    assert reply.status == 200, reply.body
+    first, second = reply.body["entry"]
+    assert first["response"]["status"] == "200 OK" and first["response"]["location"] == f"Patient/{known['id']}/_history/1"
+    obs = call(gateway, workspace, "GET", "/" + second["response"]["location"].split("/_history")[0]).body
+    assert obs["subject"]["reference"] == f"Patient/{known['id']}"  # the reference follows the match
+    assert _count(gateway, workspace, "Patient") == 1 and call(gateway, workspace, "GET", f"/Patient/{known['id']}").body["gender"] == "female"
+    put = _bundle("transaction")
+    put["entry"][0]["request"] = {"method": "PUT", "url": "Patient?identifier=https://mrn.example.org|T-9"}
+    put["entry"][0]["resource"] = {**PATIENT, "identifier": [mrn], "gender": "other"}
+    reply = call(gateway, workspace, "POST", "", body=put)
+    assert reply.body["entry"][0]["response"]["location"] == f"Patient/{known['id']}/_history/2", reply.body
+    assert call(gateway, workspace, "GET", f"/Patient/{known['id']}").body["gender"] == "other"
+    create(gateway, workspace, {**PATIENT, "identifier": [mrn]})  # now two match
+    before = _count(gateway, workspace, "Observation")
+    outcome(call(gateway, workspace, "POST", "", body=txn), 412)
+    assert _count(gateway, workspace, "Observation") == before
+    batch = call(gateway, workspace, "POST", "", body={**txn, "type": "batch"}).body
+    assert [e["response"]["status"][:3] for e in batch["entry"]] == ["412", "200"]  # the Observation (same id) is updated
+
+
+def test_a_transaction_over_one_dynamodb_transaction_is_written_entry_by_entry(gateway: Gateway, workspace: dict) -> None:
+    from fhir_platform.storage.resources import MAX_TRANSACTION_ITEMS
+
+    entries = [{"resource": {**PATIENT, "name": [{"family": f"Bulk{i}", "given": ["A", "B"]}]}, "request": {"method": "POST", "url": "Patient"}} for i in range(12)]
+    reply = call(gateway, workspace, "POST", "", body={"resourceType": "Bundle", "type": "transaction", "entry": entries})
+    assert reply.status == 200 and [e["response"]["status"] for e in reply.body["entry"]] == ["201 Created"] * 12
+    assert _count(gateway, workspace, "Patient") == 12 and MAX_TRANSACTION_ITEMS == 100
 
 
 @pytest.mark.parametrize("path", ["/metadata", "/Patient", "/Patient/x", "/Patient/x/_history", "/Patient/x/_history/1"])

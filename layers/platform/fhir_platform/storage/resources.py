@@ -45,6 +45,14 @@ class VersionConflict(Exception):
     """Another writer changed the resource between our read and our write."""
 
 
+class TransactionTooLarge(Exception):
+    """Changes that need more items than one TransactWriteItems takes; ``size`` is how many."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"{size} transaction items (at most {MAX_TRANSACTION_ITEMS})")
+        self.size = size
+
+
 class CompartmentConflict(VersionConflict):
     """Only a patient's compartment touch item moved (another resource of that patient was
     written concurrently): the resource itself is unchanged, so the write is simply retried."""
@@ -210,6 +218,16 @@ class ResourceStore(Repository):
         self._transact(items, label, first_touch)
         if touches:
             touches.committed(touch_ops)
+
+    def commit_atomic(self, changes: list[ResourceChange], touches: CompartmentTouches | None = None) -> None:
+        """Every change in **one** TransactWriteItems (all or nothing, each conditioned on the
+        version read), or :class:`TransactionTooLarge` before anything is written when they need
+        more than :data:`MAX_TRANSACTION_ITEMS` items (FHIR transaction Bundles)."""
+        size = sum(2 + len(c.index_delete) + len(c.index_put) + (1 if c.new_entity and c.link.entity_id else 0) for c in changes)
+        size += 1 + (len(touches.ops(changes)) if touches else 0)  # the counter update, the compartment touches
+        if size > MAX_TRANSACTION_ITEMS:
+            raise TransactionTooLarge(size)
+        self._commit_group(changes, touches)
 
     def commit_many(self, changes: list[ResourceChange], touches: CompartmentTouches | None = None) -> list[ResourceChange]:
         """Commit many changes with few calls: changes are packed into transactions of at most

@@ -25,13 +25,15 @@ from fhir_platform.api.routes.fhir_resources import ResourceId, ResourceType
 from fhir_platform.auth.permissions import READ, WRITE
 from fhir_platform.fhir.resource_types import STORABLE_RESOURCE_TYPES
 from fhir_platform.imports.bundle import prepare_bundle
-from fhir_platform.resources.service import WriteContext, check_resource_type
+from fhir_platform.imports.common import iter_references
+from fhir_platform.resources.service import WriteContext, WriteOutcome, check_resource_type
+from fhir_platform.resources.transaction import commit_atomically
 from fhir_platform.search.executor import search_resources
 from fhir_platform.search.parameters import Kind, params_for
 from fhir_platform.search.query import QueryError, parse_search_pairs
 from fhir_platform.search.sorted_search import search_sorted
 from fhir_platform.search.sorting import SortError, parse_sort, sort_fields
-from fhir_platform.storage.resources import StoredResource
+from fhir_platform.storage.resources import StoredResource, TransactionTooLarge
 
 capabilities = APIGatewayHttpRouter()
 read = APIGatewayHttpRouter()
@@ -494,10 +496,49 @@ def _search(router: Any, workspace_id: UUID, resource_type: str):
 # ---- transaction / batch -----------------------------------------------------------------------
 
 
+_DELETE_URL = re.compile(r"^(?:https?://.+/)?([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})/?$")
+
+
+def _delete_entries(entries: list[Any]) -> tuple[dict[int, tuple[str, str]], list[dict[str, Any]]]:
+    """``DELETE Type/id`` entries (index → (type, id)) and the problems of those that are not."""
+    found: dict[int, tuple[str, str]] = {}
+    problems: list[dict[str, Any]] = []
+    for index, entry in enumerate(entries):
+        request = entry.get("request") if isinstance(entry, dict) else None
+        if not isinstance(request, dict) or str(request.get("method", "")).upper() != "DELETE":
+            continue
+        match = _DELETE_URL.match(str(request.get("url") or ""))
+        if not match or match.group(1) not in STORABLE_RESOURCE_TYPES:
+            problems.append({"loc": ["body", "entry", index, "request", "url"], "msg": "DELETE takes Type/id (conditional delete is not served)", "type": "value_error"})
+        found[index] = (match.group(1), match.group(2)) if match else ("", "")
+    return found, problems
+
+
+def _entry_index(location: str) -> int | None:
+    index = location.removeprefix("entry[").removesuffix("]")
+    return int(index) if index.isdigit() else None
+
+
+def _outcome(status: str, code: str, message: str) -> dict[str, Any]:
+    return {"response": {"status": status, "outcome": {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": code, "diagnostics": message}]}}}
+
+
+_STATUS_LINE = {400: "400 Bad Request", 404: "404 Not Found", 409: "409 Conflict", 410: "410 Gone", 412: "412 Precondition Failed", 422: "422 Unprocessable Entity"}
+
+
+def _entry_error(exc: errors.DomainError) -> dict[str, Any]:
+    from fhir_platform.api.resolver import _STATUS  # the platform's status for each domain error
+
+    status = int(_STATUS.get(type(exc), 422))
+    return _outcome(_STATUS_LINE.get(status, f"{status} Error"), "processing" if status == 422 else "invalid", exc.message)
+
+
 @transaction.post("/v1/<workspace_id>/fhir/r4")
 def post_bundle(workspace_id: UUID):
-    """A ``transaction`` (validated as a whole before anything is written, as the import does) or
-    ``batch`` Bundle; references between entries resolved by the import's preparation."""
+    """A ``transaction`` (validated as a whole, then written in one DynamoDB transaction when it
+    fits: all or nothing) or ``batch`` Bundle (each entry on its own); references between entries
+    resolved by the import's preparation; ``ifNoneExist`` / ``PUT Type?criteria`` / ``DELETE
+    Type/id`` entries honoured (``docs/fhir-rest.md``)."""
     deps.authorize_fhir(transaction, workspace_id, WRITE)
     bundle = resource_body(transaction, "Bundle")
     kind = bundle.get("type")
@@ -506,45 +547,124 @@ def post_bundle(workspace_id: UUID):
     entries = bundle.get("entry", [])
     if not isinstance(entries, list):
         raise errors.InvalidInput("Bundle.entry must be a list", details=[{"loc": ["body", "entry"], "msg": "must be a list", "type": "list_type"}])
+    deletes, delete_problems = _delete_entries(entries)
     prepared = prepare_bundle(bundle)
-    unsupported = [i for i in prepared.issues if i.kind != "error"]  # DELETE/GET/PATCH entries, unsupported types
-    if prepared.transaction_failed or (kind == "transaction" and unsupported):
-        detail = [{**d, "loc": ["body", *d["loc"][2:]]} for d in prepared.failure_detail()]
+    # GET/PATCH entries, unsupported types (DELETE entries are served here)
+    unsupported = [i for i in prepared.issues if i.kind != "error" and _entry_index(i.location) not in deletes]
+    transactional = kind == "transaction"
+    if transactional and (prepared.transaction_failed or unsupported or delete_problems):
+        detail = [{**d, "loc": ["body", *d["loc"][2:]]} for d in prepared.failure_detail()] + delete_problems
         for issue in unsupported:
-            index = issue.location.removeprefix("entry[").removesuffix("]")
-            where = ["body", "entry", int(index)] if index.isdigit() else ["body", "entry"]
-            detail.append({"loc": where, "msg": issue.reason, "type": "not_supported"})
+            index = _entry_index(issue.location)
+            detail.append({"loc": ["body", "entry", index] if index is not None else ["body", "entry"], "msg": issue.reason, "type": "not_supported"})
         raise errors.Unprocessable("Transaction not processed: some entries are invalid or not supported (nothing was written)", details=detail)
+    targets = [(item.resource_type, item.resource_id) for item in prepared.entries] + [t for t in deletes.values() if t[0]]
+    if transactional and len(set(targets)) < len(targets):
+        raise errors.Unprocessable("Transaction not processed: a resource is both written and deleted, or deleted twice (nothing was written)",
+                                   details=[{"loc": ["body", "entry"], "msg": "the same resource in two entries", "type": "value_error"}])
     base = base_url(transaction, workspace_id)
     service = deps.resources()
     ws = str(workspace_id)
-    results: dict[str, dict[str, Any]] = {}
+    ctx = WriteContext(source="api")
+    results: dict[int, dict[str, Any]] = {}
     for issue in prepared.issues:
-        results[issue.location] = {"response": {"status": "400 Bad Request", "outcome": {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "invalid", "diagnostics": issue.reason}]}}}
+        index = _entry_index(issue.location)
+        if index is not None and index not in deletes:
+            results[index] = _outcome("400 Bad Request", "invalid", issue.reason)
+    for problem in delete_problems:
+        results[problem["loc"][2]] = _outcome("400 Bad Request", "invalid", problem["msg"])
+
+    # conditional entries: search before writing (a transaction fails as a whole on any problem)
+    writes: list[tuple[int, str, str, dict[str, Any]]] = []
+    existing: dict[int, str] = {}  # ifNoneExist matched: nothing to write, answer with that resource
+    renamed: dict[str, str] = {}  # Type/id the preparation gave a conditional entry -> Type/id of the match
     for item in prepared.entries:
-        try:
-            outcome = service.upsert(ws, item.resource_type, item.resource_id, item.data, WriteContext(source="api"))
-        except errors.DomainError as exc:
-            if kind == "transaction":  # validated up front, so only a write conflict gets here: say what was written
-                written = [loc for loc, r in results.items() if "location" in r.get("response", {})]
-                exc.message = f"{exc.message} (transaction stopped at {item.location}; already written: {', '.join(written) or 'none'})"
-                raise
-            results[item.location] = {"response": {"status": "422 Unprocessable Entity", "outcome": {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "processing", "diagnostics": exc.message}]}}}
-            continue
-        stored = outcome.resource
-        results[item.location] = {
+        index = _entry_index(item.location)
+        rt, rid = item.resource_type, item.resource_id
+        if item.if_none_exist:
+            field = "ifNoneExist" if item.method == "POST" else "url"
+            try:
+                found = conditional_matches(ws, rt, criteria_pairs(item.if_none_exist, rt), ["body", "entry", index, "request", field])
+                if len(found) > 1:
+                    raise errors.PreconditionFailed(f"entry[{index}]: conditional criteria match more than one {rt}; make them more selective (nothing was written)" if transactional else f"conditional criteria match more than one {rt}")
+            except errors.DomainError as exc:
+                if transactional:
+                    raise
+                results[index] = _entry_error(exc)
+                continue
+            if found:
+                renamed[f"{rt}/{rid}"] = f"{rt}/{found[0]}"
+                if item.method == "POST":
+                    existing[index] = found[0]
+                    continue
+                rid = found[0]
+        writes.append((index, rt, rid, {**item.data, "id": rid}))
+    if renamed:  # references to a matched conditional entry point at the resource it matched
+        for _, _, _, data in writes:
+            for holder, _ in iter_references(data):
+                holder["reference"] = renamed.get(holder["reference"], holder["reference"])
+
+    def answer(stored: StoredResource, status: str) -> dict[str, Any]:
+        return {
             "fullUrl": f"{base}/{stored.resource_type}/{stored.resource_id}",
             "response": {
-                "status": "201 Created" if outcome.created else "200 OK",
+                "status": status,
                 "location": f"{stored.resource_type}/{stored.resource_id}/_history/{stored.version}",
                 "etag": f'W/"{stored.version}"',
                 "lastModified": stored.last_updated,
             },
         }
+
+    removals = [(i, rt, rid) for i, (rt, rid) in sorted(deletes.items()) if rt and i not in results]
+    ops: list[tuple[str, str, dict[str, Any] | None]] = [(rt, rid, data) for _, rt, rid, data in writes] + [(rt, rid, None) for _, rt, rid in removals]
+    op_index = [i for i, *_ in writes] + [i for i, *_ in removals]
+    atomic = False
+    if transactional:
+        try:
+            with raw_locations():
+                outcomes = commit_atomically(service, ws, ops, ctx)
+            atomic = True
+        except TransactionTooLarge:
+            outcomes = None  # over one DynamoDB transaction: entry by entry, as documented
+        if outcomes is not None:
+            for index, (rt, rid, data), outcome in zip(op_index, ops, outcomes, strict=True):
+                results[index] = _op_answer(answer, data is None, outcome)
+    if not atomic:
+        written: list[str] = []
+        for index, (rt, rid, data) in zip(op_index, ops, strict=True):
+            try:
+                if data is None:
+                    outcome = service.delete(ws, rt, rid, ctx)
+                    if outcome is None:
+                        stored = service.store.get(ws, rt, rid)
+                        if stored is None:
+                            raise errors.NotFound(f"{rt}/{rid} not found")
+                        outcome = WriteOutcome(stored, created=False, changed=False)
+                else:
+                    outcome = service.upsert(ws, rt, rid, data, ctx)
+            except errors.DomainError as exc:
+                if transactional:  # validated up front, so only a write conflict gets here: say what was written
+                    exc.message = f"{exc.message} (transaction over one DynamoDB transaction's size, written entry by entry: stopped at entry[{index}]; already written: {', '.join(written) or 'none'})"
+                    raise
+                results[index] = _entry_error(exc)
+                continue
+            written.append(f"entry[{index}]")
+            results[index] = _op_answer(answer, data is None, outcome)
+    for index, rid in existing.items():
+        item = next(e for e in prepared.entries if _entry_index(e.location) == index)
+        results[index] = answer(service.read(ws, item.resource_type, rid), "200 OK")
     for sup in prepared.superseded:
-        results.setdefault(getattr(sup, "location", ""), {"response": {"status": "200 OK"}})
-    out = [results.get(f"entry[{i}]", {"response": {"status": "200 OK"}}) for i in range(len(entries))]
+        index = _entry_index(getattr(sup, "location", ""))
+        if index is not None:
+            results.setdefault(index, {"response": {"status": "200 OK"}})
+    out = [results.get(i, {"response": {"status": "200 OK"}}) for i in range(len(entries))]
     return fhir_response(200, {"resourceType": "Bundle", "id": str(uuid4()), "type": f"{kind}-response", "entry": out})
+
+
+def _op_answer(answer: Any, is_delete: bool, outcome: WriteOutcome) -> dict[str, Any]:
+    if is_delete:
+        return {"response": {"status": "204 No Content", "etag": f'W/"{outcome.resource.version}"'}}
+    return answer(outcome.resource, "201 Created" if outcome.created else "200 OK")
 
 
 # ---- Patient/{id}/$everything ------------------------------------------------------------------
