@@ -113,3 +113,47 @@ def test_patient_everything_over_http(fhir: tuple[SyncFHIRClient, Client, str]) 
     nxt = next(x["url"] for x in bundle["link"] if x["relation"] == "next")
     rest = client.execute(nxt, method="get")
     assert len(rest["entry"]) == 2 and {e["resource"]["resourceType"] for e in rest["entry"]} == {"Observation"}
+
+
+def test_sort_paged_through_next_with_criteria(fhir: tuple[SyncFHIRClient, Client, str]) -> None:
+    client, _, _ = fhir
+    births = ["1990-01-02", "1975-06-30", None, "2001-11-11", "1975-06-30", "1988-03-04", None]
+    made = []
+    for i, birth in enumerate(births):
+        p = client.resource("Patient", name=[{"family": f"Sortwalk{i % 3}", "given": [f"G{i}"]}], gender="female" if i != 3 else "male", **({"birthDate": birth} if birth else {}))
+        p.save()
+        made.append((p.id, birth, p["gender"]))
+    found = client.resources("Patient").search(family="sortwalk", gender="female").sort("-birthdate", "_id").limit(2).fetch_all()
+    female = [(pid, b) for pid, b, g in made if g == "female"]
+    dated = sorted((x for x in female if x[1]), key=lambda x: x[0])
+    dated.sort(key=lambda x: x[1], reverse=True)
+    expected = [pid for pid, _ in dated] + sorted(pid for pid, b in female if not b)
+    assert [p.id for p in found] == expected  # newest birth first, ties by id, no birth date last
+    by_family = client.resources("Patient").search(family="sortwalk").sort("family").limit(3).fetch_all()
+    families = [p["name"][0]["family"] for p in by_family]
+    assert families == sorted(families) and len(by_family) == len(made)
+    bundle = client.resources("Patient").search(family="sortwalk").sort("-_lastUpdated").limit(3).fetch_raw()
+    assert bundle["total"] == len(made) and bundle["entry"][0]["resource"]["id"] == made[-1][0]
+    with pytest.raises(OperationOutcome) as unsupported:
+        client.resources("Patient").sort("gender").fetch()
+    assert "family" in unsupported.value.resource["issue"][0]["diagnostics"]
+
+
+def test_conditional_create_post_search_and_delete(fhir: tuple[SyncFHIRClient, Client, str]) -> None:
+    client, http, base = fhir
+    ident = {"system": "https://mrn.example.org", "value": "GC-1"}
+    first, created = client.resources("Patient").search(identifier="https://mrn.example.org|GC-1").get_or_create(client.resource("Patient", identifier=[ident], name=[{"family": "Getorcreate"}]))
+    again, created_again = client.resources("Patient").search(identifier="https://mrn.example.org|GC-1").get_or_create(client.resource("Patient", identifier=[ident], name=[{"family": "Other"}]))
+    assert created and not created_again and again.id == first.id and again["name"][0]["family"] == "Getorcreate"
+    header = http.post(f"/v1/{base.split('/v1/')[1]}/Patient", json={"resourceType": "Patient", "identifier": [ident]}, headers={"If-None-Exist": "identifier=https://mrn.example.org|GC-1", "Content-Type": "application/fhir+json"})
+    assert header.status_code == 200 and header.json()["id"] == first.id
+
+    form = http.post(f"/v1/{base.split('/v1/')[1]}/Patient/_search", data={"family": "getorcreate"}, headers={"Accept": "application/fhir+json"})
+    assert form.status_code == 200 and form.json()["total"] == 1 and form.json()["entry"][0]["resource"]["id"] == first.id
+
+    first.delete()
+    with pytest.raises(ResourceNotFound):  # fhirpy's reading of 410 Gone (and 404)
+        client.reference("Patient", first.id).to_resource()
+    gone = http.get(f"/v1/{base.split('/v1/')[1]}/Patient/{first.id}", headers={"Accept": "application/fhir+json"})
+    assert gone.status_code == 410 and gone.json()["issue"][0]["code"] == "deleted"
+    assert client.resources("Patient").search(identifier="https://mrn.example.org|GC-1").fetch() == []

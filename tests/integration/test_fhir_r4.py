@@ -585,6 +585,8 @@ def test_post_search_takes_a_form_body_like_get(gateway: Gateway, workspace: dic
     in_url = gateway.call("POST", r4(workspace) + "/Patient/_search", token=workspace["key"], query={"family": "mu"}, headers=form)
     assert in_url.status == 200 and in_url.body["total"] == 1
     outcome(gateway.call("POST", r4(workspace) + "/Patient/_search", token=workspace["key"], raw_body="nosuch=1", headers=form), 422)
+    not_utf8 = gateway.call("POST", r4(workspace) + "/Patient/_search", token=workspace["key"], raw_body=b"family=caf\xe9", headers=form)
+    assert outcome(not_utf8, 400)[0]["diagnostics"].startswith("The form body is not UTF-8")
     json_body = gateway.call("POST", r4(workspace) + "/Patient/_search", token=workspace["key"], body={"family": "mu"}, headers=FHIR)
     assert outcome(json_body, 400)[0]["diagnostics"].startswith("POST _search takes")
 

@@ -165,8 +165,13 @@ def form_search_handler(app: APIGatewayHttpResolver) -> Callable[[dict[str, Any]
         if media == _FORM and body and len(body) <= config.max_request_bytes() * 4 // 3 + 4:
             try:
                 text = base64.b64decode(body, validate=True).decode("utf-8") if event.get("isBase64Encoded") else body
-            except (binascii.Error, ValueError):
-                text = None  # the inner handler says what is wrong with it
+            except (binascii.Error, ValueError):  # ValueError: UnicodeDecodeError
+                rtype = (event.get("pathParameters") or {}).get("resource_type")
+                refused = resolver._unauthenticated(event) or resolver._gateway_error(
+                    HTTPStatus.BAD_REQUEST, "bad_request", "The form body is not UTF-8 text (or not valid base64)",
+                    [{"loc": ["body"], "msg": "not UTF-8 form text", "type": "string_unicode"}],
+                )
+                return _as_outcome(refused, rtype)
             if text is not None and len(text.encode()) <= config.max_request_bytes():
                 query = "&".join(q for q in (event.get("rawQueryString") or "", text.strip()) if q)
                 rest = {k: v for k, v in headers.items() if k.lower() != "content-type"}

@@ -273,14 +273,20 @@ def criteria_pairs(raw: str, resource_type: str) -> list[tuple[str, str]]:
 
 @create.post("/v1/<workspace_id>/fhir/r4/<resource_type>")
 def post_resource(workspace_id: UUID, resource_type: ResourceType, if_none_exist: Annotated[str | None, Header(max_length=2000)] = None):
-    """``POST {type}``; with ``If-None-Exist: criteria`` (FHIR conditional create) nothing is
-    created when the criteria find one resource (200 with it), and several are 412."""
+    """``POST {type}``; with ``If-None-Exist: criteria`` (FHIR conditional create; or the criteria
+    as the query string, ``POST {type}?criteria``) nothing is created when the criteria find one
+    resource (200 with it), and several are 412."""
     deps.authorize_fhir(create, workspace_id, WRITE)
     check_resource_type(resource_type)
     data = resource_body(create, resource_type)
     ws = str(workspace_id)
-    if if_none_exist is not None:
-        found = conditional_matches(ws, resource_type, criteria_pairs(if_none_exist, resource_type), ["header", "if-none-exist"])
+    in_url = [(k, v) for k, v in parse_qsl(create.current_event.raw_query_string or "", keep_blank_values=True) if k not in ("_format", "_pretty")]
+    if if_none_exist is not None and in_url:
+        raise _bad_param(in_url[0][0], "give conditional-create criteria in If-None-Exist or in the query string, not both")
+    if if_none_exist is not None or in_url:
+        # the header is FHIR's; criteria in the URL are how some clients (fhirpy's get_or_create) send them
+        pairs, where = (criteria_pairs(if_none_exist, resource_type), ["header", "if-none-exist"]) if if_none_exist is not None else (in_url, ["query"])
+        found = conditional_matches(ws, resource_type, pairs, where)
         if len(found) > 1:
             raise errors.PreconditionFailed("If-None-Exist criteria match more than one resource; make them more selective")
         if found:
