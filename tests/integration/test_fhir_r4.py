@@ -610,3 +610,32 @@ def test_delete_then_read_is_410_and_search_forgets_it(gateway: Gateway, workspa
     survivor = next(iter(remaining))
     assert outcome(gateway.call("DELETE", r4(workspace) + f"/Patient/{survivor}", token=viewer, headers=FHIR), 403)
     assert call(gateway, workspace, "GET", f"/Patient/{survivor}").status == 200
+
+
+def test_type_history_lists_every_change_newest_first_paged(gateway: Gateway, workspace: dict) -> None:
+    a = create(gateway, workspace, PATIENT)
+    b = create(gateway, workspace, {**PATIENT, "gender": "male"})
+    call(gateway, workspace, "PUT", f"/Patient/{a['id']}", body={**a, "gender": "other"})
+    call(gateway, workspace, "DELETE", f"/Patient/{b['id']}")
+    create(gateway, workspace, {"resourceType": "Practitioner", "name": [{"family": "Elsewhere"}]})  # another type
+    expected = [(b["id"], "2", "DELETE"), (a["id"], "2", "PUT"), (b["id"], "1", "POST"), (a["id"], "1", "POST")]
+    first = call(gateway, workspace, "GET", "/Patient/_history", query={"_count": "3"})
+    assert first.status == 200 and first.body["type"] == "history" and first.body["total"] == 4, first.body
+    seen, page = [], first.body
+    while True:
+        seen += [(e["fullUrl"].rsplit("/", 1)[1], e["response"]["etag"][3:-1], e["request"]["method"]) for e in page["entry"]]
+        nxt = link(page, "next")
+        if not nxt:
+            break
+        page = follow(gateway, workspace, nxt).body
+    assert seen == expected
+    deleted = first.body["entry"][0]
+    assert "resource" not in deleted and deleted["response"]["status"] == "410 Gone"
+    assert first.body["entry"][1]["resource"]["gender"] == "other" and first.body["entry"][1]["resource"]["meta"]["versionId"] == "2"
+    since = first.body["entry"][1]["response"]["lastModified"]
+    recent = call(gateway, workspace, "GET", "/Patient/_history", query={"_since": since}).body
+    assert [(e["fullUrl"].rsplit("/", 1)[1], e["request"]["method"]) for e in recent["entry"]] == [(b["id"], "DELETE"), (a["id"], "PUT")]
+    assert recent["total"] == 2
+    outcome(call(gateway, workspace, "GET", "/Patient/_history", query={"_since": "yesterday"}), 422)
+    outcome(call(gateway, workspace, "GET", "/Patient/_history", query={"_at": "2020"}), 422)
+    assert call(gateway, workspace, "GET", "/Practitioner/_history").body["total"] == 1

@@ -237,3 +237,18 @@ EHR_ID_SK = "LINK"
 def outbound_sk(version: int, ds: str) -> str:
     """Idempotency marker of writing version ``version`` of a resource to source ``ds``."""
     return f"OUT#{version:0{VERSION_WIDTH}d}#{ds}"
+
+
+TYPE_HISTORY_SHARDS = 8
+
+
+def type_history_key(ws: str, resource_type: str, resource_id: str, version: int, at: str) -> dict[str, str]:
+    """The append-only entry of one event in its type's history (FHIR ``GET {type}/_history``),
+    written with the event and never changed: ``WS#{ws}#IX#{type}#_history#{shard}`` (8 shards by
+    ``crc32(id)``, as the search index's ordered families) / ``{at}#{id}#{version}`` — ``at`` the
+    event's fixed-width UTC instant, so a newest-first Query of the 8 shards merged lists the type's
+    changes in time order."""
+    import zlib
+
+    shard = zlib.crc32(resource_id.encode()) % TYPE_HISTORY_SHARDS
+    return {"PK": f"WS#{ws}#IX#{resource_type}#_history#{shard}", "SK": f"{at}#{resource_id}#{version:0{VERSION_WIDTH}d}"}

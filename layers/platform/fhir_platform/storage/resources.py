@@ -189,6 +189,12 @@ class ResourceStore(Repository):
                 return out
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
+    def events_at(self, ws: str, versions: list[tuple[str, str, int]]) -> dict[tuple[str, str, int], dict[str, Any]]:
+        """Events of many resources by ``(type, id, version)`` (BatchGetItem, 100 per call)."""
+        wanted = {(keys.resource_pk(ws, t, i), keys.version_sk(v)): (t, i, v) for t, i, v in versions}
+        found = self.batch_get_items([{"PK": pk, "SK": sk} for pk, sk in wanted])
+        return {wanted[(item["PK"], item["SK"])]: self._event(item) for item in found}
+
     def get_items(self, item_keys: list[dict[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
         """Arbitrary items by key (consistent BatchGetItem, 100 per call), keyed by (PK, SK)."""
         return {(i["PK"], i["SK"]): plain(i) for i in self.batch_get_items(item_keys)}
@@ -223,7 +229,7 @@ class ResourceStore(Repository):
         """Every change in **one** TransactWriteItems (all or nothing, each conditioned on the
         version read), or :class:`TransactionTooLarge` before anything is written when they need
         more than :data:`MAX_TRANSACTION_ITEMS` items (FHIR transaction Bundles)."""
-        size = sum(2 + len(c.index_delete) + len(c.index_put) + (1 if c.new_entity and c.link.entity_id else 0) for c in changes)
+        size = sum(3 + len(c.index_delete) + len(c.index_put) + (1 if c.new_entity and c.link.entity_id else 0) for c in changes)
         size += 1 + (len(touches.ops(changes)) if touches else 0)  # the counter update, the compartment touches
         if size > MAX_TRANSACTION_ITEMS:
             raise TransactionTooLarge(size)
@@ -325,6 +331,9 @@ class ResourceStore(Repository):
                 }
             )
         items.append({"Put": {"TableName": table, "Item": _item(event), "ConditionExpression": "attribute_not_exists(PK)"}})
+        # the event's entry in its type's history (FHIR ``GET {type}/_history``), append-only
+        history = keys.type_history_key(ws, rt, rid, change.version, change.last_updated)
+        items.append({"Put": {"TableName": table, "Item": _item({**history, "id": rid, "v": change.version})}})
         for key in change.index_delete:
             items.append({"Delete": {"TableName": table, "Key": _item(key)}})
         for entry in change.index_put:
@@ -365,6 +374,7 @@ class ResourceStore(Repository):
 
         for change in changes:
             rt, new_src, old_src = change.resource_type, change.data_source_id, change.previous_data_source_id
+            add(f"ev_{rt}", 1)  # the type's history length (FHIR ``GET {type}/_history`` total)
             if change.deleted:  # the resource leaves its type's and its (current) source's counts
                 add(f"rt_{rt}", -1)
                 if old_src:
@@ -405,6 +415,7 @@ class ResourceStore(Repository):
             "resource_type_counts": {},
             "entity_type_counts": {},
             "data_source_counts": {},  # {source: {type: resources whose current version came from it}}
+            "event_type_counts": {},  # {type: events (versions, deletes included) written}
             "last_change_at": None,
         }
         for item in items:
@@ -417,6 +428,8 @@ class ResourceStore(Repository):
                     _, src, rt = name.split("#", 2)
                     per_type = totals["data_source_counts"].setdefault(src, {})
                     per_type[rt] = per_type.get(rt, 0) + value
+                elif name.startswith("ev_"):
+                    totals["event_type_counts"][name[3:]] = totals["event_type_counts"].get(name[3:], 0) + value
                 elif name.startswith("et_"):
                     totals["entity_type_counts"][name[3:]] = totals["entity_type_counts"].get(name[3:], 0) + value
                 elif name == "last_change_at" and (totals["last_change_at"] or "") < value:

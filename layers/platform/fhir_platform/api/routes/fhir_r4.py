@@ -7,6 +7,7 @@ executor, the bundle import's preparation). Bodies and responses are plain FHIR 
 from __future__ import annotations
 
 import functools
+from collections import Counter
 
 import re
 from datetime import datetime
@@ -39,6 +40,7 @@ capabilities = APIGatewayHttpRouter()
 read = APIGatewayHttpRouter()
 vread = APIGatewayHttpRouter()
 history = APIGatewayHttpRouter()
+type_history = APIGatewayHttpRouter()
 create = APIGatewayHttpRouter()
 update = APIGatewayHttpRouter()
 conditional_update = APIGatewayHttpRouter()
@@ -133,7 +135,7 @@ def capability_statement(base: str) -> dict[str, Any]:
         params.append({"name": "q", "type": "string", "documentation": "platform search: every word is a prefix of a word of the names/displays"})
         entry: dict[str, Any] = {
             "type": rtype,
-            "interaction": [{"code": c} for c in ("read", "vread", "update", "delete", "history-instance", "create", "search-type")],
+            "interaction": [{"code": c} for c in ("read", "vread", "update", "delete", "history-instance", "history-type", "create", "search-type")],
             "versioning": "versioned-update",
             "readHistory": True,
             "updateCreate": True,
@@ -217,6 +219,57 @@ def get_history(workspace_id: UUID, resource_type: ResourceType, resource_id: Re
         "link": _links(self_url, [("_count", str(count))], offset, count, page.has_more),
         "entry": [_history_entry(base, resource_type, resource_id, e) for e in page.entries],
     }
+    return fhir_response(200, bundle)
+
+
+@type_history.get("/v1/<workspace_id>/fhir/r4/<resource_type>/_history")
+def get_type_history(workspace_id: UUID, resource_type: ResourceType):
+    """``GET {type}/_history``: every change of the type's resources (creates, updates, deletes),
+    newest first, from the append-only per-type history entries written with each event (8 shard
+    Queries merged, ``Limit`` 100 then 1,000, ids only) and the page's events in one BatchGetItem.
+    ``_count`` 1-50 (default 10), ``_offset``, ``_since`` (an instant or date: changes at or after
+    it). ``total``: the type's write-time event counter without ``_since``; with it, exact when the
+    walk reached the end, else left out."""
+    from fhir_platform.search.executor import _Reader
+    from fhir_platform.search.indexing import KeyCondition
+    from fhir_platform.search.normalize import date_range
+    from fhir_platform.storage import keys
+
+    deps.authorize_fhir(type_history, workspace_id, READ)
+    check_resource_type(resource_type)
+    pairs = parse_qsl(type_history.current_event.raw_query_string or "", keep_blank_values=True)
+    query = dict(pairs)
+    for name in query:
+        if name not in ("_count", "_offset", "_since", "_format", "_pretty"):
+            raise _bad_param(name, "unknown parameter (supported: _count, _offset, _since)")
+    count, offset = _int_param(query, "_count", 10, 1, HISTORY_MAX), _int_param(query, "_offset", 0, 0, None)
+    since = None
+    if query.get("_since"):
+        try:
+            since = date_range(query["_since"])[0]
+        except ValueError:
+            raise _bad_param("_since", "must be an instant or date (YYYY, YYYY-MM-DD, YYYY-MM-DDThh:mm:ss[.fff]Z)") from None
+    ws, store = str(workspace_id), deps.resources().store
+    prefix = keys.type_history_key(ws, resource_type, "x", 1, "")["PK"].rsplit("#", 1)[0]
+    conds = [KeyCondition(f"{prefix}#{s}", ">=" if since else "all", (since,) if since else ()) for s in range(keys.TYPE_HISTORY_SHARDS)]
+    reader = _Reader(store.table, Counter())
+    walked = []
+    for item in reader.merged(conds, False):
+        walked.append((item["id"], int(item["v"])))
+        if len(walked) > offset + count:
+            break
+    page = walked[offset : offset + count]
+    has_more = len(walked) > offset + count
+    events = store.events_at(ws, [(resource_type, rid, v) for rid, v in page])
+    base = base_url(type_history, workspace_id)
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "history"}
+    if since is None:
+        bundle["total"] = store.counters(ws)["event_type_counts"].get(resource_type, 0)
+    elif not has_more:
+        bundle["total"] = len(walked)
+    kept = [(k, v) for k, v in pairs if k in ("_count", "_since")] or [("_count", str(count))]
+    bundle["link"] = _links(f"{base}/{resource_type}/_history", kept, offset, count, has_more)
+    bundle["entry"] = [_history_entry(base, resource_type, rid, events[(resource_type, rid, v)]) for rid, v in page if (resource_type, rid, v) in events]
     return fhir_response(200, bundle)
 
 
