@@ -57,6 +57,8 @@ def round_for(size: int) -> list[tuple[str, int]]:
         ("Encounter?patient&_sort=date,-_id", "/Encounter", {"patient": patient["id"], "_sort": "date,-_id"}),
         ("Observation?date=ge2020&_sort=_id", "/Observation", {"date": "ge2020", "_sort": "_id"}),
         ("Patient?_sort=family", "/Patient", {"_sort": "family"}),
+        ("Observation/_history (type, 10)", "/Observation/_history", None),
+        ("  _offset=n/4", "/Observation/_history", {"_offset": str(size // 4)}),
     ]
     out = []
     for label, path, query in requests:

@@ -157,3 +157,8 @@ def test_conditional_create_post_search_and_delete(fhir: tuple[SyncFHIRClient, C
     gone = http.get(f"/v1/{base.split('/v1/')[1]}/Patient/{first.id}", headers={"Accept": "application/fhir+json"})
     assert gone.status_code == 410 and gone.json()["issue"][0]["code"] == "deleted"
     assert client.resources("Patient").search(identifier="https://mrn.example.org|GC-1").fetch() == []
+    history = client.execute("Patient/_history", method="get", params={"_count": 1})
+    assert history["type"] == "history" and history["entry"][0]["request"]["method"] == "DELETE"
+    assert history["entry"][0]["fullUrl"].endswith(f"/Patient/{first.id}")
+    older = client.execute(next(x["url"] for x in history["link"] if x["relation"] == "next"), method="get")
+    assert older["entry"][0]["fullUrl"] != history["entry"][0]["fullUrl"] or older["entry"][0]["response"]["etag"] != history["entry"][0]["response"]["etag"]

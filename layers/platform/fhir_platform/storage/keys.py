@@ -15,6 +15,7 @@ API key lookup by hash      ``KEYHASH#{sha256(key)}``              ``KEYHASH``
 counters (10 shards)        ``WS#{ws}#STATS``                      ``SHARD#{n}``
 resource, current version   ``WS#{ws}#R#{type}#{id}``              ``CURRENT``
 resource event (version n)  ``WS#{ws}#R#{type}#{id}``              ``V#{n:012d}``
+type history entry          ``WS#{ws}#TH#{type}#{shard}``          ``{at}#{id}#{n:012d}``
 world-model entity          ``WS#{ws}#E#{entity_id}``              ``META``
 entity link (member)        ``WS#{ws}#E#{entity_id}``              ``LINK#{type}#{id}``
 entity history event        ``WS#{ws}#E#{entity_id}``              ``EV#{at}#{event_id}``
@@ -244,11 +245,16 @@ TYPE_HISTORY_SHARDS = 8
 
 def type_history_key(ws: str, resource_type: str, resource_id: str, version: int, at: str) -> dict[str, str]:
     """The append-only entry of one event in its type's history (FHIR ``GET {type}/_history``),
-    written with the event and never changed: ``WS#{ws}#IX#{type}#_history#{shard}`` (8 shards by
-    ``crc32(id)``, as the search index's ordered families) / ``{at}#{id}#{version}`` — ``at`` the
-    event's fixed-width UTC instant, so a newest-first Query of the 8 shards merged lists the type's
-    changes in time order."""
+    written with the event and never changed or deleted (not an index item: a delete keeps it, as
+    it keeps the events): ``WS#{ws}#TH#{type}#{shard}`` (8 shards by ``crc32(id)``, as the search
+    index's ordered families) / ``{at}#{id}#{version}`` — ``at`` the event's fixed-width UTC
+    instant, so a newest-first Query of the 8 shards merged lists the type's changes in time order."""
     import zlib
 
     shard = zlib.crc32(resource_id.encode()) % TYPE_HISTORY_SHARDS
-    return {"PK": f"WS#{ws}#IX#{resource_type}#_history#{shard}", "SK": f"{at}#{resource_id}#{version:0{VERSION_WIDTH}d}"}
+    return {"PK": f"{type_history_pk(ws, resource_type)}#{shard}", "SK": f"{at}#{resource_id}#{version:0{VERSION_WIDTH}d}"}
+
+
+def type_history_pk(ws: str, resource_type: str) -> str:
+    """:func:`type_history_key`'s partition key without its ``#{shard}``."""
+    return f"WS#{ws}#TH#{resource_type}"

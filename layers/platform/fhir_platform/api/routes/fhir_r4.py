@@ -250,7 +250,7 @@ def get_type_history(workspace_id: UUID, resource_type: ResourceType):
         except ValueError:
             raise _bad_param("_since", "must be an instant or date (YYYY, YYYY-MM-DD, YYYY-MM-DDThh:mm:ss[.fff]Z)") from None
     ws, store = str(workspace_id), deps.resources().store
-    prefix = keys.type_history_key(ws, resource_type, "x", 1, "")["PK"].rsplit("#", 1)[0]
+    prefix = keys.type_history_pk(ws, resource_type)
     conds = [KeyCondition(f"{prefix}#{s}", ">=" if since else "all", (since,) if since else ()) for s in range(keys.TYPE_HISTORY_SHARDS)]
     reader = _Reader(store.table, Counter())
     walked = []
