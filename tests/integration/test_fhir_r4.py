@@ -58,7 +58,8 @@ def test_metadata_is_a_capability_statement_of_what_is_served(gateway: Gateway, 
     patient = types["Patient"]
     params = {p["name"]: p["type"] for p in patient["searchParam"]}
     assert params["name"] == "string" and params["birthdate"] == "date" and params["identifier"] == "token"
-    assert {"read", "vread", "create", "update", "history-instance", "search-type"} <= {i["code"] for i in patient["interaction"]}
+    assert {"read", "vread", "create", "update", "delete", "history-instance", "history-type", "search-type"} <= {i["code"] for i in patient["interaction"]}
+    assert patient["conditionalCreate"] is True and patient["conditionalDelete"] == "not-supported"
     assert types["Observation"]["searchInclude"] == ["Observation:patient"]
     assert {p["name"]: p["type"] for p in types["Observation"]["searchParam"]}["patient"] == "reference"
     assert {i["code"] for i in cs["rest"][0]["interaction"]} == {"transaction", "batch"}
