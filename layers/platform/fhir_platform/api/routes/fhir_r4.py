@@ -7,9 +7,8 @@ executor, the bundle import's preparation). Bodies and responses are plain FHIR 
 from __future__ import annotations
 
 import functools
-from collections import Counter
-
 import re
+from collections import Counter
 from datetime import datetime
 from email.utils import format_datetime
 from typing import Annotated, Any
@@ -314,13 +313,14 @@ def conditional_matches(ws: str, resource_type: str, pairs: list[tuple[str, str]
     return [e["resource"]["id"] for e in page.entries]
 
 
-def criteria_pairs(raw: str, resource_type: str) -> list[tuple[str, str]]:
-    """``identifier=a|b``, ``?identifier=a|b`` or ``Patient?identifier=a|b`` → the pairs."""
+def criteria_pairs(raw: str, resource_type: str, where: list[Any]) -> list[tuple[str, str]]:
+    """``identifier=a|b``, ``?identifier=a|b`` or ``Patient?identifier=a|b`` → the pairs (``where``:
+    the ``loc`` of a problem)."""
     text = raw.strip()
     if "?" in text:
         head, _, text = text.partition("?")
-        if head.strip("/") not in ("", resource_type):
-            raise errors.InvalidQuery("Conditional criteria name another resource type", details=[{"loc": ["header", "if-none-exist"], "msg": f"must be criteria on {resource_type}", "type": "value_error"}])
+        if head.strip("/").rsplit("/", 1)[-1] not in ("", resource_type):
+            raise errors.InvalidQuery("Conditional criteria name another resource type", details=[{"loc": where, "msg": f"must be criteria on {resource_type}", "type": "value_error"}])
     return parse_qsl(text, keep_blank_values=True)
 
 
@@ -338,7 +338,7 @@ def post_resource(workspace_id: UUID, resource_type: ResourceType, if_none_exist
         raise _bad_param(in_url[0][0], "give conditional-create criteria in If-None-Exist or in the query string, not both")
     if if_none_exist is not None or in_url:
         # the header is FHIR's; criteria in the URL are how some clients (fhirpy's get_or_create) send them
-        pairs, where = (criteria_pairs(if_none_exist, resource_type), ["header", "if-none-exist"]) if if_none_exist is not None else (in_url, ["query"])
+        pairs, where = (criteria_pairs(if_none_exist, resource_type, ["header", "if-none-exist"]), ["header", "if-none-exist"]) if if_none_exist is not None else (in_url, ["query"])
         found = conditional_matches(ws, resource_type, pairs, where)
         if len(found) > 1:
             raise errors.PreconditionFailed("If-None-Exist criteria match more than one resource; make them more selective")
@@ -641,9 +641,9 @@ def post_bundle(workspace_id: UUID):
         index = _entry_index(item.location)
         rt, rid = item.resource_type, item.resource_id
         if item.if_none_exist:
-            field = "ifNoneExist" if item.method == "POST" else "url"
+            where = ["body", "entry", index, "request", "ifNoneExist" if item.method == "POST" else "url"]
             try:
-                found = conditional_matches(ws, rt, criteria_pairs(item.if_none_exist, rt), ["body", "entry", index, "request", field])
+                found = conditional_matches(ws, rt, criteria_pairs(item.if_none_exist, rt, where), where)
                 if len(found) > 1:
                     raise errors.PreconditionFailed(f"entry[{index}]: conditional criteria match more than one {rt}; make them more selective (nothing was written)" if transactional else f"conditional criteria match more than one {rt}")
             except errors.DomainError as exc:
