@@ -331,7 +331,9 @@ class ResourceService:
             if id(change) in lost:  # a concurrent writer won: redo this one through the single path
                 rt, rid, data = entries[index]
                 outcome = self._write(ws, rt, rid, data, contexts[index] if contexts else ctx, if_match=None)
-                results[index] = BatchWrite(rt, rid, "updated" if not outcome.created else "created", outcome.resource.entity_id, outcome.created and rt == "Patient" and not change.revives)
+                # the winner may have written this very content: then nothing was written here (skipped)
+                done = "skipped" if not outcome.changed else "created" if outcome.created else "updated"
+                results[index] = BatchWrite(rt, rid, done, outcome.resource.entity_id, outcome.changed and outcome.created and rt == "Patient" and not change.revives)
         return results
 
     def prepare(
