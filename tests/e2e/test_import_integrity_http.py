@@ -148,3 +148,23 @@ def test_the_same_object_dropped_twice_at_one_key_writes_nothing_the_second_time
     for ref, entries in versions_of(c, ws).items():
         assert len(entries) == 1, (ref, len(entries))
     assert c.get(f"/v1/{ws}/fhir/status").json()["event_count"] == total
+
+
+def test_two_different_uploads_to_one_key_in_quick_succession_are_both_imported(stack, admin: Client) -> None:
+    """The bucket is versioned: a partner re-uploading ``Patient.ndjson`` before the first upload was
+    split makes two object versions and two S3 events. Each event names its version; each must be
+    imported as it was (reading "the key's latest" for both would import the second twice and lose
+    the first)."""
+    ws, c = make_workspace(admin)
+    s3 = s3_client(stack)
+    bucket = next(b["Name"] for b in s3.list_buckets()["Buckets"] if "import" in b["Name"])
+    key = f"imports/{ws}/partner/Patient.ndjson"
+    first = "".join(json.dumps({"resourceType": "Patient", "id": f"first-{i}"}) + "\n" for i in range(5))
+    second = "".join(json.dumps({"resourceType": "Patient", "id": f"second-{i}"}) + "\n" for i in range(5))
+    s3.put_object(Bucket=bucket, Key=key, Body=first.encode())
+    s3.put_object(Bucket=bucket, Key=key, Body=second.encode())
+    jobs = wait_for_jobs(c, ws, 2)
+    assert sorted((j["status"], j["events_created"]) for j in jobs) == [("completed", 5), ("completed", 5)], jobs
+    for name in ("first-4", "second-4"):
+        assert c.get(f"/v1/{ws}/fhir/resources/Patient/{name}").status_code == 200, name
+    assert c.get(f"/v1/{ws}/fhir/status").json()["event_count"] == 10
