@@ -243,11 +243,13 @@ def main() -> None:
     for figure in figures:
         print(figure.line())
     expected_events = sum(f.versions for f in figures[-2:])  # last If-Match round + the unconditional resource
+    counts_ok = status["event_count"] == expected_events and status.get("resource_type_counts") == {"Patient": 2} and status["entity_count"] == 2
     print(
         f"/fhir/status: event_count {status['event_count']} (expected {expected_events}), "
-        f"Patient {status.get('resource_type_counts', {}).get('Patient')} (expected 2)"
+        f"resource_type_counts {status.get('resource_type_counts')} (expected {{'Patient': 2}}), "
+        f"entity_count {status['entity_count']} (expected 2): {'OK' if counts_ok else 'FAIL'}"
     )
-    if any(f.problems for f in figures) or status["event_count"] != expected_events:
+    if any(f.problems for f in figures) or not counts_ok:
         sys.exit(1)
 
 
