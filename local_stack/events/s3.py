@@ -7,6 +7,10 @@ key that disappeared an ``ObjectRemoved:Delete`` record, for each subscribed fun
 ``Events`` and ``Filter.S3Key.Rules`` (prefix/suffix) match. Delivery is Lambda's asynchronous
 invocation, one record per event, as S3 sends them. The key in the record is URL-encoded the way S3
 does it (spaces as ``+``), so handlers decode it with ``urllib.parse.unquote_plus``.
+
+In a bucket with versioning enabled the poller lists object *versions*, as S3 notifies them: two
+uploads to one key between two polls are two records, each with its own ``versionId`` (as in AWS,
+where a handler reading "the key" instead of the record's version would read the newer upload twice).
 """
 
 from __future__ import annotations
@@ -69,39 +73,57 @@ class S3Poller(Poller):
         self.s3 = s3
         self.invoker = invoker
         self.region = region
-        self.seen: dict[str, tuple[str, Any, int]] = {}
+        self.versioned = ((bucket.properties.get("VersioningConfiguration") or {}).get("Status")) == "Enabled"
+        # (key, version id or None) -> (ETag, LastModified, size); and the keys that have a current object
+        self.seen: dict[tuple[str, str | None], tuple[str, Any, int]] = {}
+        self.current: set[str] = set()
 
     def setup(self) -> None:
-        self.seen = self._listing()
+        self.seen, self.current = self._listing()
 
     def poll_once(self) -> bool:
-        current = self._listing()
-        created = [(k, v) for k, v in current.items() if self.seen.get(k) != v]
-        removed = [(k, v) for k, v in self.seen.items() if k not in current]
-        self.seen = current
-        for key, (etag, modified, size) in sorted(created, key=lambda kv: kv[1][1]):
-            self._notify("ObjectCreated:Put", key, etag, size, modified)
-        for key, (etag, _, _) in removed:
+        listed, current = self._listing()
+        created = [(k, v) for k, v in listed.items() if self.seen.get(k) != v]
+        removed = self.current - current
+        self.seen, self.current = listed, current
+        for (key, version), (etag, modified, size) in sorted(created, key=lambda kv: kv[1][1]):
+            self._notify("ObjectCreated:Put", key, etag, size, modified, version)
+        for key in sorted(removed):
             self._notify("ObjectRemoved:Delete", key, None, None, datetime.now(timezone.utc))
         return False
 
-    def _listing(self) -> dict[str, tuple[str, Any, int]]:
-        objects: dict[str, tuple[str, Any, int]] = {}
+    def _listing(self) -> tuple[dict[tuple[str, str | None], tuple[str, Any, int]], set[str]]:
+        objects: dict[tuple[str, str | None], tuple[str, Any, int]] = {}
+        current: set[str] = set()
+        if self.versioned:
+            for page in self.s3.get_paginator("list_object_versions").paginate(Bucket=self.bucket.name):
+                for obj in page.get("Versions", []):
+                    objects[(obj["Key"], obj["VersionId"])] = (obj["ETag"].strip('"'), obj["LastModified"], obj["Size"])
+                    if obj.get("IsLatest"):
+                        current.add(obj["Key"])
+            return objects, current
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket.name):
             for obj in page.get("Contents", []):
-                objects[obj["Key"]] = (obj["ETag"].strip('"'), obj["LastModified"], obj["Size"])
-        return objects
+                objects[(obj["Key"], None)] = (obj["ETag"].strip('"'), obj["LastModified"], obj["Size"])
+                current.add(obj["Key"])
+        return objects, current
 
-    def _notify(self, event_name: str, key: str, etag: str | None, size: int | None, when: datetime) -> None:
+    def _notify(
+        self, event_name: str, key: str, etag: str | None, size: int | None, when: datetime, version: str | None = None
+    ) -> None:
         for subscription in self.subscriptions:
             if subscription.wants(event_name, key):
-                event = {"Records": [self._record(event_name, key, etag, size, when)]}
+                event = {"Records": [self._record(event_name, key, etag, size, when, version)]}
                 self.invoker.submit(subscription.function, event, f"S3 {subscription.event_name}")
 
-    def _record(self, event_name: str, key: str, etag: str | None, size: int | None, when: datetime) -> dict[str, Any]:
+    def _record(
+        self, event_name: str, key: str, etag: str | None, size: int | None, when: datetime, version: str | None = None
+    ) -> dict[str, Any]:
         obj: dict[str, Any] = {"key": quote_plus(key, safe="/"), "sequencer": f"{time.time_ns():X}"}
         if etag is not None:
             obj.update({"size": size, "eTag": etag})
+        if version is not None:
+            obj["versionId"] = version
         return {
             "eventVersion": "2.1",
             "eventSource": "aws:s3",

@@ -168,6 +168,9 @@ def split(aws: dict, key: str) -> dict:
     head = boto3.client("s3").head_object(Bucket=aws["IMPORTS_BUCKET"], Key=key)
     record["s3"]["bucket"]["name"] = aws["IMPORTS_BUCKET"]
     record["s3"]["object"].update(key=key, eTag=head["ETag"].strip('"'), size=head["ContentLength"])
+    record["s3"]["object"].pop("versionId", None)  # the event names the version it is about (none if unversioned)
+    if head.get("VersionId"):
+        record["s3"]["object"]["versionId"] = head["VersionId"]
     return _module("import_splitter").handler(event, LambdaContext())
 
 

@@ -51,3 +51,24 @@ def test_same_resource_twice_in_one_batch_makes_two_versions(aws: dict) -> None:
     ]
     assert [r.outcome for r in svc.write_many("ws3", entries, WriteContext())] == ["created", "updated"]
     assert svc.read("ws3", "Patient", "dup").data["gender"] == "female"
+
+
+def test_a_lost_race_to_identical_content_is_reported_skipped_not_written(aws: dict) -> None:
+    """Two imports carrying the same resource at once: the one that loses the race re-reads, finds
+    its content already stored and writes nothing, so it must not report a version it did not write
+    (the imports' created + updated would exceed the versions stored)."""
+    svc, rival = ResourceService(indexer=lambda *a, **k: []), ResourceService(indexer=lambda *a, **k: [])
+    data = {"resourceType": "Patient", "id": "raced", "name": [{"family": "Same"}]}
+    read_versions = svc.store.batch_get
+
+    def batch_get_then_rival_writes(ws: str, refs: list) -> dict:
+        found = read_versions(ws, refs)  # this import read "no current version" ...
+        if ("Patient", "raced") in refs:
+            rival.upsert(ws, "Patient", "raced", data, WriteContext(source="fhir_import"))  # ... then the other import wrote it
+        return found
+
+    svc.store.batch_get = batch_get_then_rival_writes  # type: ignore[method-assign]
+    results = svc.write_many("ws4", [("Patient", "raced", data)], WriteContext(source="fhir_import"))
+    assert [(r.outcome, r.entity_created) for r in results] == [("skipped", False)]
+    assert svc.history("ws4", "Patient", "raced", 10, 0).total == 1
+    assert svc.store.counters("ws4")["event_count"] == 1

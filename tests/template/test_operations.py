@@ -41,6 +41,46 @@ def test_no_function_module_imports_the_tracer_or_the_lazy_libraries() -> None:
     assert loaded == {}
 
 
+# the resource write path's search helpers and libphonenumber: loaded by the first write or phone
+# read, not at init by functions that never write (a function whose every request writes loads the
+# write path at init on purpose: deferring it would only move the cost into its first request)
+WRITE_PATH = ("fhir_platform.search.indexing", "phonenumbers")
+NEVER_WRITES = (
+    "create_workspace", "get_workspace", "list_workspaces", "update_workspace", "fhir_status",
+    "fhir_get_resource", "fhir_resource_history", "import_splitter", "sync_scheduler", "outbound_sync",
+    "create_api_key", "list_api_keys", "fhir_sync_failures", "fhir_get_import_job",
+)
+WRITES_EVERY_REQUEST = ("fhir_create_resource", "fhir_update_resource", "fhir_import", "fhir_import_stream", "import_worker", "sync_worker")
+
+
+def _loaded_at_init(names: tuple[str, ...], watched: tuple[str, ...]) -> dict[str, list[str]]:
+    """For each function directory, which of ``watched`` its module's import loads (fresh interpreter each)."""
+    code = (
+        "import importlib.util as u, json, sys\n"
+        "s = u.spec_from_file_location('fn', sys.argv[1]); m = u.module_from_spec(s); s.loader.exec_module(m)\n"
+        f"print(json.dumps(sorted(w for w in {watched!r} if w in sys.modules)))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("POWERTOOLS_", "LAMBDA_", "AWS_SAM"))}
+    env.update(TABLE_NAME="t", IMPORTS_BUCKET="b", IMPORT_QUEUE_URL="q", SYNC_QUEUE_URL="q", ADMIN_KEY_SECRET_ARN="a", AWS_DEFAULT_REGION="us-east-1")
+    out = {}
+    for name in names:
+        result = subprocess.run([sys.executable, "-c", code, str(ROOT / "functions" / name / "app.py")], env=env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr[-3000:]
+        out[name] = json.loads(result.stdout.splitlines()[-1])
+    return out
+
+
+def test_functions_that_never_write_do_not_load_the_write_path_at_init() -> None:
+    assert _loaded_at_init(NEVER_WRITES, WRITE_PATH) == {name: [] for name in NEVER_WRITES}
+
+
+def test_functions_that_write_on_every_request_load_the_write_path_at_init() -> None:
+    """Not deferred where it would only move the cost: the indexer is loaded at init (phonenumbers
+    stays lazy: only a Patient with a phone number needs it)."""
+    loaded = _loaded_at_init(WRITES_EVERY_REQUEST, WRITE_PATH)
+    assert loaded == {name: ["fhir_platform.search.indexing"] for name in WRITES_EVERY_REQUEST}
+
+
 def test_tracing_follows_powertools_rule() -> None:
     from fhir_platform.observability import tracing_enabled
 

@@ -229,6 +229,20 @@ def _unauthenticated(event: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+RETRY_AFTER_SECONDS = 1
+
+
+def with_retry_after(response: dict[str, Any]) -> dict[str, Any]:
+    """A 429 or 503 the platform answers always says when to come back (``Retry-After``, seconds),
+    unless the route set its own. (API Gateway's own throttling 429 cannot carry it: see
+    docs/operations.md.)"""
+    if int(response.get("statusCode", 200)) in (429, 503):
+        headers = response.get("headers") or {}
+        if not any(name.lower() == "retry-after" for name in headers):
+            response = {**response, "headers": {**headers, "Retry-After": str(RETRY_AFTER_SECONDS)}}
+    return response
+
+
 def lambda_handler(app: APIGatewayHttpResolver, *, public: bool = False) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     """The function's entry point. Unless ``public`` (a route with ``Authorizer: NONE``), a
     request without an authenticated principal gets 401 before anything else: before the size
@@ -239,7 +253,7 @@ def lambda_handler(app: APIGatewayHttpResolver, *, public: bool = False) -> Call
     @tracer.capture_lambda_handler(capture_response=False)
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         count("Requests")
-        response = _handle(event, context)
+        response = with_retry_after(_handle(event, context))
         if int(response.get("statusCode", 200)) >= 500:
             count("ServerErrors")
         return response

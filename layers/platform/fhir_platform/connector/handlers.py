@@ -4,15 +4,16 @@ DynamoDB stream → outbound writer."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-
-from fhir_platform.connector.inbound import InboundPoller
-from fhir_platform.connector.outbound import OutboundWriter
-from fhir_platform.connector.scheduler import Scheduler
 from fhir_platform.observability import count
+
+if TYPE_CHECKING:  # each function imports only its own side (the scheduler never loads the write path)
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+    from fhir_platform.connector.inbound import InboundPoller
+    from fhir_platform.connector.outbound import OutboundWriter
+    from fhir_platform.connector.scheduler import Scheduler
 
 
 def handle_schedule_event(event: dict[str, Any], scheduler: Scheduler) -> dict[str, Any]:
@@ -24,6 +25,8 @@ def handle_schedule_event(event: dict[str, Any], scheduler: Scheduler) -> dict[s
 def handle_sync_event(event: dict[str, Any], context: Any, poller: InboundPoller) -> dict[str, Any]:
     """One message = one poll. EHR faults are recorded by the poll itself (sync failures, cursor
     held); only unexpected errors fail the record, which SQS then retries and dead-letters."""
+
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
     def remaining() -> int:
         getter = getattr(context, "get_remaining_time_in_millis", None)

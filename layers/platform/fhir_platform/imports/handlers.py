@@ -16,7 +16,8 @@ from fhir_platform.observability import logger
 def handle_s3_event(event: dict[str, Any], service: ImportService) -> dict[str, Any]:
     jobs = []
     for record in S3Event(event).records:
-        job_id = service.split(record.s3.bucket.name, record.s3.get_object.key)
+        # the record's version: two uploads to one key are two versions, each imported as it was
+        job_id = service.split(record.s3.bucket.name, record.s3.get_object.key, record.s3.get_object.version_id)
         if job_id:
             logger.info("import object split", extra={"job_id": job_id})
             jobs.append(job_id)

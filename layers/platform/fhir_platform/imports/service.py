@@ -129,8 +129,10 @@ class ImportService:
     def list_jobs(self, ws: str, limit: int, offset: int) -> tuple[list[dict[str, Any]], bool]:
         return self.jobs.list(ws, limit, offset)
 
-    def split(self, bucket: str, raw_key: str) -> str | None:
-        """S3 ObjectCreated → job: stage chunks, record the job's figures, queue the chunks."""
+    def split(self, bucket: str, raw_key: str, version_id: str | None = None) -> str | None:
+        """S3 ObjectCreated → job: stage chunks, record the job's figures, queue the chunks.
+        ``version_id`` (the event's, in the versioned imports bucket) pins the object version the
+        event is about: a second upload to the same key before this runs is its own event and job."""
         key = unquote_plus(raw_key)
         drop = parse_drop_key(key)
         if drop is None:
@@ -138,7 +140,7 @@ class ImportService:
             return None
         ws, name = drop
         count("ImportObjects")
-        obj = self.files.describe(bucket, key)
+        obj = self.files.describe(bucket, key, version_id)
         api_job = _API_UPLOAD.match(name)
         job = self.jobs.find(ws, api_job.group(1)) if api_job else None
         if job is None:
@@ -165,7 +167,7 @@ class ImportService:
         now = now_iso()
         try:
             result = split_import_object(
-                lambda: self.files.open(bucket, key, obj["etag"]), emit, key=key, policy=options.unsupported_resource_policy
+                lambda: self.files.open(bucket, key, obj["etag"], obj["version_id"]), emit, key=key, policy=options.unsupported_resource_policy
             )
         except Exception as exc:  # an unreadable object must not leave the job pending forever
             self.jobs.fail(ws, job_id, f"could not read the uploaded object: {type(exc).__name__}", now)

@@ -20,9 +20,9 @@ from __future__ import annotations
 import copy
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Callable
 
+from fhir_platform.clock import now_iso
 from fhir_platform.errors import Conflict, Gone, InvalidInput, NotFound, PreconditionFailed, Unprocessable
 from fhir_platform.fhir.changes import content_hash, fields_affected
 from fhir_platform.fhir.resource_types import ID_PATTERN, is_storable
@@ -36,17 +36,22 @@ from fhir_platform.storage.resources import (
     StoredResource,
     VersionConflict,
 )
-from fhir_platform.search.indexing import KEEP, compartment_touch, diff_index_items, index_items, touch_key
-from fhir_platform.search.parameters import compartment_patient_ids
-from fhir_platform.search.timeline import domain_of, event_uuid, timeline_patients
 from fhir_platform.world.entities import DeterministicResolver, EntityLink, EntityResolver, patient_reference
 
 Indexer = Callable[..., list[dict[str, Any]]]
 MAX_WRITE_ATTEMPTS = 5
 
+# The write path's search helpers (index items, compartment touches, timeline: fhir_platform.search)
+# are imported by the first write, inside the methods that build changes: the functions that only
+# read through this service (GET, history, vread, the import splitter, the sync scheduler) never
+# need them, and importing them costs ~25 ms of every such function's cold start
+# (tests/template/test_operations.py keeps them out of those functions' imports).
 
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+def _index_items(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    from fhir_platform.search.indexing import index_items
+
+    return index_items(*args, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -116,7 +121,7 @@ class ResourceService:
     ) -> None:
         self.store = store or ResourceStore()
         self.resolver = resolver or DeterministicResolver(lambda ws, pid: self.store.entity_of(ws, "Patient", pid))
-        self.indexer = indexer or index_items
+        self.indexer = indexer or _index_items
         self.clock = clock
 
     # ---- reads -------------------------------------------------------------------------------
@@ -249,6 +254,9 @@ class ResourceService:
 
     def prepare_delete(self, ws: str, previous: StoredResource, ctx: WriteContext) -> ResourceChange:
         """The change that deletes ``previous`` (the current, not deleted, version)."""
+        from fhir_platform.search.parameters import compartment_patient_ids
+        from fhir_platform.search.timeline import domain_of, event_uuid, timeline_patients
+
         rt, rid = previous.resource_type, previous.resource_id
         now = self.clock()
         old_index = self._index_of(ws, previous, previous.created_at)
@@ -331,7 +339,9 @@ class ResourceService:
             if id(change) in lost:  # a concurrent writer won: redo this one through the single path
                 rt, rid, data = entries[index]
                 outcome = self._write(ws, rt, rid, data, contexts[index] if contexts else ctx, if_match=None)
-                results[index] = BatchWrite(rt, rid, "updated" if not outcome.created else "created", outcome.resource.entity_id, outcome.created and rt == "Patient" and not change.revives)
+                # the winner may have written this very content: then nothing was written here (skipped)
+                done = "skipped" if not outcome.changed else "created" if outcome.created else "updated"
+                results[index] = BatchWrite(rt, rid, done, outcome.resource.entity_id, outcome.changed and outcome.created and rt == "Patient" and not change.revives)
         return results
 
     def prepare(
@@ -348,6 +358,10 @@ class ResourceService:
     ) -> ResourceChange | None:
         """Build the change for ``data`` over ``previous``; ``None`` when the content is unchanged
         (unless ``force``). Shared by single writes and the import pipeline."""
+        from fhir_platform.search.indexing import diff_index_items
+        from fhir_platform.search.parameters import compartment_patient_ids
+        from fhir_platform.search.timeline import domain_of, event_uuid, timeline_patients
+
         digest = content_hash(data)
         revives = previous is not None and previous.deleted  # a write re-creating a deleted resource
         if previous is not None and not revives and previous.content_hash == digest and not force:
@@ -411,6 +425,8 @@ class ResourceService:
 
     def _touches(self, ws: str, changes: list[ResourceChange]) -> CompartmentTouches:
         """Read the touch items of every patient these changes are in (one BatchGetItem)."""
+        from fhir_platform.search.indexing import KEEP, compartment_touch, touch_key
+
         patients = {pid for c in changes for pid in c.touches}
         found = self.store.get_items([touch_key(ws, pid) for pid in patients])
         previous = {pid: found.get((k["PK"], k["SK"])) for pid in patients for k in [touch_key(ws, pid)]}

@@ -29,10 +29,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import UTC, datetime, timedelta, timezone
-
-import phonenumbers
+from typing import TYPE_CHECKING
 
 from fhir_platform.config import default_phone_region
+
+if TYPE_CHECKING:
+    import phonenumbers
 
 __all__ = [
     "DATE_MAX",
@@ -99,6 +101,8 @@ def _parse_phone(value: str, region: str | None) -> phonenumbers.PhoneNumber | N
     ``555`` numbers are not valid (no such area code) and are still read. An Australian
     ``(03) 5555 6473`` read in the US has the right length but is no NANP number (area codes do not
     start with 0), so it is not read."""
+    import phonenumbers  # ~10 ms: loaded by the first phone read, not by every function that imports search
+
     try:
         number = phonenumbers.parse(value, region or default_phone_region())
     except phonenumbers.NumberParseException:
@@ -127,6 +131,8 @@ def format_phone(value: str, region: str | None = None) -> str:
     number = _parse_phone(value, region)
     if number is None:
         return value
+    import phonenumbers
+
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -141,6 +147,8 @@ def normalize_phone(value: str, region: str | None = None) -> str:
     """
     number = _parse_phone(value, region)
     if number is not None:
+        import phonenumbers
+
         e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
         return e164[1:] if number.country_code == _NANP else e164
     digits = re.sub(r"\D", "", _EXTENSION.sub("", value.strip()))

@@ -36,13 +36,16 @@ class ImportFiles:
         default encryption applies to every object)."""
         return self.s3.generate_presigned_url("put_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=UPLOAD_URL_SECONDS)
 
-    def describe(self, bucket: str, key: str) -> dict[str, Any]:
-        head = self.s3.head_object(Bucket=bucket, Key=key)
+    def describe(self, bucket: str, key: str, version_id: str | None = None) -> dict[str, Any]:
+        """The object's ETag, version, metadata and size: of ``version_id`` when given, else the key's latest."""
+        head = self.s3.head_object(Bucket=bucket, Key=key, **({"VersionId": version_id} if version_id else {}))
         return {"etag": head["ETag"], "version_id": head.get("VersionId"), "metadata": head.get("Metadata", {}), "size": head["ContentLength"]}
 
-    def open(self, bucket: str, key: str, etag: str) -> BinaryIO:
-        """A fresh stream of exactly this object version (If-Match pins the ETag across reads)."""
-        return self.s3.get_object(Bucket=bucket, Key=key, IfMatch=etag)["Body"]
+    def open(self, bucket: str, key: str, etag: str, version_id: str | None = None) -> BinaryIO:
+        """A fresh stream of exactly this object version (its version id, else If-Match pins the ETag
+        across reads)."""
+        pin = {"VersionId": version_id} if version_id else {"IfMatch": etag}
+        return self.s3.get_object(Bucket=bucket, Key=key, **pin)["Body"]
 
     def stage(self, key: str, body: bytes) -> None:
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="application/fhir+ndjson")

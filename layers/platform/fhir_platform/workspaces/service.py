@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 from fhir_platform.errors import FhirNotConfigured, Unprocessable
-from fhir_platform.resources.service import now_iso
+from fhir_platform.clock import now_iso
 from fhir_platform.storage.workspaces import WorkspaceRepository
 
 # what every stored workspace has (a read answers them), and what an update may not change at all
