@@ -483,11 +483,32 @@ class ResourceService:
 def default_resolver(store: ResourceStore) -> EntityResolver:
     """World-model resolution over the store's table (Patients probabilistic; Practitioner,
     Organization, Location by identifier then name + address; compartment resources their
-    patient's anchor)."""
-    from fhir_platform.storage.entities import EntityStore
-    from fhir_platform.world.refresh import RefreshingWorldResolver
+    patient's anchor). Built on first use: functions that only read never import the matching
+    libraries (rapidfuzz, jellyfish) at cold start."""
+    return _LazyWorldResolver(store)
 
-    return RefreshingWorldResolver(EntityStore(store._table), store, lambda ws, pid: store.entity_of(ws, "Patient", pid))
+
+class _LazyWorldResolver:
+    def __init__(self, store: ResourceStore) -> None:
+        self._store = store
+        self._world: Any = None
+
+    def _get(self) -> Any:
+        if self._world is None:
+            from fhir_platform.storage.entities import EntityStore
+            from fhir_platform.world.refresh import RefreshingWorldResolver
+
+            store = self._store
+            self._world = RefreshingWorldResolver(EntityStore(store._table), store, lambda ws, pid: store.entity_of(ws, "Patient", pid))
+        return self._world
+
+    def resolve(self, workspace_id: str, resource_type: str, resource_id: str, data: dict[str, Any]) -> EntityLink:
+        return self._get().resolve(workspace_id, resource_type, resource_id, data)
+
+    def __getattr__(self, name: str) -> Any:  # session, settings, match_patient, refresh_if_due
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._get(), name)
 
 
 def _timeline_moves(before: list[str], after: list[str]) -> dict[str, int]:

@@ -32,14 +32,13 @@ from typing import Any, Callable
 
 from fhir_platform.search.normalize import words
 from fhir_platform.world.blocking import MAX_MEMBERS_PER_KEY, blocking_keys
-from fhir_platform.world.entities import NO_LINK, EntityLink, anchor_entity_id, patient_reference
+from fhir_platform.world.entities import ENTITY_TYPES, NO_LINK, EntityLink, anchor_entity_id, patient_reference
 from fhir_platform.world.features import PatientFeatures, normalize_address_line, normalize_postal_code, patient_features
 from fhir_platform.world.model import Parameters, default_parameters
 from fhir_platform.world.resolver import Candidate, Decision, Thresholds, decide, score_candidates
 
 __all__ = ["DIRECTORY_TYPES", "WorldResolver", "WorldSettings", "directory_features", "directory_keys"]
 
-ENTITY_TYPES = {"Patient": "patient", "Practitioner": "practitioner", "Organization": "organization", "Location": "location"}
 DIRECTORY_TYPES = ("Practitioner", "Organization", "Location")
 DIRECTORY_IDENTIFIER_CONFIDENCE = 0.99
 NAME_ADDRESS_CONFIDENCE = 0.95
