@@ -267,3 +267,22 @@ def test_patient_match_ranks_candidates_and_writes_nothing(gateway: Gateway, wor
 
     reader = new_key(gateway, ws, role="member")
     assert gateway.call("POST", f"/v1/{ws}/fhir/patients/match", token=reader, body={"resource": probe}).status == 200
+
+
+def test_a_deleted_patient_is_no_longer_a_candidate(aws: dict) -> None:
+    svc = ResourceService(indexer=lambda *a, **k: [])
+    svc.upsert("wsx", "Patient", "d1", patient("d1"))
+    keys_before = link("wsx", "Patient", "d1")["blocking_keys"]
+    assert keys_before
+    svc.delete("wsx", "Patient", "d1")
+    table = EntityStore().table
+    for key in keys_before:
+        assert "Item" not in table.get_item(Key={"PK": keys.blocking_pk("wsx", "patient", key), "SK": "Patient#d1"})
+    assert not link("wsx", "Patient", "d1").get("blocking_keys")
+    svc.upsert("wsx", "Patient", "d2", patient("d2"))
+    assert current("wsx", "Patient", "d2") == anchor_entity_id("wsx", "Patient", "d2")
+    # re-created: resolved again, its keys back, and now it joins d2's entity
+    svc.upsert("wsx", "Patient", "d1", patient("d1", given="Annabel"))
+    assert set(link("wsx", "Patient", "d1")["blocking_keys"]) == set(keys_before)
+    assert current("wsx", "Patient", "d1") == anchor_entity_id("wsx", "Patient", "d2")
+    assert svc.store.counters("wsx")["entity_count"] == 1

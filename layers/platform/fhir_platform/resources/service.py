@@ -39,7 +39,7 @@ from fhir_platform.storage.resources import (
 from fhir_platform.search.indexing import KEEP, compartment_touch, diff_index_items, index_items, touch_key
 from fhir_platform.search.parameters import compartment_patient_ids
 from fhir_platform.search.timeline import domain_of, event_uuid, timeline_patients
-from fhir_platform.world.entities import DeterministicResolver, EntityLink, EntityResolver, patient_reference
+from fhir_platform.world.entities import ENTITY_TYPES, DeterministicResolver, EntityLink, EntityResolver, patient_reference
 
 Indexer = Callable[..., list[dict[str, Any]]]
 MAX_WRITE_ATTEMPTS = 5
@@ -253,6 +253,9 @@ class ResourceService:
         now = self.clock()
         old_index = self._index_of(ws, previous, previous.created_at)
         link = EntityLink(previous.entity_id, previous.confidence)
+        forget = getattr(self.resolver, "forget", None) if rt in ENTITY_TYPES else None
+        if forget:  # no longer a matching candidate (its entity membership and history stay)
+            link = forget(ws, rt, rid, previous.entity_id, previous.confidence)
         return ResourceChange(
             workspace_id=ws,
             resource_type=rt,
@@ -285,6 +288,7 @@ class ResourceService:
             deleted=True,
             timeline={pid: -1 for pid in timeline_patients(rt, previous.data)},
             timeline_domain=domain_of(rt),
+            extra_ops=list(link.ops),
         )
 
     def write_many(
