@@ -286,3 +286,58 @@ def test_a_deleted_patient_is_no_longer_a_candidate(aws: dict) -> None:
     assert set(link("wsx", "Patient", "d1")["blocking_keys"]) == set(keys_before)
     assert current("wsx", "Patient", "d1") == anchor_entity_id("wsx", "Patient", "d2")
     assert svc.store.counters("wsx")["entity_count"] == 1
+
+
+def test_stored_resolution_partitions_records_like_the_measured_in_memory_reference(aws: dict) -> None:
+    """The DynamoDB path (blocking items, aliases, batch sessions) decides exactly what
+    ``world.online.InMemoryWorld`` — the reference the accuracy bench measures — decides, on a
+    perturbed population with households and twins (priors, no refresh on either side)."""
+    from fhir_platform.world.online import InMemoryWorld
+    from tests.support.perturb import population
+
+    records = population(120, seed=3)
+    reference = InMemoryWorld(refresh_first=0)
+    for r in records:
+        reference.add(r.record_id, r.patient)
+    from fhir_platform.world.model import default_parameters
+
+    # the workspace's stored parameters: the priors, next estimation far away (as the reference)
+    EntityStore().put_parameters("wsref", default_parameters().to_json(), 0, 10**9, "2026-01-01T00:00:00.000Z")
+    svc = ResourceService(indexer=lambda *a, **k: [])
+    half = len(records) // 2
+    for r in records[:half]:  # API writes, one at a time
+        svc.upsert("wsref", "Patient", r.record_id, r.patient)
+    for start in range(half, len(records), 25):  # then import batches (records see their batch)
+        svc.write_many("wsref", [("Patient", r.record_id, r.patient) for r in records[start : start + 25]], WriteContext(source="fhir_import"))
+
+    def partition(entity_of: dict[str, str]) -> set[frozenset[str]]:
+        groups: dict[str, set[str]] = {}
+        for rid, eid in entity_of.items():
+            groups.setdefault(eid, set()).add(rid)
+        return {frozenset(g) for g in groups.values()}
+
+    stored = EntityStore().current_entities("wsref", [anchor_entity_id("wsref", "Patient", r.record_id) for r in records])
+    mine = {r.record_id: stored[anchor_entity_id("wsref", "Patient", r.record_id)] for r in records}
+    assert partition(mine) == partition(reference.entity_of)
+    assert any(len(g) > 1 for g in partition(mine))  # some records were linked
+    assert svc.store.counters("wsref")["entity_count"] == len(partition(mine))
+
+
+def test_parameters_are_re_estimated_by_import_batches_as_the_workspace_grows(aws: dict) -> None:
+    from fhir_platform.world.model import Parameters
+    from tests.support.perturb import population
+
+    records = population(90, seed=5)[:120]
+    svc = ResourceService()  # the real indexer: the estimation samples the _lastUpdated index
+    ctx = WriteContext(source="fhir_import")
+    svc.write_many("wsem", [("Patient", r.record_id, r.patient) for r in records[:60]], ctx)
+    assert EntityStore().world_settings("wsem")[1] is None  # 60 < 100: still the priors
+    for r in records[60:70]:
+        svc.upsert("wsem", "Patient", r.record_id, r.patient)  # API writes never estimate
+    assert EntityStore().world_settings("wsem")[1] is None
+    svc.write_many("wsem", [("Patient", r.record_id, r.patient) for r in records[70:]], ctx)
+    item = EntityStore().world_settings("wsem")[1]
+    assert item["records"] == 120 and item["next_refresh_at"] == 360
+    params = Parameters.from_json(item["params"])
+    assert params.trained_on["records"] == 120 and params.tf  # term frequencies from the workspace's names
+    assert svc.resolver.settings("wsem").estimated_records == 120  # the cache was dropped
