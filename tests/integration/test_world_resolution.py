@@ -341,3 +341,21 @@ def test_parameters_are_re_estimated_by_import_batches_as_the_workspace_grows(aw
     params = Parameters.from_json(item["params"])
     assert params.trained_on["records"] == 120 and params.tf  # term frequencies from the workspace's names
     assert svc.resolver.settings("wsem").estimated_records == 120  # the cache was dropped
+
+
+def test_workspace_thresholds_are_set_by_patch_and_used_by_resolution(gateway: Gateway, workspace: dict) -> None:
+    from tests.integration.conftest import ADMIN_KEY
+
+    ws = workspace["id"]
+    reply = gateway.call("PATCH", f"/v1/workspaces/{ws}", token=ADMIN_KEY, body={"world_thresholds": {"link": 0.999, "review": 0.7}})
+    assert reply.status == 200, reply.body
+    assert reply.body["world_thresholds"] == {"link": 0.999, "review": 0.7}
+    settings = ResourceService().resolver.settings(ws)
+    assert (settings.thresholds.link, settings.thresholds.review, settings.thresholds.identity_guard) == (0.999, 0.7, True)
+    bad = gateway.call("PATCH", f"/v1/workspaces/{ws}", token=ADMIN_KEY, body={"world_thresholds": {"link": 0.6, "review": 0.8}})
+    assert bad.status == 422 and bad.body["detail"][0]["loc"][:2] == ["body", "world_thresholds"]
+    out_of_range = gateway.call("PATCH", f"/v1/workspaces/{ws}", token=ADMIN_KEY, body={"world_thresholds": {"link": 1.5}})
+    assert out_of_range.status == 422 and out_of_range.body["detail"][0]["loc"][:3] == ["body", "world_thresholds", "link"]
+    reset = gateway.call("PATCH", f"/v1/workspaces/{ws}", token=ADMIN_KEY, body={"world_thresholds": {}})
+    assert reset.status == 200 and reset.body.get("world_thresholds") is None
+    assert ResourceService().resolver.settings(ws).thresholds.link == 0.95
