@@ -113,3 +113,13 @@ def test_open_candidate_items_and_not_together(aws: dict[str, str]) -> None:
     assert count["open"] == 1
     store.table.put_item(Item={"PK": keys.entity_pk("ws", "N"), "SK": keys.entity_not_sk("A")})
     assert store.not_together("ws", "N") == {"A"} and store.not_together("ws", "A") == set()
+
+
+def test_counter_delta_moves_the_status_counters(aws: dict[str, str]) -> None:
+    from fhir_platform.storage.resources import ResourceStore
+
+    store = EntityStore()
+    _commit(store, [store.ops.counter_delta("ws", {"entity_count": 2, "et_patient": 2})])
+    _commit(store, [store.ops.counter_delta("ws", {"entity_count": -1, "et_patient": -1})])
+    counts = ResourceStore().counters("ws")
+    assert counts["entity_count"] == 1 and counts["entity_type_counts"] == {"patient": 1}

@@ -27,6 +27,7 @@ condition cancels the resource's transaction, which the write path re-reads and 
 from __future__ import annotations
 
 import json
+import random
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -493,6 +494,25 @@ class EntityOps:
                 }
             },
         ]
+
+
+    # ---- counters ----------------------------------------------------------------------------
+
+    def counter_delta(self, ws: str, deltas: dict[str, int]) -> dict[str, Any]:
+        """``ADD`` on one random counter shard (``entity_count``, ``et_{type}`` …), for decisions
+        committed outside a resource write (merge −1, split +1). Resource writes add theirs to the
+        resource's own counter update instead (``ResourceChange.extra_counters``)."""
+        names = {f"#c{i}": k for i, k in enumerate(deltas)}
+        values = {f":c{i}": n for i, n in enumerate(deltas.values())}
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": {"PK": keys.stats_pk(ws), "SK": keys.stats_sk(random.randrange(keys.COUNTER_SHARDS))},
+                "UpdateExpression": "ADD " + ", ".join(f"#c{i} :c{i}" for i in range(len(deltas))),
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+            }
+        }
 
 
 def op_key(op: dict[str, Any]) -> tuple[str, str]:
