@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from contextlib import contextmanager
 from typing import Iterator
@@ -12,8 +13,12 @@ calls: Counter[str] = Counter()
 _original = BaseClient._make_api_call
 
 
+_lock = threading.Lock()
+
+
 def _counting(self, operation_name, api_params):  # type: ignore[no-untyped-def]
-    calls[f"{self.meta.service_model.service_name}:{operation_name}"] += 1
+    with _lock:  # calls may come from several threads (the resolver's parallel blocking Queries)
+        calls[f"{self.meta.service_model.service_name}:{operation_name}"] += 1
     return _original(self, operation_name, api_params)
 
 

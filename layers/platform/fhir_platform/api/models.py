@@ -7,7 +7,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
 from pydantic import BaseModel as _PydanticBaseModel
-from pydantic import ConfigDict, Field, StringConstraints, field_validator
+from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 
@@ -114,6 +114,23 @@ class CreateWorkspaceRequest(Strict):
     connector_auth: ConnectorAuth | None = None
 
 
+class WorldThresholds(Strict):
+    """World-model decision thresholds of a workspace (docs/entities.md); unset fields keep the
+    defaults (link 0.95, review 0.50, identity guard on)."""
+
+    link: float | None = Field(None, ge=0.0, le=1.0, description="Match probability at or above which a record is linked")
+    review: float | None = Field(None, ge=0.0, le=1.0, description="Match probability at or above which a match candidate is opened")
+    identity_guard: bool | None = Field(None, description="Cap probabilistic links whose given names or birth dates differ at review")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "WorldThresholds":
+        link = 0.95 if self.link is None else self.link
+        review = 0.50 if self.review is None else self.review
+        if review > link:
+            raise PydanticCustomError("thresholds_order", "review must not exceed link")
+        return self
+
+
 class UpdateWorkspaceRequest(Strict):
     example: ClassVar[dict[str, Any] | None] = {
         "name": "Riverside Clinic",
@@ -135,6 +152,7 @@ class UpdateWorkspaceRequest(Strict):
     ehr_type: ConnectorType | None = None  # addition: alias of connector_type
     fhir_store_url: HttpsUrl | None = None  # addition
     connector_auth: ConnectorAuth | None = None  # addition
+    world_thresholds: WorldThresholds | None = None  # addition: entity resolution thresholds
 
 
 class WorkspaceResponse(BaseModel):
@@ -152,6 +170,7 @@ class WorkspaceResponse(BaseModel):
     fhir_store_url: str | None = None  # addition
     connector_auth: ConnectorAuthSettings | None = None  # addition (references only)
     fhir_configured: bool = False  # addition
+    world_thresholds: dict[str, Any] | None = None  # addition: the workspace's overrides, when set
 
 
 class WorkspacePage(BaseModel):

@@ -36,7 +36,7 @@ from fhir_platform.storage.resources import (
     StoredResource,
     VersionConflict,
 )
-from fhir_platform.world.entities import DeterministicResolver, EntityLink, EntityResolver, patient_reference
+from fhir_platform.world.entities import ENTITY_TYPES, DeterministicResolver, EntityLink, EntityResolver, patient_reference
 
 Indexer = Callable[..., list[dict[str, Any]]]
 MAX_WRITE_ATTEMPTS = 5
@@ -120,7 +120,7 @@ class ResourceService:
         clock: Callable[[], str] = now_iso,
     ) -> None:
         self.store = store or ResourceStore()
-        self.resolver = resolver or DeterministicResolver(lambda ws, pid: self.store.entity_of(ws, "Patient", pid))
+        self.resolver = resolver or default_resolver(self.store)
         self.indexer = indexer or _index_items
         self.clock = clock
 
@@ -261,6 +261,9 @@ class ResourceService:
         now = self.clock()
         old_index = self._index_of(ws, previous, previous.created_at)
         link = EntityLink(previous.entity_id, previous.confidence)
+        forget = getattr(self.resolver, "forget", None) if rt in ENTITY_TYPES else None
+        if forget:  # no longer a matching candidate (its entity membership and history stay)
+            link = forget(ws, rt, rid, previous.entity_id, previous.confidence)
         return ResourceChange(
             workspace_id=ws,
             resource_type=rt,
@@ -293,6 +296,7 @@ class ResourceService:
             deleted=True,
             timeline={pid: -1 for pid in timeline_patients(rt, previous.data)},
             timeline_domain=domain_of(rt),
+            extra_ops=list(link.ops),
         )
 
     def write_many(
@@ -318,7 +322,10 @@ class ResourceService:
             pid: stored.entity_id
             for (rt, pid), stored in self.store.batch_get(ws, [("Patient", p) for p in patient_ids - in_batch]).items()
         }
-        resolver = DeterministicResolver(lambda _ws, pid: known.get(pid))
+        session = getattr(self.resolver, "session", None)
+        resolver: EntityResolver = (
+            session(patient_entity=lambda _ws, pid: known.get(pid)) if session else DeterministicResolver(lambda _ws, pid: known.get(pid))
+        )
         results: list[BatchWrite] = []
         pending: list[tuple[int, ResourceChange]] = []
         for index, (rt, rid, data) in enumerate(entries):
@@ -331,7 +338,9 @@ class ResourceService:
                 known[rid] = change.link.entity_id
             previous[(rt, rid)] = self._stored(change)
             pending.append((index, change))
-            results.append(BatchWrite(rt, rid, "created" if prior is None or change.revives else "updated", change.link.entity_id, change.new_entity))
+            results.append(
+                BatchWrite(rt, rid, "created" if prior is None or change.revives else "updated", change.link.entity_id, change.new_entity or change.link.entity_created)
+            )
         changes = [c for _, c in pending]
         lost = {id(c) for c in self.store.commit_many(changes, self._touches(ws, changes))}
         count("ResourcesWritten", len(changes) - len(lost))  # the lost ones count when _write redoes them
@@ -342,6 +351,9 @@ class ResourceService:
                 # the winner may have written this very content: then nothing was written here (skipped)
                 done = "skipped" if not outcome.changed else "created" if outcome.created else "updated"
                 results[index] = BatchWrite(rt, rid, done, outcome.resource.entity_id, outcome.changed and outcome.created and rt == "Patient" and not change.revives)
+        refresh = getattr(self.resolver, "refresh_if_due", None)
+        if refresh and any(rt == "Patient" for rt, _, _ in entries):
+            refresh(ws)  # amortised: one counter read per batch, an estimation only when due
         return results
 
     def prepare(
@@ -415,6 +427,8 @@ class ResourceService:
             index_put=index_put,
             index_delete=index_delete,
             new_entity=link.owns_entity and previous is None,
+            extra_ops=list(link.ops),
+            extra_counters=dict(link.counters),
             # the old version's patients too: a resource moving to another patient leaves the old one's timeline
             touches=list(dict.fromkeys(compartment_patient_ids(rt, stored) + old_patients)),
             previous_data_source_id=previous.data_source_id if previous else None,
@@ -484,6 +498,37 @@ class ResourceService:
             data_source_id=change.data_source_id,
             deleted=change.deleted,
         )
+
+
+def default_resolver(store: ResourceStore) -> EntityResolver:
+    """World-model resolution over the store's table (Patients probabilistic; Practitioner,
+    Organization, Location by identifier then name + address; compartment resources their
+    patient's anchor). Built on first use: functions that only read never import the matching
+    libraries (rapidfuzz, jellyfish) at cold start."""
+    return _LazyWorldResolver(store)
+
+
+class _LazyWorldResolver:
+    def __init__(self, store: ResourceStore) -> None:
+        self._store = store
+        self._world: Any = None
+
+    def _get(self) -> Any:
+        if self._world is None:
+            from fhir_platform.storage.entities import EntityStore
+            from fhir_platform.world.refresh import RefreshingWorldResolver
+
+            store = self._store
+            self._world = RefreshingWorldResolver(EntityStore(store._table), store, lambda ws, pid: store.entity_of(ws, "Patient", pid))
+        return self._world
+
+    def resolve(self, workspace_id: str, resource_type: str, resource_id: str, data: dict[str, Any]) -> EntityLink:
+        return self._get().resolve(workspace_id, resource_type, resource_id, data)
+
+    def __getattr__(self, name: str) -> Any:  # session, settings, match_patient, refresh_if_due
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._get(), name)
 
 
 def _timeline_moves(before: list[str], after: list[str]) -> dict[str, int]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from decimal import Decimal
 from typing import Any
 
 from fhir_platform.errors import FhirNotConfigured, Unprocessable
@@ -59,6 +60,10 @@ class WorkspaceService:
             changes["ehr_type"] = changes["connector_type"]
         if "ehr_type" in changes:
             changes["connector_type"] = changes["ehr_type"]
+        if changes.get("world_thresholds") is not None:  # stored as a map of Decimals, unset fields left out
+            changes["world_thresholds"] = {
+                k: Decimal(str(v)) if isinstance(v, float) else v for k, v in changes["world_thresholds"].items() if v is not None
+            } or None
         if changes:
             changes["updated_at"] = now_iso()
         return self.repo.update(workspace_id, changes)

@@ -29,9 +29,19 @@ class EntityLink:
     entity_type: str | None = None
     evidence: tuple[str, ...] = field(default_factory=tuple)
     owns_entity: bool = False  # the resource *is* the entity's anchor (creates the entity item)
+    # world-model resolution (world/resolution.py): the entity items of the decision as transaction
+    # operations, counter deltas (entity_count, et_{type}), whether it created an entity, and the
+    # entity the resource belongs to now (``entity_id`` above stays the resource's anchor)
+    ops: tuple[dict[str, Any], ...] = ()
+    counters: tuple[tuple[str, int], ...] = ()
+    entity_created: bool = False
+    current_entity_id: str | None = None
 
 
 NO_LINK = EntityLink(None, None)
+
+# resource types that are world-model entity members, and their entity_type
+ENTITY_TYPES = {"Patient": "patient", "Practitioner": "practitioner", "Organization": "organization", "Location": "location"}
 
 
 def anchor_entity_id(workspace_id: str, resource_type: str, resource_id: str) -> str:
