@@ -15,6 +15,7 @@ API key lookup by hash      ``KEYHASH#{sha256(key)}``              ``KEYHASH``
 counters (10 shards)        ``WS#{ws}#STATS``                      ``SHARD#{n}``
 resource, current version   ``WS#{ws}#R#{type}#{id}``              ``CURRENT``
 resource event (version n)  ``WS#{ws}#R#{type}#{id}``              ``V#{n:012d}``
+world-model parameters      ``WS#{ws}``                            ``WORLD#PARAMS``
 world-model entity          ``WS#{ws}#E#{entity_id}``              ``META``
 entity link (member)        ``WS#{ws}#E#{entity_id}``              ``LINK#{type}#{id}``
 entity history event        ``WS#{ws}#E#{entity_id}``              ``EV#{at}#{event_id}``
@@ -122,6 +123,7 @@ def entity_pk(ws: str, entity_id: str) -> str:
 
 
 ENTITY_SK = "META"
+WORLD_PARAMS_SK = "WORLD#PARAMS"  # under ``WS#{ws}``: the workspace's estimated world-model parameters
 ALIAS_SK = "ALIAS"
 
 
