@@ -45,6 +45,7 @@ from botocore.exceptions import ClientError
 from fhir_platform.errors import Conflict, NotFound, Unprocessable
 from fhir_platform.storage import keys
 from fhir_platform.storage.base import Repository, cancellation_codes, error_code
+from fhir_platform.storage.entities import EntityOps
 from fhir_platform.storage.entity_reads import Entity, EntityReader, link_ref
 from fhir_platform.world.entities import anchor_entity_id
 
@@ -353,6 +354,7 @@ class EntityDecisions(Repository):
         moved |= {
             "PK": keys.entity_pk(ws, target_id),
             "SK": keys.entity_link_sk(rt, rid),
+            "entity_id": target_id,
             "anchor_id": anchor,
             "confidence": 1.0,
             "method": "manual",
@@ -365,11 +367,8 @@ class EntityDecisions(Repository):
             {"Delete": {"Key": {"PK": keys.entity_pk(ws, source.entity_id), "SK": keys.entity_link_sk(rt, rid)}}},
             {"Put": {"Item": _item(moved)}},
         ]
-        alias_key = {"PK": keys.entity_pk(ws, anchor), "SK": keys.ALIAS_SK}
-        if anchor == target_id:
-            ops.append({"Delete": {"Key": alias_key}})
-        else:
-            ops.append({"Put": {"Item": {**alias_key, "entity_id": target_id, "updated_at": now}}})
+        entity_ops = EntityOps(self.table.name)
+        ops.append(entity_ops.delete_alias(ws, anchor) if anchor == target_id else entity_ops.put_alias(ws, anchor, target_id))
         return ops
 
     def _not(self, ws: str, entity_id: str, other: str, now: str, actor: Actor) -> dict[str, Any]:
@@ -399,6 +398,7 @@ class EntityDecisions(Repository):
                         "PK": keys.entity_pk(ws, entity_id),
                         "SK": keys.entity_event_sk(now, event_id),
                         "event_id": event_id,
+                        "entity_id": entity_id,
                         "event_type": event_type,
                         "at": now,
                         "actor": actor.actor_id,
@@ -425,7 +425,7 @@ class EntityDecisions(Repository):
         items = []
         for op in ops:
             ((kind, body),) = op.items()
-            items.append({kind: {"TableName": self.table.name, **_dec_body(body)}})
+            items.append({kind: {**_dec_body(body), "TableName": self.table.name}})
         if len(items) > 100:  # the member caps keep every decision within one transaction
             raise Conflict(f"The {what} needs {len(items)} writes, more than one transaction holds; split the entity first")
         try:

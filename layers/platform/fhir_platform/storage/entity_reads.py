@@ -63,19 +63,11 @@ class EntityReader(Repository):
     # ---- the read-time indirection ----------------------------------------------------------------
 
     def current_entities(self, ws: str, anchors: Iterable[str | None]) -> dict[str, str]:
-        """``{anchor: current entity id}`` for every distinct non-empty anchor: one consistent
-        BatchGetItem of their ``ALIAS`` items per 100 anchors; an anchor without alias is its own
-        entity."""
-        distinct = list(dict.fromkeys(a for a in anchors if a))
-        if not distinct:
-            return {}
-        found = self.batch_get_items(
-            [{"PK": keys.entity_pk(ws, a), "SK": keys.ALIAS_SK} for a in distinct],
-            ProjectionExpression="PK, entity_id",
-        )
-        prefix = keys.entity_pk(ws, "")
-        aliases = {str(i["PK"])[len(prefix) :]: str(i["entity_id"]) for i in found if i.get("entity_id")}
-        return {a: aliases.get(a, a) for a in distinct}
+        """``{anchor: current entity id}``: :meth:`EntityStore.current_entities` (one consistent
+        BatchGetItem of the anchors' ``ALIAS`` items per 100 distinct anchors; no alias → the anchor)."""
+        from fhir_platform.storage.entities import EntityStore
+
+        return EntityStore(self.table).current_entities(ws, [a for a in anchors if a])
 
     def current_entity(self, ws: str, anchor: str | None) -> str | None:
         return self.current_entities(ws, [anchor]).get(anchor) if anchor else None  # type: ignore[arg-type]
