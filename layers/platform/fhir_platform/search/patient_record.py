@@ -2,14 +2,17 @@
 (``GET /fhir/patients/{id}/summary``), read from the index items the write path keeps with each
 resource (:mod:`fhir_platform.search.timeline`; ``docs/search.md`` *Patient timeline and summary*).
 
-Both start with :func:`resolve_patient`: one BatchGetItem of the Patient's CURRENT item and its
-touch item (``patient_id`` is a Patient id), or, when no Patient has that id, one Query of the
-Patient ``entity`` index first (``patient_id`` is the patient's ``entity_id``).
+Both start with :func:`resolve_patient`: one BatchGetItem of the Patient's CURRENT item, its
+touch item and its anchor's ``ALIAS`` (``patient_id`` is a Patient id; the alias gives the current
+entity after merges and splits), or, when no Patient has that id, one Query of the entity's own
+items per ``merged_into`` hop (``patient_id`` is an entity id, current or merged away) and one
+BatchGetItem of its member Patients' CURRENT + touch items.
 
 - Timeline page: one Query on the patient's timeline partition (or the domain's), newest first,
   ``Limit`` = offset + limit (continuation pages of 1 MB only for offsets of thousands); ``total``
   from the touch item's per-domain counts (``tl``), kept in the same transactions as the items.
-  So a page costs 2 calls (+1 for an entity id) whatever the length of the patient's history.
+  So a page costs 2 calls whatever the length of the patient's history. An entity id of several
+  member Patients: one such Query per member (≤ :data:`MAX_MEMBER_PATIENTS`), merged newest first.
 - Summary: the patient partition's facts (active problems, medications, allergies, coverage, care
   teams: one Query), the newest encounters and immunizations (their domains' timeline partitions,
   one ``Limit`` Query each) and the latest value of each vital sign (one ``Limit 1`` Query per kind
