@@ -6,6 +6,7 @@ import threading
 
 import pytest
 
+from fhir_platform.world.entities import anchor_entity_id
 from tests.integration.conftest import ADMIN_KEY, new_key, new_workspace
 from tests.support.gateway import Gateway
 
@@ -45,7 +46,9 @@ def test_compartment_resources_carry_the_patients_entity(gateway: Gateway, works
     org = create(gateway, workspace, {"resourceType": "Organization", "name": "Acme"})
     dangling = create(gateway, workspace, {"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "subject": {"reference": "Patient/nope"}})
     assert obs["entity_id"] == allergy["entity_id"] == patient["entity_id"]
-    assert org["entity_id"] is None and dangling["entity_id"] is None
+    # an Organization is its own world-model entity (anchor id); a dangling reference has none
+    assert org["entity_id"] == anchor_entity_id(workspace["id"], "Organization", org["resource_id"])
+    assert dangling["entity_id"] is None
 
 
 def test_put_creates_with_client_id_then_updates(gateway: Gateway, workspace: dict) -> None:

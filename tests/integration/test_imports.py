@@ -45,9 +45,11 @@ def test_synthea_transaction_import_counts_links_and_references(gateway: Gateway
     assert reply.status == 200, reply.body
     body = reply.body
     assert body["events_created"] == len(bundle["entry"]) and body["error_count"] == 0
-    assert body["entities_created"] == 1 and body["upsert_semantics"] == "same_resource_id_upsert"
+    # the Patient, its Practitioner and its Organization each found an entity (world model)
+    assert body["entities_created"] == 3 and body["upsert_semantics"] == "same_resource_id_upsert"
     counts = status(gateway, workspace)
-    assert counts["resource_type_counts"] == by_type(bundle) and counts["entity_count"] == 1
+    assert counts["resource_type_counts"] == by_type(bundle) and counts["entity_count"] == 3
+    assert counts["entity_type_counts"] == {"patient": 1, "practitioner": 1, "organization": 1}
     patient_id = next(e["fullUrl"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient").removeprefix("urn:uuid:")
     patient = gateway.call("GET", f"/v1/{workspace['id']}/fhir/resources/Patient/{patient_id}", token=workspace["key"]).body
     obs_entry = next(e for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation")
@@ -202,8 +204,9 @@ def test_presigned_job_splits_fans_out_and_completes(gateway: Gateway, workspace
     drain(aws, duplicate=True)  # every chunk delivered twice: the second delivery changes nothing
     done = gateway.call("GET", f"/v1/{workspace['id']}/fhir/imports/{job.body['job_id']}", token=workspace["key"]).body
     assert done["status"] == "completed" and done["processed"] == len(bundle["entry"])
-    assert done["events_created"] == len(bundle["entry"]) and done["events_skipped"] == 0 and done["entities_created"] == 1
+    assert done["events_created"] == len(bundle["entry"]) and done["events_skipped"] == 0 and done["entities_created"] == 3
     assert status(gateway, workspace)["resource_type_counts"] == by_type(bundle)
+    assert status(gateway, workspace)["entity_count"] == 3  # Patient, Practitioner, Organization; redelivery adds none
     listing = gateway.call("GET", f"/v1/{workspace['id']}/fhir/imports", token=workspace["key"]).body
     assert [j["job_id"] for j in listing["jobs"]] == [job.body["job_id"]]
     # the same S3 event delivered again does not start the job twice

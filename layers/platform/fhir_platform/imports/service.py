@@ -44,6 +44,7 @@ from fhir_platform.observability import count, logger
 from fhir_platform.resources.service import ResourceService, WriteContext, now_iso
 from fhir_platform.storage.import_files import UPLOAD_URL_SECONDS, ImportFiles
 from fhir_platform.storage.import_jobs import JOB_ERRORS_CAP, ImportJobRepository
+from fhir_platform.world.resolution import ENTITY_TYPES
 
 WRITE_BATCH = 100
 _API_UPLOAD = re.compile(r"^([0-9a-f-]{36})\.(json|ndjson)$")
@@ -72,7 +73,7 @@ class ImportService:
             results = self.resources.write_many(ws, [(e.resource_type, e.resource_id, e.data) for e in batch], ctx, dedup=options.dedup)
             for result in results:
                 summary.record_write(result.outcome)
-                if result.resource_type == "Patient" and result.outcome != "skipped":
+                if result.resource_type in ENTITY_TYPES and result.outcome != "skipped":
                     summary.record_entity("created" if result.entity_created else "updated")
             batch.clear()
 

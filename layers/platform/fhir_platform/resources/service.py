@@ -115,7 +115,7 @@ class ResourceService:
         clock: Callable[[], str] = now_iso,
     ) -> None:
         self.store = store or ResourceStore()
-        self.resolver = resolver or DeterministicResolver(lambda ws, pid: self.store.entity_of(ws, "Patient", pid))
+        self.resolver = resolver or default_resolver(self.store)
         self.indexer = indexer or index_items
         self.clock = clock
 
@@ -310,7 +310,10 @@ class ResourceService:
             pid: stored.entity_id
             for (rt, pid), stored in self.store.batch_get(ws, [("Patient", p) for p in patient_ids - in_batch]).items()
         }
-        resolver = DeterministicResolver(lambda _ws, pid: known.get(pid))
+        session = getattr(self.resolver, "session", None)
+        resolver: EntityResolver = (
+            session(patient_entity=lambda _ws, pid: known.get(pid)) if session else DeterministicResolver(lambda _ws, pid: known.get(pid))
+        )
         results: list[BatchWrite] = []
         pending: list[tuple[int, ResourceChange]] = []
         for index, (rt, rid, data) in enumerate(entries):
@@ -323,7 +326,9 @@ class ResourceService:
                 known[rid] = change.link.entity_id
             previous[(rt, rid)] = self._stored(change)
             pending.append((index, change))
-            results.append(BatchWrite(rt, rid, "created" if prior is None or change.revives else "updated", change.link.entity_id, change.new_entity))
+            results.append(
+                BatchWrite(rt, rid, "created" if prior is None or change.revives else "updated", change.link.entity_id, change.new_entity or change.link.entity_created)
+            )
         changes = [c for _, c in pending]
         lost = {id(c) for c in self.store.commit_many(changes, self._touches(ws, changes))}
         count("ResourcesWritten", len(changes) - len(lost))  # the lost ones count when _write redoes them
@@ -332,6 +337,9 @@ class ResourceService:
                 rt, rid, data = entries[index]
                 outcome = self._write(ws, rt, rid, data, contexts[index] if contexts else ctx, if_match=None)
                 results[index] = BatchWrite(rt, rid, "updated" if not outcome.created else "created", outcome.resource.entity_id, outcome.created and rt == "Patient" and not change.revives)
+        refresh = getattr(self.resolver, "refresh_if_due", None)
+        if refresh and any(rt == "Patient" for rt, _, _ in entries):
+            refresh(ws)  # amortised: one counter read per batch, an estimation only when due
         return results
 
     def prepare(
@@ -401,6 +409,8 @@ class ResourceService:
             index_put=index_put,
             index_delete=index_delete,
             new_entity=link.owns_entity and previous is None,
+            extra_ops=list(link.ops),
+            extra_counters=dict(link.counters),
             # the old version's patients too: a resource moving to another patient leaves the old one's timeline
             touches=list(dict.fromkeys(compartment_patient_ids(rt, stored) + old_patients)),
             previous_data_source_id=previous.data_source_id if previous else None,
@@ -468,6 +478,16 @@ class ResourceService:
             data_source_id=change.data_source_id,
             deleted=change.deleted,
         )
+
+
+def default_resolver(store: ResourceStore) -> EntityResolver:
+    """World-model resolution over the store's table (Patients probabilistic; Practitioner,
+    Organization, Location by identifier then name + address; compartment resources their
+    patient's anchor)."""
+    from fhir_platform.storage.entities import EntityStore
+    from fhir_platform.world.refresh import RefreshingWorldResolver
+
+    return RefreshingWorldResolver(EntityStore(store._table), store, lambda ws, pid: store.entity_of(ws, "Patient", pid))
 
 
 def _timeline_moves(before: list[str], after: list[str]) -> dict[str, int]:

@@ -168,6 +168,22 @@ class EntityStore(Repository):
         meta = found.get((wpk, keys.WORKSPACE_SK)) or {}
         return meta.get("world_thresholds"), found.get((wpk, keys.WORLD_PARAMS_SK))
 
+    def recent_patients(self, ws: str, limit: int, resources: Any) -> list[dict[str, Any]]:
+        """The data of up to ``limit`` most recently written Patients, for re-estimating the model:
+        the ``_lastUpdated`` index's 8 shards newest first (one Query each, ``Limit`` = limit / 8
+        rounded up, more pages only up to that), then their current versions (BatchGetItem, 100 per
+        call) through ``resources`` (a ``ResourceStore``). Bounded by ``limit``, never a Scan."""
+        from fhir_platform.search.indexing import LAST_UPDATED, ORDERED_SHARDS, ordered_pk
+
+        per_shard = -(-limit // ORDERED_SHARDS)
+        ids: list[str] = []
+        for shard in range(ORDERED_SHARDS):
+            query = {"KeyConditionExpression": Key("PK").eq(ordered_pk(ws, "Patient", LAST_UPDATED, shard)), "ScanIndexForward": False, "ProjectionExpression": "id"}
+            items, _ = self.query_window(query, 0, per_shard)
+            ids += [i["id"] for i in items]
+        found = resources.batch_get(ws, [("Patient", i) for i in ids[:limit]])
+        return [r.data for r in found.values() if not r.deleted]
+
     def put_parameters(self, ws: str, params_json: str, records: int, next_refresh_at: int, estimated_at: str) -> None:
         self.table.put_item(
             Item={
@@ -241,6 +257,28 @@ class EntityOps:
                 "version": 1,
             },
             "attribute_not_exists(PK)",
+        )
+
+    def replace_entity(
+        self, ws: str, entity_id: str, entity_type: str, display_name: str | None, at: str, member_count: int, merged_into: str | None = None
+    ) -> dict[str, Any]:
+        """Overwrite a META written before entities had members (the deterministic resolver's
+        anchor META: no ``status`` nor ``member_count``) when its Patient is first re-resolved."""
+        return self._put(
+            {
+                "PK": keys.entity_pk(ws, entity_id),
+                "SK": keys.ENTITY_SK,
+                "entity_id": entity_id,
+                "entity_type": entity_type,
+                "display_name": display_name,
+                "status": "merged" if merged_into else "active",
+                "merged_into": merged_into,
+                "member_count": member_count,
+                "created_at": at,
+                "updated_at": at,
+                "version": 1,
+            },
+            "attribute_not_exists(member_count)",
         )
 
     def add_member(self, ws: str, entity_id: str, at: str, display_name: str | None = None) -> dict[str, Any]:

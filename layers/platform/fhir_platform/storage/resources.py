@@ -131,6 +131,10 @@ class ResourceChange:
     # takes it off (deleted, or moved to another patient); the touch item's ``tl`` counts move with it
     timeline: dict[str, int] = field(default_factory=dict)
     timeline_domain: str = "other"
+    # world-model entity items written with the resource (storage/entities.py operations) and their
+    # counter deltas; the resolver fills them (``EntityLink.ops`` / ``counters``)
+    extra_ops: list[dict[str, Any]] = field(default_factory=list)
+    extra_counters: dict[str, int] = field(default_factory=dict)
 
     @property
     def data_source_id(self) -> str | None:
@@ -234,15 +238,22 @@ class ResourceStore(Repository):
             group.clear()
             group_items.clear()
 
+        group_keys: set[tuple[str, str]] = set()
         for change in changes:
             items = self._items(change)
             same_resource = any(c.resource_type == change.resource_type and c.resource_id == change.resource_id for c in group)
+            # a transaction may not touch one item twice (two records joining one entity, two
+            # review candidates moving the candidate counter): such a change starts a new group
+            extra_keys = {_op_key(op) for op in change.extra_ops}
+            same_resource = same_resource or bool(extra_keys & group_keys)
             # room for the counter update and up to 5 touch operations per patient of the group
             patients = {p for c in group for p in c.touches} | set(change.touches)
             if same_resource or len(group_items) + len(items) + 1 + 5 * len(patients) > MAX_TRANSACTION_ITEMS:
                 flush()
+                group_keys.clear()
             group.append(change)
             group_items.extend(items)
+            group_keys |= extra_keys
         flush()
         return lost
 
@@ -332,6 +343,7 @@ class ResourceStore(Repository):
                     }
                 }
             )
+        items += change.extra_ops
         return items
 
     def _counter_update(self, changes: list[ResourceChange]) -> dict[str, Any]:
@@ -360,6 +372,8 @@ class ResourceStore(Repository):
                     add(f"ds#{old_src}#{rt}", -1)
                 if new_src:
                     add(f"ds#{new_src}#{rt}", 1)
+            for name, n in change.extra_counters.items():
+                add(name, n)
             if change.new_entity and change.link.entity_type:
                 totals["entity_count"] = totals.get("entity_count", 0) + 1
                 totals[f"et_{change.link.entity_type}"] = totals.get(f"et_{change.link.entity_type}", 0) + 1
@@ -460,6 +474,12 @@ class ResourceStore(Repository):
         out = {k: plain(v) for k, v in item.items() if k not in ("PK", "SK", "data", "data_s3_key")}
         out["data"] = self._load(item)
         return out
+
+
+def _op_key(op: dict[str, Any]) -> tuple[str, str]:
+    (body,) = op.values()
+    key = body.get("Key") or body.get("Item")
+    return key["PK"], key["SK"]
 
 
 def _dec(value: Any) -> Any:

@@ -29,6 +29,13 @@ class EntityLink:
     entity_type: str | None = None
     evidence: tuple[str, ...] = field(default_factory=tuple)
     owns_entity: bool = False  # the resource *is* the entity's anchor (creates the entity item)
+    # world-model resolution (world/resolution.py): the entity items of the decision as transaction
+    # operations, counter deltas (entity_count, et_{type}), whether it created an entity, and the
+    # entity the resource belongs to now (``entity_id`` above stays the resource's anchor)
+    ops: tuple[dict[str, Any], ...] = ()
+    counters: tuple[tuple[str, int], ...] = ()
+    entity_created: bool = False
+    current_entity_id: str | None = None
 
 
 NO_LINK = EntityLink(None, None)
