@@ -322,3 +322,29 @@ def test_a_candidate_whose_records_were_merged_meanwhile_is_accepted_without_a_s
     accepted = api.ok("POST", "entity-candidates/c1/accept")
     assert accepted["candidate"]["status"] == "accepted" and accepted["entity"]["entity_id"] == e1
     assert api.status()["entity_count"] == 1
+
+
+def test_decisions_are_pinned_an_update_does_not_undo_them(api: Api, records: dict[str, str]) -> None:
+    """Re-resolution on update (the write path) respects the links a merge or a split pinned."""
+    e1, e2 = records["e1"], records["e2"]
+    api.ok("POST", f"entities/{e1}/merge", {"from_entity_id": e2})
+    api.put({**patient("p2", "Lindqvist", "Astrid", "1951-11-03"), "gender": "other", "telecom": [{"system": "phone", "value": "+15550100"}]})
+    assert api.ok("GET", "fhir/resources/Patient/p2")["entity_id"] == e1
+    link = next(l for l in api.ok("GET", f"entities/{e1}")["links"] if l["resource_id"] == "p2")
+    assert link["pinned"] is True and link["method"] == "manual"
+
+    # twins: the same name and birth date, so the resolver links them; a reviewer splits them apart
+    api.put(patient("t1", "Moreau", "Camille", "2001-04-12"))
+    api.put({**patient("t2", "Moreau", "Camille", "2001-04-12"), "telecom": [{"system": "phone", "value": "+15550111"}]})
+    twins = api.ok("GET", "fhir/resources/Patient/t1")["entity_id"]
+    if api.ok("GET", "fhir/resources/Patient/t2")["entity_id"] != twins:  # the resolver kept them apart: merge them first
+        api.ok("POST", f"entities/{twins}/merge", {"from_entity_id": api.ok("GET", "fhir/resources/Patient/t2")["entity_id"]})
+    split = api.ok("POST", f"entities/{twins}/split", {"resources": [{"resource_type": "Patient", "resource_id": "t2"}]}, expect=201)
+    apart = split["new_entity"]["entity_id"]
+    api.put({**patient("t2", "Moreau", "Camille", "2001-04-12"), "telecom": [{"system": "phone", "value": "+15550112"}]})
+    assert api.ok("GET", "fhir/resources/Patient/t2")["entity_id"] == apart
+    assert api.ok("GET", "fhir/resources/Patient/t1")["entity_id"] == twins
+    # a third record like them may join one twin, never bring the two back together
+    api.put(patient("t3", "Moreau", "Camille", "2001-04-12"))
+    assert api.ok("GET", f"entities/{twins}")["member_count"] + api.ok("GET", f"entities/{apart}")["member_count"] <= 3
+    assert {l["resource_id"] for l in api.ok("GET", f"entities/{apart}")["links"]} & {"t1"} == set()
