@@ -178,6 +178,9 @@ def test_history_records_actor_and_reason_newest_first_and_pages(gateway: Gatewa
     first = api.ok("GET", f"entities/{e1}/history", limit=1)
     assert first["has_more"] is True and first["next_offset"] == 1 and first["total"] == history["total"]
     assert first["entries"][0]["event_type"] == "split"
+    created = history["entries"][-1]  # the resolver's event: who (system) and why (its decision, evidence)
+    assert created["event_type"] == "created" and created["actor"] == "system" and created["reason"]
+    assert created["confidence"] is not None and created["resources"] == [{"resource_type": "Patient", "resource_id": "p1"}]
     other = api.ok("GET", f"entities/{e2}/history")
     assert [e["event_type"] for e in other["entries"] if e["event_type"] in ("merged", "split")] == ["split", "merged"]
 
@@ -348,3 +351,27 @@ def test_decisions_are_pinned_an_update_does_not_undo_them(api: Api, records: di
     api.put(patient("t3", "Moreau", "Camille", "2001-04-12"))
     assert api.ok("GET", f"entities/{twins}")["member_count"] + api.ok("GET", f"entities/{apart}")["member_count"] <= 3
     assert {l["resource_id"] for l in api.ok("GET", f"entities/{apart}")["links"]} & {"t1"} == set()
+
+
+def test_an_automatic_link_is_explained_and_a_split_undoes_it(api: Api) -> None:
+    phone = [{"system": "phone", "value": "+15550111"}]
+    api.put({**patient("t1", "Moreau", "Camille", "2001-04-12"), "telecom": phone})
+    api.put({**patient("t2", "Moreau", "Camille", "2001-04-12"), "telecom": phone})
+    entity_id = api.ok("GET", "fhir/resources/Patient/t2")["entity_id"]
+    entity = api.ok("GET", f"entities/{entity_id}")
+    assert entity["member_count"] == 2 and entity["display_name"] == "Camille Moreau"
+    t2 = next(l for l in entity["links"] if l["resource_id"] == "t2")
+    assert t2["method"] == "probabilistic" and t2["pinned"] is False and 0 < t2["confidence"] <= 1
+    by_field = {e["field"]: e for e in t2["evidence"]}
+    assert by_field["birth_date"]["level"] == "exact" and by_field["birth_date"]["weight"] > 0
+    linked = next(e for e in api.ok("GET", f"entities/{entity_id}/history")["entries"] if e["event_type"] == "linked")
+    assert linked["actor"] == "system" and linked["method"] == "probabilistic" and linked["evidence"]
+    assert linked["resources"] == [{"resource_type": "Patient", "resource_id": "t2"}]
+    before = api.status()["entity_count"]
+
+    split = api.ok("POST", f"entities/{entity_id}/split", {"resources": [{"resource_type": "Patient", "resource_id": "t2"}], "reason": "twins"}, expect=201)
+    new = split["new_entity"]
+    assert new["entity_id"] == anchor_entity_id(api.ws, "Patient", "t2") != entity_id  # t2's own anchor id was free
+    assert new["display_name"] == "Camille Moreau" and new["links"][0]["pinned"] is True
+    assert api.ok("GET", "fhir/resources/Patient/t2")["entity_id"] == new["entity_id"]
+    assert api.status()["entity_count"] == before + 1

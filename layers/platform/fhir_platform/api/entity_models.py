@@ -90,7 +90,8 @@ class EntityHistoryEntry(BaseModel):
     resources: list[dict[str, Any]] = Field(default_factory=list)
     other_entity_id: str | None = None
     direction: str | None = None  # merged/split: ``into`` this entity or ``from`` it
-    confidence: float | None = None
+    method: str | None = None  # resolver events: identifier / probabilistic / name_address
+    confidence: float | None = None  # resolver events: the match probability of the decision
 
 
 class EntityHistoryResponse(BaseModel):

@@ -136,13 +136,20 @@ def get_history(
     entries = []
     for item in items:
         reason = item.get("reason")
+        # the resolver's events carry their decision ({decision, confidence, method, reason, evidence}),
+        # a person's decision its text, and the request that made it
+        decided = reason if isinstance(reason, dict) else {}
+        text = reason if isinstance(reason, str) else decided.get("reason") or decided.get("decision")
+        evidence = item.get("evidence") if item.get("evidence") is not None else decided.get("evidence") if decided else reason if isinstance(reason, list) else None
         entries.append(
             {
-                **{k: item.get(k) for k in ("event_id", "event_type", "at", "other_entity_id", "direction", "confidence")},
+                **{k: item.get(k) for k in ("event_id", "event_type", "at", "other_entity_id", "direction")},
                 "actor": item.get("actor") or "system",
-                "reason": reason if isinstance(reason, str) else None,
-                "evidence": _evidence(item.get("evidence") if item.get("evidence") is not None else reason if isinstance(reason, list) else None) or None,
-                "request": item.get("request") if isinstance(item.get("request"), dict) else reason if isinstance(reason, dict) else None,
+                "reason": str(text) if text is not None else None,
+                "method": decided.get("method"),
+                "confidence": item.get("confidence", decided.get("confidence")),
+                "evidence": _evidence(evidence) if evidence is not None else None,
+                "request": item.get("request") if isinstance(item.get("request"), dict) else None,
                 "resources": item.get("resources") if isinstance(item.get("resources"), list) else [],
             }
         )
