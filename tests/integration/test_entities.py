@@ -375,3 +375,24 @@ def test_an_automatic_link_is_explained_and_a_split_undoes_it(api: Api) -> None:
     assert new["display_name"] == "Camille Moreau" and new["links"][0]["pinned"] is True
     assert api.ok("GET", "fhir/resources/Patient/t2")["entity_id"] == new["entity_id"]
     assert api.status()["entity_count"] == before + 1
+
+
+def test_a_decision_on_a_stale_read_is_refused_whole(api: Api, records: dict[str, str]) -> None:
+    """Two reviewers: the second decides on entities read before the first one's merge committed."""
+    from fhir_platform.errors import Conflict
+    from fhir_platform.storage.entity_decisions import Actor, EntityDecisions
+
+    e1, e2 = records["e1"], records["e2"]
+    api.put(patient("p3", "Haddad", "Omar", "1970-07-07"))
+    e3 = api.ok("GET", "fhir/resources/Patient/p3")["entity_id"]
+    decisions = EntityDecisions()
+    stale_target, stale_source = decisions.reader.entity(api.ws, e1), decisions.reader.entity(api.ws, e2)
+    api.ok("POST", f"entities/{e1}/merge", {"from_entity_id": e3})  # the first reviewer wins: e1's version moves on
+    counts = api.status()
+    ops = decisions._merge_ops(api.ws, stale_target, stale_source, Actor("key_second"), {"from_entity_id": e2})
+    with pytest.raises(Conflict):
+        decisions._transact(ops, "merge")
+    assert api.ok("GET", f"entities/{e2}")["status"] == "active"  # nothing of the stale merge was written
+    assert {l["resource_id"] for l in api.ok("GET", f"entities/{e1}")["links"]} == {"p1", "p3"}
+    assert api.ok("GET", "fhir/resources/Encounter/e2")["entity_id"] == e2
+    assert api.status()["entity_count"] == counts["entity_count"] == 2
