@@ -241,3 +241,52 @@ def test_dynamodb_calls_per_resolved_patient_do_not_grow(aws: dict) -> None:
     at_large = one_more("large", {**probe, "id": "probe"})
     # GetItem current + ≤ 14 key Queries + alias BatchGetItem + touches + the transaction
     assert at_small == at_large <= 20, (at_small, at_large)
+
+
+def test_patient_match_ranks_candidates_and_writes_nothing(gateway: Gateway, workspace: dict) -> None:
+    ws, token = workspace["id"], workspace["key"]
+    for pid, p in (("m1", patient("m1")), ("m2", patient("m2", given="Beatrix", birth="1985-09-02"))):
+        assert gateway.call("PUT", f"/v1/{ws}/fhir/resources/Patient/{pid}", token=token, body={"data": p}).status == 201
+    before = gateway.call("GET", f"/v1/{ws}/fhir/status", token=token).body
+    probe = patient("ignored", given="Anabel")
+    del probe["id"]
+    reply = gateway.call("POST", f"/v1/{ws}/fhir/patients/match", token=token, body={"resource": probe, "count": 5})
+    assert reply.status == 200, reply.body
+    cands = reply.body["candidates"]
+    assert cands[0]["entity_id"] == anchor_entity_id(ws, "Patient", "m1") and cands[0]["grade"] == "certain"
+    assert cands[0]["confidence"] >= 0.95 and {e["field"] for e in cands[0]["evidence"]} >= {"given_name", "birth_date"}
+    assert [c["confidence"] for c in cands] == sorted((c["confidence"] for c in cands), reverse=True)
+    assert len(cands) == 2 and cands[1]["grade"] != "certain"  # the sister: same household, other person
+    one = gateway.call("POST", f"/v1/{ws}/fhir/patients/match", token=token, body={"resource": probe, "count": 1})
+    assert [c["entity_id"] for c in one.body["candidates"]] == [cands[0]["entity_id"]]
+    after = gateway.call("GET", f"/v1/{ws}/fhir/status", token=token).body
+    assert after["event_count"] == before["event_count"] and after["entity_count"] == before["entity_count"] == 2
+    # errors: a bad Patient names the field; count out of range; another type; a read-only key may match
+    bad = gateway.call("POST", f"/v1/{ws}/fhir/patients/match", token=token, body={"resource": {**probe, "birthDate": "17/04/1981"}})
+    assert bad.status == 422 and bad.body["detail"][0]["loc"] == ["body", "resource", "birthDate"]
+    assert gateway.call("POST", f"/v1/{ws}/fhir/patients/match", token=token, body={"resource": probe, "count": 51}).status == 422
+    wrong = gateway.call("POST", f"/v1/{ws}/fhir/patients/match", token=token, body={"resource": {"resourceType": "Observation"}})
+    assert wrong.status == 422 and wrong.body["detail"][0]["loc"][:3] == ["body", "resource", "resourceType"]
+    from tests.integration.conftest import new_key
+
+    reader = new_key(gateway, ws, role="member")
+    assert gateway.call("POST", f"/v1/{ws}/fhir/patients/match", token=reader, body={"resource": probe}).status == 200
+
+
+def test_a_deleted_patient_is_no_longer_a_candidate(aws: dict) -> None:
+    svc = ResourceService(indexer=lambda *a, **k: [])
+    svc.upsert("wsx", "Patient", "d1", patient("d1"))
+    keys_before = link("wsx", "Patient", "d1")["blocking_keys"]
+    assert keys_before
+    svc.delete("wsx", "Patient", "d1")
+    table = EntityStore().table
+    for key in keys_before:
+        assert "Item" not in table.get_item(Key={"PK": keys.blocking_pk("wsx", "patient", key), "SK": "Patient#d1"})
+    assert not link("wsx", "Patient", "d1").get("blocking_keys")
+    svc.upsert("wsx", "Patient", "d2", patient("d2"))
+    assert current("wsx", "Patient", "d2") == anchor_entity_id("wsx", "Patient", "d2")
+    # re-created: resolved again, its keys back, and now it joins d2's entity
+    svc.upsert("wsx", "Patient", "d1", patient("d1", given="Annabel"))
+    assert set(link("wsx", "Patient", "d1")["blocking_keys"]) == set(keys_before)
+    assert current("wsx", "Patient", "d1") == anchor_entity_id("wsx", "Patient", "d2")
+    assert svc.store.counters("wsx")["entity_count"] == 1

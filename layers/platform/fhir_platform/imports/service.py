@@ -44,7 +44,7 @@ from fhir_platform.observability import count, logger
 from fhir_platform.resources.service import ResourceService, WriteContext, now_iso
 from fhir_platform.storage.import_files import UPLOAD_URL_SECONDS, ImportFiles
 from fhir_platform.storage.import_jobs import JOB_ERRORS_CAP, ImportJobRepository
-from fhir_platform.world.resolution import ENTITY_TYPES
+from fhir_platform.world.entities import ENTITY_TYPES
 
 WRITE_BATCH = 100
 _API_UPLOAD = re.compile(r"^([0-9a-f-]{36})\.(json|ndjson)$")

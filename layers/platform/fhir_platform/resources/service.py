@@ -39,7 +39,7 @@ from fhir_platform.storage.resources import (
 from fhir_platform.search.indexing import KEEP, compartment_touch, diff_index_items, index_items, touch_key
 from fhir_platform.search.parameters import compartment_patient_ids
 from fhir_platform.search.timeline import domain_of, event_uuid, timeline_patients
-from fhir_platform.world.entities import DeterministicResolver, EntityLink, EntityResolver, patient_reference
+from fhir_platform.world.entities import ENTITY_TYPES, DeterministicResolver, EntityLink, EntityResolver, patient_reference
 
 Indexer = Callable[..., list[dict[str, Any]]]
 MAX_WRITE_ATTEMPTS = 5
@@ -253,6 +253,9 @@ class ResourceService:
         now = self.clock()
         old_index = self._index_of(ws, previous, previous.created_at)
         link = EntityLink(previous.entity_id, previous.confidence)
+        forget = getattr(self.resolver, "forget", None) if rt in ENTITY_TYPES else None
+        if forget:  # no longer a matching candidate (its entity membership and history stay)
+            link = forget(ws, rt, rid, previous.entity_id, previous.confidence)
         return ResourceChange(
             workspace_id=ws,
             resource_type=rt,
@@ -285,6 +288,7 @@ class ResourceService:
             deleted=True,
             timeline={pid: -1 for pid in timeline_patients(rt, previous.data)},
             timeline_domain=domain_of(rt),
+            extra_ops=list(link.ops),
         )
 
     def write_many(
@@ -483,11 +487,32 @@ class ResourceService:
 def default_resolver(store: ResourceStore) -> EntityResolver:
     """World-model resolution over the store's table (Patients probabilistic; Practitioner,
     Organization, Location by identifier then name + address; compartment resources their
-    patient's anchor)."""
-    from fhir_platform.storage.entities import EntityStore
-    from fhir_platform.world.refresh import RefreshingWorldResolver
+    patient's anchor). Built on first use: functions that only read never import the matching
+    libraries (rapidfuzz, jellyfish) at cold start."""
+    return _LazyWorldResolver(store)
 
-    return RefreshingWorldResolver(EntityStore(store._table), store, lambda ws, pid: store.entity_of(ws, "Patient", pid))
+
+class _LazyWorldResolver:
+    def __init__(self, store: ResourceStore) -> None:
+        self._store = store
+        self._world: Any = None
+
+    def _get(self) -> Any:
+        if self._world is None:
+            from fhir_platform.storage.entities import EntityStore
+            from fhir_platform.world.refresh import RefreshingWorldResolver
+
+            store = self._store
+            self._world = RefreshingWorldResolver(EntityStore(store._table), store, lambda ws, pid: store.entity_of(ws, "Patient", pid))
+        return self._world
+
+    def resolve(self, workspace_id: str, resource_type: str, resource_id: str, data: dict[str, Any]) -> EntityLink:
+        return self._get().resolve(workspace_id, resource_type, resource_id, data)
+
+    def __getattr__(self, name: str) -> Any:  # session, settings, match_patient, refresh_if_due
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._get(), name)
 
 
 def _timeline_moves(before: list[str], after: list[str]) -> dict[str, int]:

@@ -333,7 +333,7 @@ class EntityOps:
         linked_at: str,
         linked_by: str = "system",
         pinned: bool = False,
-        features: dict[str, Any] | None = None,
+        features: dict[str, Any] | str | None = None,
         blocking_keys: list[str] | None = None,
         proposed: str | None = None,
     ) -> dict[str, Any]:
@@ -354,7 +354,7 @@ class EntityOps:
                 "linked_at": linked_at,
                 "linked_by": linked_by,
                 "pinned": pinned,
-                "features": json.dumps(features, separators=(",", ":"), sort_keys=True) if features is not None else None,
+                "features": features if isinstance(features, str) or features is None else json.dumps(features, separators=(",", ":"), sort_keys=True),
                 "blocking_keys": blocking_keys if blocking_keys else None,
                 "proposed": proposed,
             }

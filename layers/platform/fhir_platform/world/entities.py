@@ -40,6 +40,9 @@ class EntityLink:
 
 NO_LINK = EntityLink(None, None)
 
+# resource types that are world-model entity members, and their entity_type
+ENTITY_TYPES = {"Patient": "patient", "Practitioner": "practitioner", "Organization": "organization", "Location": "location"}
+
 
 def anchor_entity_id(workspace_id: str, resource_type: str, resource_id: str) -> str:
     """The id of the entity a resource anchors: ``uuid5(workspace/Type/id)``. The resolver gives

@@ -32,14 +32,13 @@ from typing import Any, Callable
 
 from fhir_platform.search.normalize import words
 from fhir_platform.world.blocking import MAX_MEMBERS_PER_KEY, blocking_keys
-from fhir_platform.world.entities import NO_LINK, EntityLink, anchor_entity_id, patient_reference
+from fhir_platform.world.entities import ENTITY_TYPES, NO_LINK, EntityLink, anchor_entity_id, patient_reference
 from fhir_platform.world.features import PatientFeatures, normalize_address_line, normalize_postal_code, patient_features
 from fhir_platform.world.model import Parameters, default_parameters
 from fhir_platform.world.resolver import Candidate, Decision, Thresholds, decide, score_candidates
 
 __all__ = ["DIRECTORY_TYPES", "WorldResolver", "WorldSettings", "directory_features", "directory_keys"]
 
-ENTITY_TYPES = {"Patient": "patient", "Practitioner": "practitioner", "Organization": "organization", "Location": "location"}
 DIRECTORY_TYPES = ("Practitioner", "Organization", "Location")
 DIRECTORY_IDENTIFIER_CONFIDENCE = 0.99
 NAME_ADDRESS_CONFIDENCE = 0.95
@@ -231,6 +230,20 @@ class WorldResolver:
 
     def resolve(self, workspace_id: str, resource_type: str, resource_id: str, data: dict[str, Any]) -> EntityLink:
         return self.session().resolve(workspace_id, resource_type, resource_id, data)
+
+    def forget(self, ws: str, rt: str, rid: str, entity_id: str | None, confidence: float | None) -> EntityLink:
+        """A deleted member: its blocking members go (it is no longer proposed as a candidate) and
+        its link forgets its keys; the membership, entity and history stay, and a later write that
+        re-creates the resource re-resolves it."""
+        anchor = anchor_entity_id(ws, rt, rid)
+        cl = self.store.current_link(ws, rt, rid, anchor)
+        self.stats.calls += 1 + (1 if cl.alias else 0)
+        if cl.link is None:
+            return EntityLink(entity_id, confidence)
+        etype = ENTITY_TYPES[rt]
+        ops = [self.store.ops.delete_member(ws, etype, key, rt, rid) for key in cl.link.get("blocking_keys") or []]
+        ops.append(self.store.ops.put_link(ws, cl.entity_id, rt, rid, **_link_args({**cl.link, "blocking_keys": []})))
+        return EntityLink(entity_id, confidence, etype, ops=tuple(ops), current_entity_id=cl.entity_id)
 
     def session(self, patient_entity: Callable[[str, str], str | None] | None = None) -> "ResolutionSession":
         return ResolutionSession(self, patient_entity or self._patient_entity)
