@@ -396,3 +396,38 @@ def test_a_decision_on_a_stale_read_is_refused_whole(api: Api, records: dict[str
     assert {l["resource_id"] for l in api.ok("GET", f"entities/{e1}")["links"]} == {"p1", "p3"}
     assert api.ok("GET", "fhir/resources/Encounter/e2")["entity_id"] == e2
     assert api.status()["entity_count"] == counts["entity_count"] == 2
+
+
+def test_read_costs_are_the_same_before_and_after_a_merge_and_entity_reads_do_not_grow(api: Api, records: dict[str, str]) -> None:
+    """The alias indirection is one BatchGetItem per page whether or not any alias exists; the
+    entity endpoints' calls do not grow with the workspace."""
+    from bench.aws_calls import counting
+
+    e1, e2 = records["e1"], records["e2"]
+
+    def calls(path: str, **query: Any) -> dict[str, int]:
+        with counting() as c:
+            api.ok("GET", path, **query)
+        return {k: v for k, v in c.items() if k.startswith("dynamodb:")}
+
+    reads = {
+        "read": ("fhir/resources/Encounter/e2", {}),
+        "history": ("fhir/resources/Patient/p2/history", {}),
+        "search": ("fhir/resources/Encounter", {"patient": "p2"}),
+        "patients": ("fhir/patients", {}),
+        "view": ("fhir/views/patients", {}),
+        "timeline": ("fhir/patients/p2/timeline", {}),
+        "summary": ("fhir/patients/p2/summary", {}),
+    }
+    before = {name: calls(path, **q) for name, (path, q) in reads.items()}
+    entity_reads = {"entity": (f"entities/{e1}", {}), "history": (f"entities/{e1}/history", {}), "candidates": ("entity-candidates", {})}
+    small = {name: calls(path, **q) for name, (path, q) in entity_reads.items()}
+    api.ok("POST", f"entities/{e1}/merge", {"from_entity_id": e2})
+    after = {name: calls(path, **q) for name, (path, q) in reads.items()}
+    assert before == after
+    assert all(c.get("dynamodb:BatchGetItem", 0) >= 1 for name, c in after.items() if name not in ("timeline", "summary"))
+    for i in range(40):
+        api.put(patient(f"x{i}", f"Family{i}", f"Given{i}", f"19{10 + i}-01-01"))
+    large = {name: calls(path, **q) for name, (path, q) in entity_reads.items()}
+    assert small == large
+    assert sum(large["entity"].values()) <= 3  # authorizer + one Query (+ GetItem of a name when the META has none)
