@@ -29,7 +29,6 @@ from fhir_platform.storage import keys
 from fhir_platform.storage.base import Repository, plain
 
 MAX_MERGE_HOPS = 10  # merged_into chains followed when an entity id is looked up
-ENTITY_TYPES = {"Patient": "patient", "Practitioner": "practitioner", "Organization": "organization", "Location": "location"}
 
 
 @dataclass
