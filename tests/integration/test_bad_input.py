@@ -18,6 +18,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
 
 from tests.integration.conftest import ADMIN_KEY, new_workspace
@@ -127,8 +128,23 @@ def stored(gateway: Gateway) -> dict[str, Any]:
     source = {"name": "kept", "source_type": "fhir_store", "connection_config": {"base_url": "https://ehr.example.org/fhir/R4"}}
     ds = gateway.call("POST", f"/v1/{ws}/data-sources", token=ADMIN_KEY, body=source)
     assert ds.status == 201, ds.body
+    # entities for the world-model routes: kept-2 merged into kept-1's entity (so the split example,
+    # which moves kept-2 out, is valid), and the merge example's source entity (empty)
+    second = {"resourceType": "Patient", "id": "kept-2", "name": [{"family": "Other", "given": ["Kept"]}]}
+    assert gateway.call("PUT", f"/v1/{ws}/fhir/resources/Patient/kept-2", token=ADMIN_KEY, body={"data": second}).status == 201
+    entity = gateway.call("GET", f"/v1/{ws}/fhir/resources/Patient/kept-1", token=ADMIN_KEY).body["entity_id"]
+    other = gateway.call("GET", f"/v1/{ws}/fhir/resources/Patient/kept-2", token=ADMIN_KEY).body["entity_id"]
+    merged = gateway.call("POST", f"/v1/{ws}/entities/{entity}/merge", token=ADMIN_KEY, body={"from_entity_id": other})
+    assert merged.status == 200, merged.body
+    from fhir_platform.api.entity_models import MergeEntityRequest
+
+    example_source = MergeEntityRequest.example["from_entity_id"]  # type: ignore[index]
+    boto3.resource("dynamodb").Table("fhir-data").put_item(
+        Item={"PK": f"WS#{ws}#E#{example_source}", "SK": "META", "entity_id": example_source, "entity_type": "patient", "status": "active", "version": 1, "member_count": 0}
+    )
     return {
         "workspace_id": ws,
+        "entity_id": entity,
         "key_id": key.body["key_id"],
         "resource_type": "Patient",
         "resource_id": "kept-1",
@@ -159,7 +175,7 @@ def state(gateway: Gateway, stored: dict[str, Any]) -> dict[str, Any]:
 
 def concrete(path_template: str, stored: dict[str, Any]) -> str:
     out = path_template
-    for name in ("workspace_id", "key_id", "resource_type", "resource_id", "data_source_id"):
+    for name in ("workspace_id", "key_id", "resource_type", "resource_id", "data_source_id", "entity_id"):
         out = out.replace("{" + name + "}", stored[name])
     assert "{" not in out, f"give {path_template} a value for its path parameter in stored()"
     return out

@@ -58,7 +58,9 @@ def test_api_writes_link_the_same_person_and_keep_the_anchor_on_the_resource(gat
     second = gateway.call("PUT", f"/v1/{ws}/fhir/resources/Patient/b1", token=token, body={"data": patient("b1", given="Anabel")})
     assert second.status == 201, second.body
     a_anchor, b_anchor = anchor_entity_id(ws, "Patient", "a1"), anchor_entity_id(ws, "Patient", "b1")
-    assert second.body["entity_id"] == b_anchor  # stored: the anchor; current: the first record's entity
+    # stored on the resource: its anchor; every response shows the current entity (the first record's)
+    assert EntityStore().table.get_item(Key={"PK": keys.resource_pk(ws, "Patient", "b1"), "SK": keys.CURRENT_SK})["Item"]["entity_id"] == b_anchor
+    assert second.body["entity_id"] == a_anchor
     assert current(ws, "Patient", "b1") == a_anchor == current(ws, "Patient", "a1")
     lk = link(ws, "Patient", "b1")
     assert lk["method"] == "probabilistic" and lk["confidence"] >= 0.95 and lk["entity_id"] == a_anchor
@@ -71,7 +73,9 @@ def test_api_writes_link_the_same_person_and_keep_the_anchor_on_the_resource(gat
     # a compartment resource keeps its patient's anchor
     obs = {"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "subject": {"reference": "Patient/b1"}}
     reply = gateway.call("POST", f"/v1/{ws}/fhir/resources/Observation", token=token, body={"data": obs})
-    assert reply.body["entity_id"] == b_anchor
+    assert reply.body["entity_id"] == a_anchor  # its patient's current entity (stored: the patient's anchor)
+    stored = EntityStore().table.get_item(Key={"PK": keys.resource_pk(ws, "Observation", reply.body["resource_id"]), "SK": keys.CURRENT_SK})["Item"]
+    assert stored["entity_id"] == b_anchor
 
 
 def _bundle(resources: list[dict]) -> dict:

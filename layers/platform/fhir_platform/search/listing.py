@@ -170,6 +170,18 @@ def _enrich(ws: str, entries: list[dict], sources: _Sources) -> None:
             e["entity_id"] = anchor_entity_id(ws, rt, rid)
 
 
+def _current(store: Store, ws: str, rows: list[dict], calls: Counter) -> list[dict]:
+    """Rows' ``entity_id`` (the stored anchor) as the current entity: one BatchGetItem of the
+    anchors' aliases per 100 distinct anchors (``docs/entities.md``)."""
+    from fhir_platform.storage.entity_reads import map_current_entities
+
+    anchors = {r["entity_id"] for r in rows if r.get("entity_id")}
+    if anchors:
+        calls["BatchGetItem"] += _batches(len(anchors))
+        map_current_entities(store.table, ws, rows)
+    return rows
+
+
 def _q_criteria(resource_type: str, q: str | None) -> list[Criterion]:
     return list(parse_search(resource_type, {"q": q}).criteria) if q is not None and q.strip() else []
 
@@ -274,6 +286,7 @@ def resource_view_page(
         rows = [slot_row(e, by_id.get(_schedule_id(e["resource"]) or "")) for e in page.entries]
     else:
         rows = [_ROWS[resource_type](e) for e in page.entries]
+    _current(store, ws, rows, calls)
     total = page.total if page.total is not None else offset + len(rows)
     return ViewPage(rows, total, page.has_more, page.next_offset, calls)
 
@@ -317,6 +330,7 @@ def patient_list_page(store: Store, ws: str, search: PatientSearch) -> ViewPage:
         item = patient_list_item(row)
         item["entity_id"] = item["entity_id"] or anchor_entity_id(ws, "Patient", row["resource"]["id"])
         rows.append(item)
+    _current(store, ws, rows, calls)
     return ViewPage(rows, page.total, page.has_more, page.next_offset, calls)
 
 
@@ -329,4 +343,5 @@ def patient_view_page(store: Store, ws: str, search: PatientSearch, *, data_sour
     ids = [row["resource"]["id"] for row in page.rows]
     partitions = patient_partitions(store.table, ws, ids, calls)
     rows = [patient_row(row, partitions.get(pid, [])) for row, pid in zip(page.rows, ids, strict=True)]
+    _current(store, ws, rows, calls)
     return ViewPage(rows, page.total, page.has_more, page.next_offset, calls)

@@ -2,14 +2,17 @@
 (``GET /fhir/patients/{id}/summary``), read from the index items the write path keeps with each
 resource (:mod:`fhir_platform.search.timeline`; ``docs/search.md`` *Patient timeline and summary*).
 
-Both start with :func:`resolve_patient`: one BatchGetItem of the Patient's CURRENT item and its
-touch item (``patient_id`` is a Patient id), or, when no Patient has that id, one Query of the
-Patient ``entity`` index first (``patient_id`` is the patient's ``entity_id``).
+Both start with :func:`resolve_patient`: one BatchGetItem of the Patient's CURRENT item, its
+touch item and its anchor's ``ALIAS`` (``patient_id`` is a Patient id; the alias gives the current
+entity after merges and splits), or, when no Patient has that id, one Query of the entity's own
+items per ``merged_into`` hop (``patient_id`` is an entity id, current or merged away) and one
+BatchGetItem of its member Patients' CURRENT + touch items.
 
 - Timeline page: one Query on the patient's timeline partition (or the domain's), newest first,
   ``Limit`` = offset + limit (continuation pages of 1 MB only for offsets of thousands); ``total``
   from the touch item's per-domain counts (``tl``), kept in the same transactions as the items.
-  So a page costs 2 calls (+1 for an entity id) whatever the length of the patient's history.
+  So a page costs 2 calls whatever the length of the patient's history. An entity id of several
+  member Patients: one such Query per member (≤ :data:`MAX_MEMBER_PATIENTS`), merged newest first.
 - Summary: the patient partition's facts (active problems, medications, allergies, coverage, care
   teams: one Query), the newest encounters and immunizations (their domains' timeline partitions,
   one ``Limit`` Query each) and the latest value of each vital sign (one ``Limit 1`` Query per kind
@@ -40,14 +43,16 @@ __all__ = ["PatientRef", "TimelinePage", "check_domain", "patient_summary", "res
 RECENT_ENCOUNTERS = 5
 RECENT_IMMUNIZATIONS = 20
 PAGE_LIMIT = 1000  # items per continuation Query when walking a deep offset
+MAX_MEMBER_PATIENTS = 30  # Patients of one entity read for its timeline (a decision moves at most 30)
 
 
 @dataclass
 class PatientRef:
     patient_id: str
-    entity_id: str
+    entity_id: str  # the current entity (after merges and splits)
     data: dict
     touch: dict
+    members: dict[str, dict] = field(default_factory=dict)  # entity lookups: every live member Patient's touch item
 
 
 @dataclass
@@ -71,18 +76,56 @@ def _loc(msg: str) -> list[dict]:
 
 
 def resolve_patient(store: Any, ws: str, patient_id: str, calls: Counter) -> PatientRef:
-    """The Patient whose id, or whose entity id, is ``patient_id``. :class:`NotFound` when neither;
-    :class:`Gone` when that Patient was deleted."""
+    """The Patient whose id, or whose entity id, is ``patient_id``, with its *current* entity id
+    (the stored anchor through its alias, ``docs/entities.md``). :class:`NotFound` when neither;
+    :class:`Gone` when that Patient was deleted.
 
-    def read(pid: str) -> tuple[dict | None, dict]:
-        current_key = {"PK": keys.resource_pk(ws, "Patient", pid), "SK": keys.CURRENT_SK}
-        calls["BatchGetItem"] += 1
-        found = store.get_items([current_key, touch_key(ws, pid)])
-        tk = touch_key(ws, pid)
-        return found.get((current_key["PK"], current_key["SK"])), found.get((tk["PK"], tk["SK"])) or {}
+    An entity id is looked up on the entity's own items (following ``merged_into`` when it was
+    merged away, so an id from before a merge still answers): the entity's member Patients are
+    ``members`` (the timeline shows them all); the one answered is the entity's anchor Patient when
+    it is a member, else the first by id. Entities from before link items fall back to the Patient
+    ``entity`` index."""
+    from fhir_platform.storage.entity_reads import MAX_MERGE_HOPS, EntityReader
 
-    current, touch = read(patient_id)
-    if current is None:
+    aliases: dict[str, str] = {}
+
+    def read(pids: list[str], with_alias: bool = False) -> dict[str, tuple[dict | None, dict]]:
+        item_keys = [k for pid in pids for k in ({"PK": keys.resource_pk(ws, "Patient", pid), "SK": keys.CURRENT_SK}, touch_key(ws, pid))]
+        anchor = anchor_entity_id(ws, "Patient", pids[0])
+        if with_alias:  # a Patient's stored entity id is its own anchor: its alias item rides along
+            item_keys.append({"PK": keys.entity_pk(ws, anchor), "SK": keys.ALIAS_SK})
+        calls["BatchGetItem"] += -(-len(item_keys) // 100)
+        found = store.get_items(item_keys)
+        if with_alias and (alias := found.get((keys.entity_pk(ws, anchor), keys.ALIAS_SK))):
+            aliases[anchor] = str(alias["entity_id"])
+        out = {}
+        for pid in pids:
+            tk = touch_key(ws, pid)
+            out[pid] = (found.get((keys.resource_pk(ws, "Patient", pid), keys.CURRENT_SK)), found.get((tk["PK"], tk["SK"])) or {})
+        return out
+
+    reader = EntityReader(store.table)
+    current, touch = read([patient_id], with_alias=True)[patient_id]
+    if current is not None:
+        if current.get("deleted"):
+            raise Gone(f"Patient/{current['resource_id']} was deleted", details=_loc("deleted patient"))
+        pid = current["resource_id"]
+        anchor = current.get("entity_id") or anchor_entity_id(ws, "Patient", pid)
+        if anchor == anchor_entity_id(ws, "Patient", pid):
+            entity = aliases.get(anchor, anchor)
+        else:  # a Patient stored with another anchor (not written by today's resolvers): one more read
+            calls["BatchGetItem"] += 1
+            entity = reader.current_entity(ws, anchor) or anchor
+        return PatientRef(pid, entity, store.load_data(current), touch)
+
+    found_entity, eid = None, patient_id
+    for _ in range(MAX_MERGE_HOPS):
+        calls["Query"] += 1
+        found_entity = reader.entity(ws, eid)
+        if found_entity is None or found_entity.status != "merged" or not found_entity.merged_into:
+            break
+        eid = found_entity.merged_into
+    if found_entity is None:  # no entity items: the Patient ``entity`` index (anchor = entity id)
         calls["Query"] += 1
         items = store.table.query(
             KeyConditionExpression=Key("PK").eq(exact_pk(ws, "Patient", "entity", 0, patient_id)),
@@ -92,14 +135,25 @@ def resolve_patient(store: Any, ws: str, patient_id: str, calls: Counter) -> Pat
         ids = sorted(str(i["id"]) for i in items)
         if not ids:
             raise NotFound(f"No patient with id or entity id {patient_id!r}", details=_loc("unknown patient"))
-        current, touch = read(ids[0])  # several Patients of one entity: the first by id (stable)
+        current, touch = read(ids[:1])[ids[0]]  # several Patients of one entity: the first by id (stable)
         if current is None:
             raise NotFound(f"No patient with id or entity id {patient_id!r}", details=_loc("unknown patient"))
-    if current.get("deleted"):
-        raise Gone(f"Patient/{current['resource_id']} was deleted", details=_loc("deleted patient"))
-    pid = current["resource_id"]
-    entity = current.get("entity_id") or anchor_entity_id(ws, "Patient", pid)
-    return PatientRef(pid, entity, store.load_data(current), touch)
+        if current.get("deleted"):
+            raise Gone(f"Patient/{current['resource_id']} was deleted", details=_loc("deleted patient"))
+        return PatientRef(current["resource_id"], current.get("entity_id") or patient_id, store.load_data(current), touch)
+
+    entity_id = found_entity.entity_id
+    pids = sorted(str(link["resource_id"]) for link in found_entity.links if link["resource_type"] == "Patient")
+    if not pids:
+        raise NotFound(f"No patient with id or entity id {patient_id!r}", details=_loc("entity has no Patient"))
+    got = read(pids[:MAX_MEMBER_PATIENTS])
+    live = [p for p in got if got[p][0] is not None and not got[p][0].get("deleted")]
+    if not live:
+        raise Gone(f"Every Patient of entity {entity_id} was deleted", details=_loc("deleted patient"))
+    primary = next((p for p in live if anchor_entity_id(ws, "Patient", p) == entity_id), live[0])
+    current, touch = got[primary]
+    members = {p: got[p][1] for p in live}
+    return PatientRef(primary, entity_id, store.load_data(current), touch, members)
 
 
 def _query(table: Any, calls: Counter, pk: str, *, want: int | None, prefix: str | None = None) -> list[dict]:
@@ -134,21 +188,35 @@ def _event(item: dict, entity_id: str) -> dict:
         "status": item.get("st"),
         "source": "data_source" if item.get("src") else "platform",
         "data_source_id": item.get("src"),
-        "entity_id": item.get("e") or entity_id,
+        "entity_id": entity_id,  # the patient's current entity (the stored ``e`` is the anchor at write time)
         "version": int(version) if isinstance(version, str) and version.isdigit() else version,
         "last_updated": item.get("lu"),
     }
 
 
 def timeline_page(store: Any, ws: str, patient_id: str, *, domain: str | None, limit: int, offset: int) -> TimelinePage:
+    """One page of the timeline. ``patient_id`` a Patient id: that Patient's compartment. An entity
+    id (current, or merged away): the compartments of every Patient of the entity, merged newest
+    first (one Query per member Patient; the entity's ``total`` is the sum of theirs)."""
     check_domain(domain)
     calls: Counter = Counter()
     patient = resolve_patient(store, ws, patient_id, calls)
-    counts = {k: int(v) for k, v in (patient.touch.get("tl") or {}).items()}
-    total = counts.get(domain, 0) if domain else sum(counts.values())
+    members = patient.members or {patient.patient_id: patient.touch}
+
+    def count(touch: dict) -> int:
+        counts = {k: int(v) for k, v in (touch.get("tl") or {}).items()}
+        return counts.get(domain, 0) if domain else sum(counts.values())
+
+    totals = {pid: count(touch) for pid, touch in members.items()}
+    total = sum(totals.values())
     items: list[dict] = []
     if offset < total:
-        items = _query(store.table, calls, timeline_pk(ws, patient.patient_id, domain), want=offset + limit)[offset:]
+        for pid, n in totals.items():
+            if n:
+                items += _query(store.table, calls, timeline_pk(ws, pid, domain), want=offset + limit)
+        if len(members) > 1:
+            items.sort(key=lambda i: i["SK"], reverse=True)
+        items = items[offset : offset + limit]
     events = [_event(i, patient.entity_id) for i in items]
     has_more = offset + len(events) < total
     return TimelinePage(patient.entity_id, patient.patient_id, events, total, has_more, offset + len(events) if has_more else None, calls)

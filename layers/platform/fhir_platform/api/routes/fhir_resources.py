@@ -27,9 +27,19 @@ ResourceId = Annotated[str, Path(max_length=128)]
 _ETAG = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
 
 
-def _response(status: int, stored: StoredResource):
+def _current_entity(ws: str, anchor: str | None) -> str | None:
+    """The entity the resource belongs to now (its stored anchor through the alias; docs/entities.md)."""
+    from fhir_platform.storage.entity_reads import EntityReader
+
+    return EntityReader(deps.resources().store.table).current_entity(ws, anchor)
+
+
+def _response(status: int, stored: StoredResource, ws: str):
     body = FhirResourceResponse(
-        resource_type=stored.resource_type, resource_id=stored.resource_id, entity_id=stored.entity_id, data=stored.data
+        resource_type=stored.resource_type,
+        resource_id=stored.resource_id,
+        entity_id=_current_entity(ws, stored.entity_id),
+        data=stored.data,
     )
     return json_response(
         status,
@@ -55,13 +65,13 @@ def post_resource(workspace_id: UUID, resource_type: ResourceType, body: FhirWri
     deps.authorize_fhir(create_resource, workspace_id, WRITE)
     ctx = WriteContext(source="api", data_source_id=str(body.data_source_id) if body.data_source_id else None)
     outcome = deps.resources().create(str(workspace_id), resource_type, body.data, ctx)
-    return _response(201, outcome.resource)
+    return _response(201, outcome.resource, str(workspace_id))
 
 
 @read_resource.get("/v1/<workspace_id>/fhir/resources/<resource_type>/<resource_id>")
 def get_resource(workspace_id: UUID, resource_type: ResourceType, resource_id: ResourceId):
     deps.authorize_fhir(read_resource, workspace_id, READ)
-    return _response(200, deps.resources().read(str(workspace_id), resource_type, resource_id))
+    return _response(200, deps.resources().read(str(workspace_id), resource_type, resource_id), str(workspace_id))
 
 
 @update_resource.put("/v1/<workspace_id>/fhir/resources/<resource_type>/<resource_id>")
@@ -76,7 +86,7 @@ def put_resource(
     check_resource_type(resource_type)
     ctx = WriteContext(source="api", data_source_id=str(body.data_source_id) if body.data_source_id else None)
     outcome = deps.resources().upsert(str(workspace_id), resource_type, resource_id, body.data, ctx, _if_match(if_match))
-    return _response(201 if outcome.created else 200, outcome.resource)
+    return _response(201 if outcome.created else 200, outcome.resource, str(workspace_id))
 
 
 @resource_history.get("/v1/<workspace_id>/fhir/resources/<resource_type>/<resource_id>/history")
@@ -89,6 +99,9 @@ def get_history(
 ):
     deps.authorize_fhir(resource_history, workspace_id, READ)
     page = deps.resources().history(str(workspace_id), resource_type, resource_id, limit, offset)
+    from fhir_platform.storage.entity_reads import map_current_entities
+
+    map_current_entities(deps.resources().store.table, str(workspace_id), page.entries)
     out = FhirResourceHistoryResponse(
         resource_type=resource_type,
         resource_id=resource_id,

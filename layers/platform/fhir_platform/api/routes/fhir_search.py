@@ -68,6 +68,9 @@ def get_resources(
         query = parse_search_pairs(resource_type, pairs)
         known_total = store.counters(ws)["resource_type_counts"].get(resource_type, 0) if not query.criteria else None
         page = search_resources(store.table, ws, query, known_total=known_total, load_data=store.load_data)
+    from fhir_platform.storage.entity_reads import map_current_entities
+
+    map_current_entities(store.table, ws, page.entries)
     entries = [
         FhirResourceResponse(
             resource_type=resource_type,
