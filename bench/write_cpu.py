@@ -16,9 +16,10 @@ Prints, in one run (CPU = ``time.process_time``):
 2. one single-resource API write (``ResourceService.upsert`` of a new Patient, then of a new
    Observation of one of those Patients): CPU per write, writes/s per core, calls per write, ratio to validation alone.
 
-    .venv/bin/python bench/write_cpu.py [--skip-moto] [--repeat 3] [--profile out.txt]
+    .venv/bin/python bench/write_cpu.py [--skip-moto] [--repeat 3] [--gc-freeze] [--profile out.txt]
 
 ``--repeat`` runs the fake import that many times (fresh workspace each) and reports the best;
+``--gc-freeze`` adds one run after ``gc.freeze()`` (what freezing the init's objects would give);
 ``--profile FILE`` writes a cProfile listing (cumulative and own time) of one fake import run.
 """
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import io
 import json
 import os
@@ -290,6 +292,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="fake import runs (best is reported)")
     parser.add_argument("--writes", type=int, default=500, help="single-resource writes per type")
     parser.add_argument("--profile", metavar="FILE", help="write a cProfile listing of one fake import")
+    parser.add_argument("--gc-freeze", action="store_true", help="one more fake import after gc.freeze()")
     parser.add_argument("--moto-only", action="store_true", help=argparse.SUPPRESS)  # the child of moto_calls()
     args = parser.parse_args()
     texts = load_fixtures()
@@ -321,7 +324,14 @@ def main() -> None:
     print(f"  speed ratio to validation: {(1 / per) / (total / vcpu):.2f} (issue 14 asks ≥ 0.25)   runs: {', '.join(f'{total / c:.0f}/s' for c in runs)}")
     print(f"  DynamoDB calls: fake {got}, moto {expected}{'  (recorded)' if args.skip_moto else ''}")
     print(f"  DynamoDB calls per resource: {sum(got.values()) / total:.4f}   (the fake's own CPU, subtracted above: {fake_cpu / total * 1e6:.0f} µs/resource)")
-    assert got == expected, f"the fake run's calls {got} differ from the moto run's {expected}"
+    if args.gc_freeze:
+        # what gc.freeze() at the end of a function's init would give: full collections stop
+        # re-scanning the ~150k objects every process holds after its imports (not done in production yet)
+        gc.freeze()
+        fake.items.clear()
+        _, frozen, _ = import_all(texts, f"bench-{uuid.uuid4()}", fake)
+        gc.unfreeze()
+        print(f"  with gc.freeze() after init: {frozen / total * 1e6:.0f} µs/resource, {total / frozen:.0f} resources/s/core, ratio to validation {(total / frozen) / (total / vcpu):.2f}")
 
     print(f"\n== 2. One single-resource API write (ResourceService.upsert, new id) over the fake DynamoDB, {args.writes} each ==")
     print(f"  {'':<14}{'CPU µs/write':>14}{'writes/s/core':>15}{'validation µs':>15}{'path ÷ valid.':>15}  calls per write")
@@ -342,6 +352,7 @@ def main() -> None:
             stats.sort_stats("tottime").print_stats(60)
         print(f"\nprofile written to {args.profile}")
     del fake
+    assert got == expected, f"the fake run's calls {got} differ from the moto run's {expected}"
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """storage/wire.py: the write path's own serialiser must send exactly what boto3's TypeSerializer
 would (the client it feeds has botocore's parameter validation off), and refuse what it refuses."""
 
+import json
 from decimal import Decimal
 
 import pytest
@@ -66,3 +67,43 @@ def test_items_drop_none_attributes_and_operations_keep_their_members():
     }
     with pytest.raises(TypeError):
         wire.transact_op({"Scan": {}}, "t")
+
+
+def _transaction() -> list[dict]:
+    ops = [
+        {"Update": {"Key": {"PK": "s", "SK": "1"}, "UpdateExpression": "ADD #a :a", "ExpressionAttributeNames": {"#a": "n"}, "ExpressionAttributeValues": {":a": 1}}},
+        {"Put": {"Item": {"PK": "a", "SK": "b", "data": '{"x": "ü\\"q"}', "w": ["1", Decimal("2.5"), None, {"m": True}]}, "ConditionExpression": "attribute_not_exists(PK)"}},
+        {"Delete": {"Key": {"PK": "c", "SK": "d"}}},
+    ]
+    return [wire.transact_op(op, "fhir-data") for op in ops]
+
+
+def _client():
+    """A client configured as aws.dynamodb_writer's (validation off), before its wrappers."""
+    import boto3
+    from botocore.config import Config
+
+    session = boto3.session.Session(aws_access_key_id="k", aws_secret_access_key="s", region_name="eu-west-1")
+    return session.client("dynamodb", config=Config(parameter_validation=False))
+
+
+def test_the_transaction_body_is_what_botocore_would_serialise():
+    client = _client()
+    operation = client.meta.service_model.operation_model("TransactWriteItems")
+    params = {"TransactItems": _transaction()}
+    ours = wire.WireRequests(client._serializer).serialize_to_request(params, operation)
+    theirs = client._serializer.serialize_to_request(params, operation)
+    assert json.loads(ours["body"]) == json.loads(theirs["body"])
+    assert {k: v for k, v in ours.items() if k != "body"} == {k: v for k, v in theirs.items() if k != "body"}
+    # bytes (base64 in the protocol) are left to botocore
+    with_bytes = {"TransactItems": [wire.transact_op({"Put": {"Item": {"PK": "a", "SK": "b", "bin": b"\x00"}}}, "t")]}
+    assert wire.WireRequests(client._serializer).serialize_to_request(with_bytes, operation) == client._serializer.serialize_to_request(with_bytes, operation)
+
+
+def test_the_endpoint_is_resolved_as_botocore_would_without_searching_every_operation():
+    client = _client()
+    operation = client.meta.service_model.operation_model("TransactWriteItems")
+    params = {"TransactItems": _transaction()}
+    ours = wire.WireEndpoints(client._ruleset_resolver).construct_endpoint(operation, params, {})
+    theirs = client._ruleset_resolver.construct_endpoint(operation_model=operation, call_args=params, request_context={})
+    assert ours == theirs and ours.url == "https://dynamodb.eu-west-1.amazonaws.com"
