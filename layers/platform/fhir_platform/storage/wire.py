@@ -73,14 +73,14 @@ def _bytes(value: bytes) -> dict[str, Any]:
 
 
 def _list(value: list[Any]) -> dict[str, Any]:
-    return {"L": [attribute_value(v) for v in value]}
+    return {"L": [{"S": v} if type(v) is str else attribute_value(v) for v in value]}
 
 
 def _map(value: dict[str, Any]) -> dict[str, Any]:
     for k in value:
         if type(k) is not str:
             raise TypeError(f"map keys must be strings, not {type(k).__name__}")
-    return {"M": {k: attribute_value(v) for k, v in value.items()}}
+    return {"M": {k: {"S": v} if type(v) is str else attribute_value(v) for k, v in value.items()}}
 
 
 def _set(value: set[Any] | frozenset[Any]) -> dict[str, Any]:
@@ -149,12 +149,16 @@ def item(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """A whole item (or key) in wire form; ``None`` attributes are omitted (not stored as NULL)."""
     out: dict[str, dict[str, Any]] = {}
     for name, value in values.items():
-        if value is None:
+        kind = type(value)
+        if kind is str:  # most attributes: inline, no call
+            out[name] = {"S": value}
+        elif value is None:
             continue
+        else:
+            convert = _BY_TYPE.get(kind)
+            out[name] = convert(value) if convert is not None else _subclass(value)
         if type(name) is not str:
             raise TypeError(f"attribute names must be strings, not {type(name).__name__}")
-        convert = _BY_TYPE.get(type(value))
-        out[name] = convert(value) if convert is not None else _subclass(value)
     return out
 
 
