@@ -29,7 +29,27 @@ def dynamodb_table(name: str) -> Any:
     return boto3.session.Session().resource("dynamodb", config=_CONFIG).Table(name)
 
 
+@lru_cache(maxsize=None)
+def dynamodb_writer(region_name: str | None = None, endpoint_url: str | None = None) -> Any:
+    """The write path's low-level DynamoDB client: botocore parameter validation off, because every
+    request it sends is built by :mod:`fhir_platform.storage.wire`, which guarantees the shapes (and
+    costs a fraction of validation plus boto3's resource layer, which deep-copies and re-walks each
+    request); its transactions' bodies are ``json.dumps`` of that wire form
+    (:class:`~fhir_platform.storage.wire.WireRequests`) and their endpoint is resolved without a
+    JMESPath search over every operation (:class:`~fhir_platform.storage.wire.WireEndpoints`). Only ``storage.resources`` writes through it. ``region_name``/``endpoint_url``: those
+    of an injected table (tests), else the environment's."""
+    from fhir_platform.storage.wire import WireEndpoints, WireRequests
+
+    config = _CONFIG.merge(Config(parameter_validation=False))
+    writer = boto3.session.Session().client("dynamodb", region_name=region_name, endpoint_url=endpoint_url, config=config)
+    writer._serializer = WireRequests(writer._serializer)  # botocore wraps its serializer the same way
+    if writer._ruleset_resolver is not None:
+        writer._ruleset_resolver = WireEndpoints(writer._ruleset_resolver)
+    return writer
+
+
 def reset() -> None:
     """Forget cached clients (tests switch endpoints between runs)."""
     client.cache_clear()
     dynamodb_table.cache_clear()
+    dynamodb_writer.cache_clear()

@@ -110,6 +110,29 @@ def test_synthea_patient_bundle(table):
     assert sorted(ids(search(table, "Condition", {"q": "sinus"}))) == sinus and len(sinus) == 3
 
 
+def test_a_typed_reference_reads_the_untyped_family_and_keeps_only_its_types(table):
+    """``patient`` has no index items of its own (index version 5): it reads ``subject``'s, whose
+    ``rt`` says which types referenced the id; ids only a typed parameter would index (beyond the
+    untyped family's per-resource cap) are indexed too."""
+    group = dict(obs(1), subject={"reference": "Group/x1"})
+    patient = dict(obs(2), subject={"reference": "Patient/x1"})
+    untyped = dict(obs(3), subject={"reference": "urn:uuid:x1"})
+    many = {  # 12 Group performers first: a typed ``practitioner`` id is the 13th value of ``performer``
+        **obs(4),
+        "performer": [{"reference": f"Group/g{i}"} for i in range(12)] + [{"reference": "Practitioner/dr1"}],
+    }
+    for r in (group, patient, untyped, many):
+        write(table, r, "2024-02-01T10:00:00Z")
+    assert sorted(ids(search(table, "Observation", {"subject": "x1"}))) == ["obs-0001", "obs-0002", "obs-0003"]
+    assert sorted(ids(search(table, "Observation", {"patient": "x1"}))) == ["obs-0002", "obs-0003"]
+    assert sorted(ids(search(table, "Observation", {"patient": "Patient/x1"}))) == ["obs-0002", "obs-0003"]
+    # an untyped reference (urn) matches any type, as before
+    assert sorted(ids(search(table, "Observation", {"subject": "Group/x1"}))) == ["obs-0001", "obs-0003"]
+    assert ids(search(table, "Observation", {"practitioner": "dr1"})) == ["obs-0004"]
+    assert ids(search(table, "Observation", {"performer": "dr1"})) == ["obs-0004"]  # the same item (before: beyond the cap)
+    assert not any("#IX#Observation#patient#" in i["PK"] for i in table.scan()["Items"])
+
+
 # --- paging ----------------------------------------------------------------------------------
 
 
@@ -128,12 +151,12 @@ def test_offset_paging_walks_past_one_megabyte_query_pages(table, monkeypatch):
                 last_updated="2024-01-01T00:00:00Z",
                 created_at="2024-01-01T00:00:00Z",
             ):
-                if "#patient#" in it["PK"]:
+                if "#subject#" in it["PK"]:  # ``patient`` reads the ``subject`` family's items
                     bw.put_item(Item=it)
         for r in resources[-20:]:
             bw.put_item(Item=current_item(r, "2024-01-01T00:00:00Z", "2024-01-01T00:00:00Z", None))
     part = table.query(
-        KeyConditionExpression="PK = :pk", ExpressionAttributeValues={":pk": f"WS#{WS}#IX#Observation#patient#0#p1"}
+        KeyConditionExpression="PK = :pk", ExpressionAttributeValues={":pk": f"WS#{WS}#IX#Observation#subject#0#p1"}
     )
     assert "LastEvaluatedKey" in part and part["Count"] < n  # one Query page cannot hold the partition
     page = search(table, "Observation", {"patient": "p1", "_offset": str(n - 10), "_count": "20"})

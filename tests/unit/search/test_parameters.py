@@ -3,6 +3,7 @@ from fhir_platform.search.parameters import (
     Kind,
     compartment_patient_ids,
     extract,
+    family_params,
     params_for,
     parse_reference,
     select,
@@ -58,7 +59,11 @@ def test_unregistered_types_get_common_params_only_where_the_element_exists():
 def test_params_with_identical_extraction_share_an_index_family():
     condition = params_for("Condition")
     assert condition["status"].family == condition["clinical-status"].family == "clinical-status"
-    assert condition["patient"].family != condition["subject"].family  # different target filter
+    # a typed reference reads the untyped family over the same paths (the items carry the types)
+    assert condition["patient"].family == condition["subject"].family == "subject"
+    assert [(p.name, [t.name for t in typed]) for p, typed in family_params("Condition") if typed] == [("subject", ["patient"])]
+    claim = params_for("Claim")  # practitioner reads provider *and* careTeam.provider: its own family
+    assert claim["practitioner"].family == "practitioner" and claim["provider"].family == "provider"
     assert params_for("Claim")["date"].family == "date" and params_for("Claim")["created"].family == "date"
 
 

@@ -17,7 +17,6 @@ later write to its id re-creates it (see ``fhir_platform.storage.resources``).
 
 from __future__ import annotations
 
-import copy
 import uuid
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -380,11 +379,9 @@ class ResourceService:
             return None
         now = self.clock()
         version = (previous.version if previous else 0) + 1
-        stored = copy.deepcopy(data)
-        meta = dict(stored.get("meta") or {})
-        meta["versionId"] = str(version)
-        meta["lastUpdated"] = now
-        stored["meta"] = meta
+        # a new top level and meta; nested values are shared with ``data`` (neither is mutated later:
+        # the write path only reads resources, and the caller hands ``data`` over)
+        stored = {**data, "meta": {**(data.get("meta") or {}), "versionId": str(version), "lastUpdated": now}}
         link = (resolver or self.resolver).resolve(ws, rt, rid, stored)
         created_at = previous.created_at if previous and not revives else now
         new_index = self.indexer(

@@ -11,7 +11,9 @@ starts after a write returned sees it). Two layouts:
 
 One Query (``PK = ...``) per shard finds every resource with the value. Token systems (``sys``) and
 reference types (``rt``) are attributes, checked on the index item, so ``system|code``, ``|code``,
-``code``, ``Type/id`` and bare ``id`` all use the one item. Families whose values are few and shared
+``code``, ``Type/id`` and bare ``id`` all use the one item; for the same reason a typed reference
+parameter over an untyped one's paths (``patient`` and ``subject``) reads the untyped family's items
+(checking ``rt`` against its target types) instead of having its own. Families whose values are few and shared
 (status, gender, code, category: ``HOT`` = 8 shards; practitioner/location/organization: 4) put
 ``crc32(id) % shards`` in the key, so one hot value is spread over that many partitions (write
 sharding); readers query all shards in parallel and merge by SK.
@@ -53,8 +55,8 @@ token/ref/phone     exact (layout above)           ``code=…``, ``patient=…``
 
 Every family item of a resource written from a data source carries ``src`` (its
 ``data_source_id``), so ``data_source_id`` combined with any other filter is checked on the index
-item (``Plan.accepts``), never by reading events. ``q`` items carry ``w`` (the resource's words) so
-a several-word ``q`` is decided on the index item too.
+item (``Plan.accepts``), never by reading events. ``q`` items carry ``w`` (the resource's words, one
+space-separated string) so a several-word ``q`` is decided on the index item too.
 
 Per-patient partition ``WS#{ws}#IX#@patient#{patient id}``: the touch item (``SK=LAST_EVENT``:
 ``last_event_at``, ``event_count``) and the patient view's *facts* — one item per active Condition,
@@ -99,6 +101,7 @@ from fhir_platform.search.parameters import (
     SearchParam,
     compartment_patient_ids,
     extract,
+    family_params,
     params_for,
     select,
 )
@@ -142,7 +145,10 @@ __all__ = [
 #    facts; the touch item keeps per-domain timeline counts (``tl``)
 # 5: FHIR ``_sort`` items: ``sort._id`` for every resource, ``sort.{field}`` / ``sort.{field}.none`` per
 #    sort field of the type (:mod:`fhir_platform.search.sorting`)
-INDEX_VERSION = 5
+# 6: a typed reference parameter (``patient``, ``practitioner``, ...) over the same paths as an untyped
+#    one (``subject``, ``performer``, ...) has no items of its own: it reads the untyped family's items
+#    and checks their types (``rt``); a ``q`` item's words ``w`` are one space-separated string
+INDEX_VERSION = 6
 MAX_INDEX_ITEMS = 40
 MAX_VALUES_PER_FAMILY = 12
 MAX_STRING_KEY = 64
@@ -231,7 +237,9 @@ _KIND_PRIORITY = {
 }
 
 
-def _family_items(ws: str, rtype: str, rid: str, param: SearchParam, data: dict, extra: dict) -> list[dict]:
+def _family_items(
+    ws: str, rtype: str, rid: str, param: SearchParam, data: dict, extra: dict, typed: tuple[SearchParam, ...] = ()
+) -> list[dict]:
     fam, n = param.family, param.shard_count
     shard = shard_of(rid, n)
     values = extract(param, data)
@@ -247,8 +255,12 @@ def _family_items(ws: str, rtype: str, rid: str, param: SearchParam, data: dict,
         types: dict[str, set[str]] = {}
         for rt, ref_id in values:
             types.setdefault(ref_id, set()).add(rt)
-        for key, rts in list(types.items())[:MAX_VALUES_PER_FAMILY]:
-            items.append({"PK": exact_pk(ws, rtype, fam, shard, key), "SK": rid, "k": key, "rt": sorted(rts)})
+        indexed = list(types)[:MAX_VALUES_PER_FAMILY]
+        for t in typed:  # the ids a typed parameter reading these items would have indexed itself
+            ids = dict.fromkeys(ref_id for rt, ref_id in values if not rt or rt in t.targets)
+            indexed += [ref_id for ref_id in list(ids)[:MAX_VALUES_PER_FAMILY] if ref_id not in indexed]
+        for key in indexed:
+            items.append({"PK": exact_pk(ws, rtype, fam, shard, key), "SK": rid, "k": key, "rt": sorted(types[key])})
     elif param.kind is Kind.PHONE:
         for digits in values[:MAX_VALUES_PER_FAMILY]:
             items.append({"PK": exact_pk(ws, rtype, fam, shard, digits), "SK": rid, "k": digits})
@@ -258,8 +270,9 @@ def _family_items(ws: str, rtype: str, rid: str, param: SearchParam, data: dict,
             items.append({"PK": ordered_pk(ws, rtype, fam, shard), "SK": f"{key}#{rid}"})
     elif param.kind is Kind.TEXT:
         ws_ = list(dict.fromkeys(w[:MAX_STRING_KEY] for s in values for w in words(s)))[:MAX_VALUES_PER_FAMILY]
+        joined = " ".join(ws_)  # one string attribute, not a list: words never contain spaces
         for w in ws_:
-            items.append({"PK": ordered_pk(ws, rtype, fam, shard), "SK": f"{w}#{rid}", "w": ws_})
+            items.append({"PK": ordered_pk(ws, rtype, fam, shard), "SK": f"{w}#{rid}", "w": joined})
     elif param.kind is Kind.DATE:
         # one item per key: values sharing a start (e.g. an Observation's effective second and its
         # issued millisecond) keep the widest end, and long ranges sharing an end the earliest start
@@ -480,13 +493,11 @@ def index_items(
     core += vital_items(ws, rtype, rid, data, last_updated=last_updated)
 
     ranked: list[tuple[int, dict]] = []
-    seen_families: set[str] = set()
-    for param in params_for(rtype).values():
-        if param.kind is Kind.ID or param.family == LAST_UPDATED or param.family in seen_families:
+    for param, typed in family_params(rtype):
+        if param.kind is Kind.ID or param.family == LAST_UPDATED:
             continue
-        seen_families.add(param.family)
         extra = patient_extra if rtype == "Patient" and param.family in ("q", "mrn", "phone", "identifier") else src
-        ranked += [(_KIND_PRIORITY[param.kind], it) for it in _family_items(ws, rtype, rid, param, data, extra)]
+        ranked += [(_KIND_PRIORITY[param.kind], it) for it in _family_items(ws, rtype, rid, param, data, extra, typed)]
     ranked = [(_P_EXACT, it) for it in _composite_items(ws, rtype, rid, data, src)] + ranked
     ranked.sort(key=lambda pair: pair[0])  # stable: keeps registry order within a priority
     room = max(0, MAX_INDEX_ITEMS - len(core))
@@ -688,11 +699,14 @@ class Plan:
             )
         kind = c.param.kind
         if kind is Kind.TEXT:
-            return "w" not in item or text_matches(self.words, set(item["w"]))
+            return "w" not in item or text_matches(self.words, item_words(item))
         if kind is Kind.TOKEN:
             return any(v.code == item.get("k") and (v.system is None or v.system in item["sys"]) for v in c.values)
         if kind is Kind.REFERENCE:
-            return any(ref_matches(v, rt, item.get("k")) for v in c.values for rt in item.get("rt", []))
+            # a typed parameter (``patient``) may read an untyped family's items: only its types count
+            targets = c.param.targets
+            rts = [rt for rt in item.get("rt", []) if not targets or not rt or rt in targets]
+            return any(ref_matches(v, rt, item.get("k")) for v in c.values for rt in rts)
         if kind is Kind.DATE:
             lo, hi = item["lo"], item["hi"]
             in_hi_family = item["SK"].startswith(hi + "#")
@@ -902,4 +916,10 @@ def patient_item_accepts(plan_: PatientPlan, item: dict) -> bool:
     prefixes one of the name's words."""
     if plan_.source is not None and item.get("src") != plan_.source:
         return False
-    return "w" not in item or text_matches(plan_.q_words, set(item["w"]))
+    return "w" not in item or text_matches(plan_.q_words, item_words(item))
+
+
+def item_words(item: dict) -> set[str]:
+    """The resource words on a ``q`` item: one space-separated string (a list before index version 5)."""
+    w = item["w"]
+    return set(w.split(" ")) if isinstance(w, str) else set(w)

@@ -26,6 +26,8 @@ compare equal exactly when FHIR search semantics say they should:
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import re
 import unicodedata
 from datetime import UTC, datetime, timedelta, timezone
@@ -189,6 +191,7 @@ def _add_months(dt: datetime, months: int) -> datetime:
     return dt.replace(year=dt.year + y, month=m + 1)
 
 
+@lru_cache(maxsize=8192)  # pure; the write path meets the same instants over and over (an encounter's observations)
 def date_range(value: str) -> DateRange:
     """The half-open UTC range ``(low, high)`` a FHIR date/dateTime/instant denotes.
 

@@ -49,6 +49,7 @@ __all__ = [
     "SearchParam",
     "compartment_patient_ids",
     "extract",
+    "family_params",
     "params_for",
     "parse_reference",
 ]
@@ -657,11 +658,36 @@ def params_for(resource_type: str) -> dict[str, SearchParam]:
     params += specific if specific is not None else _defaults(resource_type)
     out: dict[str, SearchParam] = {}
     families: dict[tuple, str] = {}
+    # a typed reference (``patient``: ``subject`` restricted to Patient) reads the items of the
+    # untyped parameter over the same paths when the type has one: its values are a subset, and the
+    # items carry each value's types (``rt``), checked by the plan
+    untyped = {p.paths: p for p in params if p.kind is Kind.REFERENCE and not p.targets}
     for p in params:
+        owner = untyped.get(p.paths) if p.kind is Kind.REFERENCE and p.targets else None
+        if owner is not None and owner.shards == p.shards:
+            p = replace(p, family=families.setdefault((p.kind, p.paths, ()), owner.name))
+            out[p.name] = p
+            continue
         sig = (p.kind, p.paths, p.targets)
         fam = families.setdefault(sig, p.name)
         out[p.name] = replace(p, family=fam, shards=out[fam].shards if fam in out else p.shards)
     return out
+
+
+@cache
+def family_params(resource_type: str) -> tuple[tuple[SearchParam, tuple[SearchParam, ...]], ...]:
+    """Each index family of a type once, in registry order: ``(param, typed)`` where ``param``
+    extracts the family's values and ``typed`` are the typed reference parameters reading the same
+    items (see :func:`params_for`)."""
+    params = params_for(resource_type)
+    owners: dict[str, SearchParam] = {}
+    typed: dict[str, list[SearchParam]] = {}
+    for p in params.values():
+        if p.kind is Kind.REFERENCE and p.targets and p.family != p.name and not params[p.family].targets:
+            typed.setdefault(p.family, []).append(p)
+        elif p.family not in owners:
+            owners[p.family] = params[p.family]
+    return tuple((owner, tuple(typed.get(fam, ()))) for fam, owner in owners.items())
 
 
 def compartment_patient_ids(resource_type: str, resource: dict) -> list[str]:

@@ -33,7 +33,7 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from fhir_platform import aws, config
-from fhir_platform.storage import keys
+from fhir_platform.storage import keys, wire
 from fhir_platform.storage.base import Repository, cancellation_codes, error_code, plain
 from fhir_platform.world.entities import EntityLink
 
@@ -150,9 +150,30 @@ class ResourceChange:
 
 
 class ResourceStore(Repository):
-    def __init__(self, table: Any | None = None, s3: Any | None = None) -> None:
+    def __init__(self, table: Any | None = None, s3: Any | None = None, writer: Any | None = None) -> None:
         super().__init__(table)
         self._s3 = s3
+        self._writer = writer
+        self._table_name: str | None = None
+
+    @property
+    def writer(self) -> Any:
+        """The low-level client transactions go through (:func:`fhir_platform.aws.dynamodb_writer`;
+        requests built by :mod:`fhir_platform.storage.wire`). For an injected table, a writer to the
+        same endpoint and region."""
+        if self._writer is None:
+            if self._table is None:
+                self._writer = aws.dynamodb_writer()
+            else:
+                meta = self._table.meta.client.meta
+                self._writer = aws.dynamodb_writer(meta.region_name, meta.endpoint_url)
+        return self._writer
+
+    @property
+    def table_name(self) -> str:
+        if self._table_name is None:
+            self._table_name = self.table.name
+        return self._table_name
 
     @property
     def s3(self) -> Any:
@@ -213,17 +234,22 @@ class ResourceStore(Repository):
 
     # ---- writes ------------------------------------------------------------------------------
 
-    def commit(self, change: ResourceChange, touches: CompartmentTouches | None = None) -> None:
-        self._commit_group([change], touches)
+    def commit(self, change: ResourceChange, touches: CompartmentTouches | None = None, items: list[dict[str, Any]] | None = None) -> None:
+        """Commit one change (``items``: its :meth:`_items`, when the caller built them already)."""
+        self._commit_group([change], touches, [items if items is not None else self._items(change)])
 
-    def _commit_group(self, changes: list[ResourceChange], touches: CompartmentTouches | None) -> None:
+    def _commit_group(
+        self, changes: list[ResourceChange], touches: CompartmentTouches | None, built: list[list[dict[str, Any]]] | None = None
+    ) -> None:
+        """One transaction: each change's operations (``built``, in the order of ``changes``, or
+        built here), the counter update, then the compartment touches."""
         items: list[dict[str, Any]] = []
-        for change in changes:
-            items += self._items(change)
+        for change_items in built if built is not None else [self._items(c) for c in changes]:
+            items += change_items
         items.append(self._counter_update(changes))
         touch_ops = touches.ops(changes) if touches else []
         first_touch = len(items)
-        items += [{kind: {"TableName": self.table.name, **body}} for op in touch_ops for kind, body in op.items()]
+        items += touch_ops
         label = f"{changes[0].resource_type}/{changes[0].resource_id}" if len(changes) == 1 else f"{len(changes)} resources"
         self._transact(items, label, first_touch)
         if touches:
@@ -246,44 +272,58 @@ class ResourceStore(Repository):
         returns the changes that lost (the caller re-reads and retries them)."""
         lost: list[ResourceChange] = []
         group: list[ResourceChange] = []
-        group_items: list[dict[str, Any]] = []
+        group_built: list[list[dict[str, Any]]] = []  # each change's operations, built once
+        group_size = 0
+        group_keys: set[tuple[str, str]] = set()  # (type, id) of the group's resources
+        group_op_keys: set[tuple[str, str]] = set()  # (PK, SK) of the group's entity operations
+        group_patients: set[str] = set()
 
         def flush() -> None:
+            nonlocal group_size
             if not group:
                 return
             try:
-                self._commit_group(list(group), touches)
+                self._commit_group(list(group), touches, list(group_built))
             except VersionConflict:
-                for change in group:
+                for change, items in zip(group, group_built):
                     try:
-                        self.commit(change, touches)
+                        self.commit(change, touches, items)
                     except VersionConflict:
                         lost.append(change)
             group.clear()
-            group_items.clear()
+            group_built.clear()
+            group_keys.clear()
+            group_op_keys.clear()
+            group_patients.clear()
+            group_size = 0
 
-        group_keys: set[tuple[str, str]] = set()
         for change in changes:
             items = self._items(change)
-            same_resource = any(c.resource_type == change.resource_type and c.resource_id == change.resource_id for c in group)
+            key = (change.resource_type, change.resource_id)
             # a transaction may not touch one item twice (two records joining one entity, two
             # review candidates moving the candidate counter): such a change starts a new group
             extra_keys = {_op_key(op) for op in change.extra_ops}
-            same_resource = same_resource or bool(extra_keys & group_keys)
             # room for the counter update and up to 5 touch operations per patient of the group
-            patients = {p for c in group for p in c.touches} | set(change.touches)
-            if same_resource or len(group_items) + len(items) + 1 + 5 * len(patients) > MAX_TRANSACTION_ITEMS:
+            patients = group_patients | set(change.touches)
+            if key in group_keys or extra_keys & group_op_keys or group_size + len(items) + 1 + 5 * len(patients) > MAX_TRANSACTION_ITEMS:
                 flush()
-                group_keys.clear()
+                patients = set(change.touches)
             group.append(change)
-            group_items.extend(items)
-            group_keys |= extra_keys
+            group_built.append(items)
+            group_keys.add(key)
+            group_op_keys.update(extra_keys)
+            group_patients.update(patients)
+            group_size += len(items)
         flush()
         return lost
 
     def _transact(self, items: list[dict[str, Any]], label: str, first_touch: int | None = None) -> None:
+        """Send plain ``{kind: body}`` operations as one TransactWriteItems (serialised by
+        :func:`~fhir_platform.storage.wire.transact_op`, ``TableName`` added where missing)."""
+        table = self.table_name
+        request = [wire.transact_op(op, table) for op in items]
         try:
-            self.table.meta.client.transact_write_items(TransactItems=items)
+            self.writer.transact_write_items(TransactItems=request)
         except ClientError as exc:
             codes = cancellation_codes(exc) if error_code(exc) == "TransactionCanceledException" else []
             failed = [i for i, code in enumerate(codes) if code == "ConditionalCheckFailed"]
@@ -296,7 +336,8 @@ class ResourceStore(Repository):
             raise
 
     def _items(self, change: ResourceChange) -> list[dict[str, Any]]:
-        """The transaction items of one change, without the counter update."""
+        """The transaction operations of one change, without the counter update: plain
+        ``{kind: body}`` dicts (``None`` attributes are not stored; :meth:`_transact` serialises)."""
         ws, rt, rid = change.workspace_id, change.resource_type, change.resource_id
         pk = keys.resource_pk(ws, rt, rid)
         body = self._body(ws, rt, rid, change.version, change.data)
@@ -310,7 +351,7 @@ class ResourceStore(Repository):
             "created_at": change.created_at,
             "last_updated": change.last_updated,
             "entity_id": change.link.entity_id,
-            "confidence": _dec(change.link.confidence),
+            "confidence": change.link.confidence,
             **({"data_source_id": change.data_source_id} if change.data_source_id else {}),
             **({"deleted": True} if change.deleted else {}),
             **body,
@@ -323,49 +364,44 @@ class ResourceStore(Repository):
             "resource_id": rid,
             "content_hash": change.content_hash,
             "entity_id": change.link.entity_id,
-            **{k: _dec(v) for k, v in change.event.items()},
+            **change.event,
             **body,
         }
-        table = self.table.name
         items: list[dict[str, Any]] = []
         if change.previous_version is None:
-            items.append({"Put": {"TableName": table, "Item": _item(current), "ConditionExpression": "attribute_not_exists(PK)"}})
+            items.append({"Put": {"Item": current, "ConditionExpression": "attribute_not_exists(PK)"}})
         else:
             items.append(
                 {
                     "Put": {
-                        "TableName": table,
-                        "Item": _item(current),
+                        "Item": current,
                         "ConditionExpression": "version = :prev",
                         "ExpressionAttributeValues": {":prev": change.previous_version},
                     }
                 }
             )
-        items.append({"Put": {"TableName": table, "Item": _item(event), "ConditionExpression": "attribute_not_exists(PK)"}})
+        items.append({"Put": {"Item": event, "ConditionExpression": "attribute_not_exists(PK)"}})
         # the event's entry in its type's history (FHIR ``GET {type}/_history``), append-only
         history = keys.type_history_key(ws, rt, rid, change.version, change.last_updated)
-        items.append({"Put": {"TableName": table, "Item": _item({**history, "id": rid, "v": change.version})}})
+        items.append({"Put": {"Item": {**history, "id": rid, "v": change.version}}})
         for key in change.index_delete:
-            items.append({"Delete": {"TableName": table, "Key": _item(key)}})
+            items.append({"Delete": {"Key": key}})
         for entry in change.index_put:
-            items.append({"Put": {"TableName": table, "Item": _item(entry)}})
+            items.append({"Put": {"Item": entry}})
         if change.new_entity and change.link.entity_id:
             items.append(
                 {
                     "Put": {
-                        "TableName": table,
-                        "Item": _item(
-                            {
-                                "PK": keys.entity_pk(ws, change.link.entity_id),
-                                "SK": keys.ENTITY_SK,
-                                "entity_id": change.link.entity_id,
-                                "entity_type": change.link.entity_type,
-                                "created_at": change.last_updated,
-                                "anchor": f"{rt}/{rid}",
-                                "evidence": list(change.link.evidence),
-                                "confidence": _dec(change.link.confidence),
-                            }
-                        ),
+                        "Item": {
+                            "PK": keys.entity_pk(ws, change.link.entity_id),
+                            "SK": keys.ENTITY_SK,
+                            "entity_id": change.link.entity_id,
+                            "entity_type": change.link.entity_type,
+                            "created_at": change.last_updated,
+                            "anchor": f"{rt}/{rid}",
+                            "evidence": list(change.link.evidence),
+                            "confidence": change.link.confidence,
+                        },
                         "ConditionExpression": "attribute_not_exists(PK)",
                     }
                 }
@@ -412,7 +448,6 @@ class ResourceStore(Repository):
         adds = ", ".join(f"#a{i} :a{i}" for i in range(len(totals)))
         return {
             "Update": {
-                "TableName": self.table.name,
                 "Key": {"PK": keys.stats_pk(changes[0].workspace_id), "SK": keys.stats_sk(random.randrange(keys.COUNTER_SHARDS))},
                 "UpdateExpression": f"ADD {adds} SET #lc = :now",
                 "ExpressionAttributeNames": names,
@@ -511,14 +546,3 @@ def _op_key(op: dict[str, Any]) -> tuple[str, str]:
     (body,) = op.values()
     key = body.get("Key") or body.get("Item")
     return key["PK"], key["SK"]
-
-
-def _dec(value: Any) -> Any:
-    from decimal import Decimal
-
-    return Decimal(str(value)) if isinstance(value, float) else value
-
-
-def _item(values: dict[str, Any]) -> dict[str, Any]:
-    """Item for ``table.meta.client`` (which serialises Python values); ``None`` attributes omitted."""
-    return {k: v for k, v in values.items() if v is not None}

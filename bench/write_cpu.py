@@ -1,0 +1,360 @@
+"""Write-path CPU benchmark: CPU time per resource of the real write path, without the AWS backend.
+
+DynamoDB is replaced by a fake behind botocore's ``before-send`` event (:class:`FakeDynamoDB`), so
+botocore still validates, serialises and signs every request exactly as it would for AWS; only the
+HTTP round trip and the server are gone. The fake answers what the import and API write paths send
+(writes succeed, reads return the ``CURRENT`` and touch items written before, nothing else); its own
+CPU (parsing request bodies) is measured and subtracted.
+
+Prints, in one run (CPU = ``time.process_time``):
+
+1. every Synthea fixture through ``ImportService.import_bundle`` (validation, reference rewriting,
+   ``ResourceService.write_many``): CPU per resource, resources/s per core, and the same for
+   ``json.loads`` of the files alone and ``fhir.resources`` validation of the same resources alone,
+   with the ratios; DynamoDB calls per resource. The call counts are asserted equal to a moto run of
+   the same import (``--skip-moto``: to :data:`MOTO_CALLS`, the moto run's recorded figures);
+2. one single-resource API write (``ResourceService.upsert`` of a new Patient, then of a new
+   Observation of one of those Patients): CPU per write, writes/s per core, calls per write, ratio to validation alone.
+
+    .venv/bin/python bench/write_cpu.py [--skip-moto] [--repeat 3] [--gc-freeze] [--profile out.txt]
+
+``--repeat`` runs the fake import that many times (fresh workspace each) and reports the best;
+``--gc-freeze`` adds one run after ``gc.freeze()`` (what freezing the init's objects would give);
+``--profile FILE`` writes a cProfile listing (cumulative and own time) of one fake import run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # bench is a script folder, run from anywhere
+
+from bench.aws_calls import counting  # noqa: E402
+
+FIXTURES = ROOT.parent / "shared" / "fixtures" / "synthea"
+# the moto run of section 1 (bench/imports.py counts the same), recorded 2026-11-30; used with --skip-moto.
+# Before index version 5 it was 481 + 3,985 (issue 14 quoted 3,555 transactions, before the timeline
+# and vitals items); fewer index items pack more resources per transaction.
+MOTO_CALLS = {"dynamodb:BatchGetItem": 481, "dynamodb:TransactWriteItems": 3879}
+
+
+# ---- the fake backend --------------------------------------------------------------------------
+
+
+class _Raw(io.BytesIO):
+    """The raw stream botocore reads a response body from."""
+
+    def stream(self, **_: Any) -> Any:
+        yield self.getvalue()
+
+
+class FakeDynamoDB:
+    """Answers DynamoDB requests in ``before-send`` (after botocore validated, serialised and
+    signed them), like one table that never refuses: ``TransactWriteItems`` / ``PutItem`` succeed
+    and keep their ``Put`` items of the kinds the write path reads back (``CURRENT``, touch items;
+    ``Delete``s remove; ``Update``s — counter shards — are not kept),
+    ``BatchGetItem`` / ``GetItem`` return the kept items (so a later batch finds the Patient and
+    touch items an earlier one wrote, and re-imported shared resources are skipped as in moto),
+    ``Query`` finds nothing. Conditions are not evaluated. Counts operations and its own CPU time
+    (parsing the request bodies), which the report subtracts from the path's."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+        # kept as JSON text: thousands of live dicts here would make every garbage collection of
+        # the measured process slower than it is in a Lambda environment
+        self.items: dict[tuple[str, str], str] = {}
+        self.cpu = 0.0
+
+    def __call__(self, request: Any, **_: Any) -> Any:
+        t0 = time.process_time()
+        try:
+            return self._answer(request)
+        finally:
+            self.cpu += time.process_time() - t0
+
+    def _answer(self, request: Any) -> Any:
+        from botocore.awsrequest import AWSResponse
+
+        target = request.headers["X-Amz-Target"]
+        operation = (target.decode() if isinstance(target, bytes) else target).rsplit(".", 1)[1]
+        self.calls[operation] += 1
+        params = json.loads(request.body)
+        body: dict[str, Any] = {}
+        if operation == "TransactWriteItems":
+            for op in params["TransactItems"]:
+                if "Put" in op:
+                    self._put(op["Put"]["Item"])
+                elif "Delete" in op:
+                    self.items.pop(self._key(op["Delete"]["Key"]), None)
+        elif operation == "PutItem":
+            self._put(params["Item"])
+        elif operation == "BatchGetItem":
+            body = {"Responses": {}, "UnprocessedKeys": {}}
+            for name, request_ in params["RequestItems"].items():
+                found = [self.items.get(self._key(k)) for k in request_["Keys"]]
+                body["Responses"][name] = [json.loads(i) for i in found if i is not None]
+        elif operation == "GetItem":
+            item = self.items.get(self._key(params["Key"]))
+            body = {"Item": json.loads(item)} if item is not None else {}
+        elif operation in ("Query", "Scan"):
+            body = {"Items": [], "Count": 0, "ScannedCount": 0}
+        elif operation not in ("UpdateItem", "DeleteItem"):
+            raise NotImplementedError(f"the fake DynamoDB does not answer {operation}")
+        data = json.dumps(body).encode()
+        headers = {"Content-Type": "application/x-amz-json-1.0", "Content-Length": str(len(data)), "x-amzn-RequestId": "fake"}
+        return AWSResponse(request.url, 200, headers, _Raw(data))
+
+    @staticmethod
+    def _key(key: dict[str, Any]) -> tuple[str, str]:
+        return key["PK"]["S"], key["SK"]["S"]
+
+    def _put(self, item: dict[str, Any]) -> None:
+        key = self._key(item)
+        if key[1] in self.KEPT:
+            self.items[key] = json.dumps(item)
+
+    KEPT = ("CURRENT", "LAST_EVENT")  # what the write paths read back (events and index items are not)
+
+
+def install_fake() -> FakeDynamoDB:
+    """Register the fake on every DynamoDB client created from now on (boto3 clients, and the
+    clients behind boto3 resources), and point the platform at a table name and region."""
+    from botocore.client import ClientCreator
+
+    os.environ.update(
+        AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", TABLE_NAME="bench-data",
+        IMPORTS_BUCKET="bench-imports", POWERTOOLS_TRACE_DISABLED="1", POWERTOOLS_LOG_LEVEL="ERROR", POWERTOOLS_METRICS_NAMESPACE="bench",
+    )
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    fake = FakeDynamoDB()
+    original = ClientCreator.create_client
+
+    def create_client(self: Any, service_name: str, *args: Any, **kwargs: Any) -> Any:
+        client = original(self, service_name, *args, **kwargs)
+        if service_name == "dynamodb":
+            client.meta.events.register_first("before-send.dynamodb", fake)
+        return client
+
+    ClientCreator.create_client = create_client  # type: ignore[method-assign]
+    from fhir_platform import aws
+
+    aws.reset()
+    return fake
+
+
+# ---- the workload ------------------------------------------------------------------------------
+
+
+def load_fixtures() -> list[tuple[str, bytes]]:
+    files = sorted(FIXTURES.rglob("*.json"))
+    if not files:
+        sys.exit(f"no Synthea fixtures under {FIXTURES}")
+    return [(str(p.relative_to(FIXTURES)), p.read_bytes()) for p in files]
+
+
+def import_all(texts: list[tuple[str, bytes]], ws: str, fake: FakeDynamoDB | None = None) -> tuple[int, float, Counter[str]]:
+    """Import every fixture, one bundle at a time as a request would (each parsed just before, off
+    the clock). Returns (resources, CPU s of the platform's code — the fake's own CPU subtracted —,
+    calls). Metrics lines are swallowed."""
+    from fhir_platform.imports import ImportOptions
+    from fhir_platform.imports.service import ImportService
+
+    service = ImportService()
+    options = ImportOptions(source_system="synthea")
+    total, cpu = 0, 0.0
+    fake_before = fake.cpu if fake else 0.0
+    with counting() as calls, contextlib.redirect_stdout(io.StringIO()):
+        for _, text in texts:
+            bundle = json.loads(text)
+            total += len(bundle["entry"])
+            t0 = time.process_time()
+            summary = service.import_bundle(ws, bundle, options)
+            cpu += time.process_time() - t0
+            assert not summary.get("errors"), summary.get("errors")
+            del bundle, summary
+    return total, cpu - ((fake.cpu - fake_before) if fake else 0.0), calls
+
+
+def json_loads_cpu(texts: list[tuple[str, bytes]]) -> float:
+    t0 = time.process_time()
+    for _, t in texts:
+        json.loads(t)
+    return time.process_time() - t0
+
+
+def validation_cpu(texts: list[tuple[str, bytes]]) -> tuple[int, float]:
+    from fhir_platform.fhir.validation import validate_resource
+
+    resources = [e["resource"] for _, t in texts for e in json.loads(t)["entry"]]
+    for r in resources[:200]:  # warm: model modules imported
+        validate_resource(r)
+    t0 = time.process_time()
+    for r in resources:
+        validate_resource(r)
+    return len(resources), time.process_time() - t0
+
+
+def dynamodb_calls(c: Counter[str]) -> dict[str, int]:
+    return {k: n for k, n in sorted(c.items()) if k.startswith("dynamodb:")}
+
+
+def moto_calls() -> dict[str, int]:
+    """The same import over moto in-process, in a child process (moto's gigabytes of items would
+    slow every garbage collection of this one): its DynamoDB call counts."""
+    child = subprocess.run([sys.executable, __file__, "--moto-only"], capture_output=True, text=True, check=True)
+    return json.loads(child.stdout.strip().splitlines()[-1])
+
+
+def _moto_only(texts: list[tuple[str, bytes]]) -> None:
+    from bench.local_aws import start_moto
+
+    mock = start_moto()
+    try:
+        _, _, calls = import_all(texts, "bench-synthea")
+    finally:
+        mock.stop()
+    print(json.dumps(dynamodb_calls(calls)))
+
+
+# ---- single-resource API writes ----------------------------------------------------------------
+
+
+def _patient(i: int) -> dict[str, Any]:
+    return {
+        "resourceType": "Patient",
+        "identifier": [{"system": "http://hospital.example/mrn", "value": f"MRN{i:08d}"}],
+        "name": [{"use": "official", "family": "Quigley", "given": ["Annabel", "Mae"]}],
+        "telecom": [{"system": "phone", "value": "555-588-7087", "use": "home"}],
+        "gender": "female",
+        "birthDate": "1971-03-04",
+        "address": [{"line": ["12 Oak St"], "city": "Boston", "state": "MA", "postalCode": "02118", "country": "US"}],
+    }
+
+
+def _observation(i: int) -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "status": "final",
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]}],
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"}], "text": "Heart rate"},
+        "subject": {"reference": f"Patient/p-{i}"},
+        "effectiveDateTime": "2024-05-01T10:00:00Z",
+        "issued": "2024-05-01T10:00:00.123Z",
+        "valueQuantity": {"value": 72, "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"},
+    }
+
+
+def api_writes(n: int, fake: FakeDynamoDB) -> list[tuple[str, float, float, dict[str, float]]]:
+    """(label, CPU s per write, CPU s per validation alone, calls per write) for one upsert."""
+    from fhir_platform.fhir.validation import validate_resource
+    from fhir_platform.resources.service import ResourceService, WriteContext
+
+    service = ResourceService()
+    out = []
+    ws = f"bench-api-{uuid.uuid4()}"  # the Observations are of the Patients written first
+    for label, make in (("Patient", _patient), ("Observation", _observation)):
+        with contextlib.redirect_stdout(io.StringIO()):
+            for i in range(20):  # warm
+                service.upsert(ws, label, f"warm-{i}", make(i), WriteContext())
+        bodies = [make(i) for i in range(n)]
+        fake_before = fake.cpu
+        with counting() as calls, contextlib.redirect_stdout(io.StringIO()):
+            t0 = time.process_time()
+            for i, body in enumerate(bodies):
+                service.upsert(ws, label, f"{label[0].lower()}-{i}", body, WriteContext())
+            cpu = time.process_time() - t0 - (fake.cpu - fake_before)
+        t0 = time.process_time()
+        for body in bodies:
+            validate_resource(body, expected_type=label)
+        vcpu = time.process_time() - t0
+        out.append((label, cpu / n, vcpu / n, {k: v / n for k, v in dynamodb_calls(calls).items()}))
+    return out
+
+
+# ---- report ------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--skip-moto", action="store_true", help="compare call counts with the recorded moto figures")
+    parser.add_argument("--repeat", type=int, default=3, help="fake import runs (best is reported)")
+    parser.add_argument("--writes", type=int, default=500, help="single-resource writes per type")
+    parser.add_argument("--profile", metavar="FILE", help="write a cProfile listing of one fake import")
+    parser.add_argument("--gc-freeze", action="store_true", help="one more fake import after gc.freeze()")
+    parser.add_argument("--moto-only", action="store_true", help=argparse.SUPPRESS)  # the child of moto_calls()
+    args = parser.parse_args()
+    texts = load_fixtures()
+    if args.moto_only:
+        return _moto_only(texts)
+
+    expected = MOTO_CALLS if args.skip_moto else moto_calls()
+    fake = install_fake()
+
+    runs = []
+    for _ in range(max(1, args.repeat)):
+        fake.items.clear()
+        fake_before = fake.cpu
+        total, cpu, calls = import_all(texts, f"bench-{uuid.uuid4()}", fake)
+        runs.append(cpu)
+        fake_cpu = fake.cpu - fake_before
+        got = dynamodb_calls(calls)
+    cpu = min(runs)
+    loads = json_loads_cpu(texts)
+    nvalid, vcpu = validation_cpu(texts)
+    assert nvalid == total
+
+    per = cpu / total
+    print(f"== 1. Synthea import over the fake DynamoDB: {len(texts)} files, {total} resources (best of {len(runs)}) ==")
+    print(f"  {'':<34}{'CPU µs/resource':>16}{'resources/s/core':>18}{'path ÷ this':>13}")
+    print(f"  {'write path (import_bundle)':<34}{per * 1e6:16.0f}{1 / per:18.0f}{'':>13}")
+    print(f"  {'fhir.resources validation alone':<34}{vcpu / total * 1e6:16.0f}{total / vcpu:18.0f}{per / (vcpu / total):12.1f}x")
+    print(f"  {'json.loads alone':<34}{loads / total * 1e6:16.0f}{total / loads:18.0f}{per / (loads / total):12.1f}x")
+    print(f"  speed ratio to validation: {(1 / per) / (total / vcpu):.2f} (issue 14 asks ≥ 0.25)   runs: {', '.join(f'{total / c:.0f}/s' for c in runs)}")
+    print(f"  DynamoDB calls: fake {got}, moto {expected}{'  (recorded)' if args.skip_moto else ''}")
+    print(f"  DynamoDB calls per resource: {sum(got.values()) / total:.4f}   (the fake's own CPU, subtracted above: {fake_cpu / total * 1e6:.0f} µs/resource)")
+    if args.gc_freeze:
+        # what gc.freeze() at the end of a function's init would give: full collections stop
+        # re-scanning the ~150k objects every process holds after its imports (not done in production yet)
+        gc.freeze()
+        fake.items.clear()
+        _, frozen, _ = import_all(texts, f"bench-{uuid.uuid4()}", fake)
+        gc.unfreeze()
+        print(f"  with gc.freeze() after init: {frozen / total * 1e6:.0f} µs/resource, {total / frozen:.0f} resources/s/core, ratio to validation {(total / frozen) / (total / vcpu):.2f}")
+
+    print(f"\n== 2. One single-resource API write (ResourceService.upsert, new id) over the fake DynamoDB, {args.writes} each ==")
+    print(f"  {'':<14}{'CPU µs/write':>14}{'writes/s/core':>15}{'validation µs':>15}{'path ÷ valid.':>15}  calls per write")
+    for label, per_write, per_valid, calls_per in api_writes(args.writes, fake):
+        print(f"  {label:<14}{per_write * 1e6:14.0f}{1 / per_write:15.0f}{per_valid * 1e6:15.0f}{per_write / per_valid:14.1f}x  {calls_per}")
+
+    if args.profile:
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+        import_all(texts, f"bench-{uuid.uuid4()}", fake)
+        profiler.disable()
+        with open(args.profile, "w") as fh:
+            stats = pstats.Stats(profiler, stream=fh)
+            stats.sort_stats("cumulative").print_stats(60)
+            stats.sort_stats("tottime").print_stats(60)
+        print(f"\nprofile written to {args.profile}")
+    del fake
+    assert got == expected, f"the fake run's calls {got} differ from the moto run's {expected}"
+
+
+if __name__ == "__main__":
+    main()

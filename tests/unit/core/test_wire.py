@@ -1,0 +1,109 @@
+"""storage/wire.py: the write path's own serialiser must send exactly what boto3's TypeSerializer
+would (the client it feeds has botocore's parameter validation off), and refuse what it refuses."""
+
+import json
+from decimal import Decimal
+
+import pytest
+from boto3.dynamodb.types import Binary, TypeSerializer
+
+from fhir_platform.storage import wire
+
+VALUES = [
+    "text", "", "ünïcode ✓", 0, 7, -12, 10**37, -(10**37) + 1, True, False, None,
+    Decimal("1.0"), Decimal("0.25"), Decimal("-3.5E+4"), Decimal("12345678901234567890123456789012345678"),
+    b"\x00\x01", Binary(b"xyz"),
+    [], ["a", 1, None, [True]], {}, {"a": {"b": ["c", Decimal("2")]}, "n": None},
+    {"x", "y"}, {1, 2, Decimal("3.5")}, {b"a", b"b"}, frozenset({"z"}),
+    ("tuple", 1),
+]
+
+
+def _sorted_sets(av):
+    if isinstance(av, dict):
+        return {k: (sorted(v) if k in ("SS", "NS", "BS") else _sorted_sets(v)) for k, v in av.items()}
+    if isinstance(av, list):
+        return [_sorted_sets(v) for v in av]
+    return av
+
+
+@pytest.mark.parametrize("value", VALUES, ids=repr)
+def test_attribute_values_are_what_boto3_sends(value):
+    expected = TypeSerializer().serialize(list(value) if isinstance(value, tuple) else value)
+    assert _sorted_sets(wire.attribute_value(value)) == _sorted_sets(expected)
+
+
+def test_floats_are_stored_as_the_write_path_always_stored_them():
+    # before this serialiser the write path turned floats into Decimal(str(x)) for TypeSerializer
+    for x in (1.0, 0.1, 0.95, 1e-7, 123456.789):
+        assert wire.attribute_value(x) == TypeSerializer().serialize(Decimal(str(x)))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [float("nan"), float("inf"), Decimal("NaN"), Decimal("Infinity"), 10**38, Decimal("1.23456789012345678901234567890123456789"),
+     set(), {"a", 1}, object(), {1: "x"}, complex(1, 2)],
+    ids=repr,
+)
+def test_what_dynamodb_cannot_store_is_refused_before_sending(value):
+    with pytest.raises(TypeError):
+        wire.attribute_value(value)
+
+
+def test_items_drop_none_attributes_and_operations_keep_their_members():
+    assert wire.item({"PK": "a", "SK": "b", "gone": None, "n": 1}) == {"PK": {"S": "a"}, "SK": {"S": "b"}, "n": {"N": "1"}}
+    op = {"Put": {"Item": {"PK": "a", "SK": "b"}, "ConditionExpression": "version = :prev", "ExpressionAttributeValues": {":prev": 3}}}
+    assert wire.transact_op(op, "t") == {
+        "Put": {
+            "TableName": "t",
+            "Item": {"PK": {"S": "a"}, "SK": {"S": "b"}},
+            "ConditionExpression": "version = :prev",
+            "ExpressionAttributeValues": {":prev": {"N": "3"}},
+        }
+    }
+    assert wire.transact_op({"Delete": {"Key": {"PK": "a", "SK": "b"}}}, "t") == {"Delete": {"TableName": "t", "Key": {"PK": {"S": "a"}, "SK": {"S": "b"}}}}
+    assert wire.transact_op({"Update": {"TableName": "other", "Key": {"PK": "a", "SK": "b"}, "UpdateExpression": "SET x = :x", "ExpressionAttributeValues": {":x": None}}}, "t")["Update"] == {
+        "TableName": "other", "Key": {"PK": {"S": "a"}, "SK": {"S": "b"}}, "UpdateExpression": "SET x = :x", "ExpressionAttributeValues": {":x": {"NULL": True}}
+    }
+    with pytest.raises(TypeError):
+        wire.transact_op({"Scan": {}}, "t")
+
+
+def _transaction() -> list[dict]:
+    ops = [
+        {"Update": {"Key": {"PK": "s", "SK": "1"}, "UpdateExpression": "ADD #a :a", "ExpressionAttributeNames": {"#a": "n"}, "ExpressionAttributeValues": {":a": 1}}},
+        {"Put": {"Item": {"PK": "a", "SK": "b", "data": '{"x": "ü\\"q"}', "w": ["1", Decimal("2.5"), None, {"m": True}]}, "ConditionExpression": "attribute_not_exists(PK)"}},
+        {"Delete": {"Key": {"PK": "c", "SK": "d"}}},
+    ]
+    return [wire.transact_op(op, "fhir-data") for op in ops]
+
+
+def _client():
+    """A client configured as aws.dynamodb_writer's (validation off), before its wrappers."""
+    import boto3
+    from botocore.config import Config
+
+    session = boto3.session.Session(aws_access_key_id="k", aws_secret_access_key="s", region_name="eu-west-1")
+    return session.client("dynamodb", config=Config(parameter_validation=False))
+
+
+def test_the_transaction_body_is_what_botocore_would_serialise():
+    client = _client()
+    operation = client.meta.service_model.operation_model("TransactWriteItems")
+    params = {"TransactItems": _transaction()}
+    ours = wire.WireRequests(client._serializer).serialize_to_request(params, operation)
+    theirs = client._serializer.serialize_to_request(params, operation)
+    assert json.loads(ours["body"]) == json.loads(theirs["body"])
+    assert {k: v for k, v in ours.items() if k != "body"} == {k: v for k, v in theirs.items() if k != "body"}
+    # bytes (base64 in the protocol) are left to botocore
+    with_bytes = {"TransactItems": [wire.transact_op({"Put": {"Item": {"PK": "a", "SK": "b", "bin": b"\x00"}}}, "t")]}
+    assert wire.WireRequests(client._serializer).serialize_to_request(with_bytes, operation) == client._serializer.serialize_to_request(with_bytes, operation)
+
+
+def test_the_endpoint_is_resolved_as_botocore_would_without_searching_every_operation():
+    client = _client()
+    operation = client.meta.service_model.operation_model("TransactWriteItems")
+    params = {"TransactItems": _transaction()}
+    ours = wire.WireEndpoints(client._ruleset_resolver).construct_endpoint(operation, params, {})
+    theirs = client._ruleset_resolver.construct_endpoint(operation_model=operation, call_args=params, request_context={})
+    assert ours == theirs and ours.url == "https://dynamodb.eu-west-1.amazonaws.com"
