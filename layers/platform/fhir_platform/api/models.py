@@ -294,13 +294,22 @@ class FhirStatusResponse(BaseModel):
     sync_healthy: bool | None = None
 
 
+class ErrorDetail(BaseModel):
+    """One thing wrong with a request: where (``loc``: ``body``/``query``/``path``/``header``, then
+    the field), what (``msg``) and its kind (``type``). Never the input itself."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
 class ErrorResponse(BaseModel):
     """Every 4xx body: what was wrong (``message``) and where (``detail[].loc``)."""
 
     statusCode: int
     error: str
     message: str
-    detail: list[dict[str, Any]] = Field(default_factory=list)
+    detail: list[ErrorDetail]
 
 
 # ---- imports --------------------------------------------------------------------------------

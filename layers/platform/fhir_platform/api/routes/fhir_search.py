@@ -19,6 +19,7 @@ from pydantic import StringConstraints
 
 from fhir_platform.api import deps
 from fhir_platform.api.models import FhirResourceResponse, FhirSearchResponse, PatientListItem, PatientSearchResponse
+from fhir_platform.api.openapi import responds
 from fhir_platform.api.resolver import json_response
 from fhir_platform.auth.permissions import READ
 from fhir_platform.resources.service import check_resource_type
@@ -43,7 +44,7 @@ def _next_url(path: str, pairs: list[tuple[str, str]], next_offset: int) -> str:
     return f"{path}?{urlencode(kept, safe=':,/|')}"
 
 
-@resource_search.get("/v1/<workspace_id>/fhir/resources/<resource_type>")
+@resource_search.get("/v1/<workspace_id>/fhir/resources/<resource_type>", responses=responds(200, FhirSearchResponse, errors=(400, 409)))
 def get_resources(
     workspace_id: UUID,
     resource_type: ResourceType,
@@ -84,7 +85,7 @@ def get_resources(
     )
 
 
-@patient_search.get("/v1/<workspace_id>/fhir/patients")
+@patient_search.get("/v1/<workspace_id>/fhir/patients", responses=responds(200, PatientSearchResponse, errors=(400, 409)))
 def get_patients(
     workspace_id: UUID,
     q: Annotated[str | None, Query(max_length=200, description="Search by name, MRN, phone, or entity ID")] = None,

@@ -15,13 +15,14 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from fhir_platform.api import deps
 from fhir_platform.api.models import SyncFailurePage
+from fhir_platform.api.openapi import responds
 from fhir_platform.api.resolver import json_response
 from fhir_platform.auth.permissions import READ
 
 sync_failures = APIGatewayHttpRouter()
 
 
-@sync_failures.get("/v1/<workspace_id>/fhir/sync-failures")
+@sync_failures.get("/v1/<workspace_id>/fhir/sync-failures", responses=responds(200, SyncFailurePage, errors=(409,)))
 def get_sync_failures(
     workspace_id: UUID,
     fhir_resource_type: Annotated[str | None, Query(pattern=r"^[A-Z][A-Za-z]{1,63}$")] = None,
