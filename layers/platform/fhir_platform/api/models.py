@@ -7,16 +7,20 @@ from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
 from pydantic import BaseModel as _PydanticBaseModel
-from pydantic import ConfigDict, Field, StringConstraints, field_validator
+from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 
 class BaseModel(_PydanticBaseModel):
     """pydantic's BaseModel with ``defer_build``: a model's validator and serializer are built on its
     first use, not at import. Each function imports this whole module but uses two or three of its
-    models, so building all of them in Lambda's init cost every cold start ~40-80 ms."""
+    models, so building all of them in Lambda's init cost every cold start ~40-80 ms.
 
-    model_config = ConfigDict(defer_build=True)
+    A response body is the whole model (``model_dump_json``: a field without a value is ``null``,
+    never left out), so its OpenAPI schema (pydantic's serialization mode) marks every field
+    required; a request body's (validation mode) keeps the defaults optional."""
+
+    model_config = ConfigDict(defer_build=True, json_schema_serialization_defaults_required=True)
 
 
 ConnectorType = Literal["epic", "cerner", "allscripts", "fhir_store", "athenahealth", "charmhealth", "eclinicalworks", "meditab"]
@@ -791,3 +795,14 @@ class PatientSummaryResponse(BaseModel):
     gender: str | None = None
     mrn: str | None = None
     clinical: dict[str, Any]
+    state: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Deprecated (contract): the patient's demographics as one object; use the typed fields.",
+        json_schema_extra={"deprecated": True},
+    )
+
+    @model_validator(mode="after")
+    def _state(self) -> PatientSummaryResponse:
+        if not self.state:
+            self.state = {k: getattr(self, k) for k in ("name", "birth_date", "gender", "phone", "email", "mrn") if getattr(self, k) is not None}
+        return self
