@@ -203,17 +203,20 @@ def _complete(path: str, method: str, operation: dict[str, Any]) -> None:
         codes.add(404)
     if has_body:
         codes |= {400, 413, 415}
+    if fhir:  # the facade's routes are FHIR interactions: an invalid type, id or search (400), a
+        # workspace without FHIR (409), a deleted resource (410), a stale If-Match (412)
+        codes |= {400, 409, 410} | ({412} if method == "put" else set())
     for code in sorted(codes):
         key = str(code)
-        if key == "422" or key not in responses:
-            responses[key] = {"description": HTTPStatus(code).phrase}
         if code in _GATEWAY_ONLY:
             body: dict[str, Any] = _ref("GatewayError")
-        elif code in _GATEWAY_OR_PLATFORM:
+        elif code in _GATEWAY_OR_PLATFORM:  # the gateway may answer these itself, whatever the route says
             body = {"anyOf": [_ref("ErrorResponse"), _ref("GatewayError")]}
+        elif key in responses and key != "422":  # the route's own (422 is Powertools' body, not ours)
+            continue
         else:
             body = _ref("ErrorResponse")
-        responses[key]["content"] = {JSON: {"schema": body}}
+        responses[key] = {"description": HTTPStatus(code).phrase, "content": {JSON: {"schema": body}}}
     for key, response in responses.items():
         if int(key) == 204:
             response.pop("content", None)  # no body

@@ -51,7 +51,7 @@ def _if_match(value: str | None) -> int | None:
     return int(match.group(1))
 
 
-@create_resource.post("/v1/<workspace_id>/fhir/resources/<resource_type>", responses=responds(201, FhirResourceResponse, errors=(409,)))
+@create_resource.post("/v1/<workspace_id>/fhir/resources/<resource_type>", responses=responds(201, FhirResourceResponse, errors=(400, 409)))
 def post_resource(workspace_id: UUID, resource_type: ResourceType, body: FhirWriteRequest):
     deps.authorize_fhir(create_resource, workspace_id, WRITE)
     ctx = WriteContext(source="api", data_source_id=str(body.data_source_id) if body.data_source_id else None)
@@ -59,13 +59,13 @@ def post_resource(workspace_id: UUID, resource_type: ResourceType, body: FhirWri
     return _response(201, outcome.resource)
 
 
-@read_resource.get("/v1/<workspace_id>/fhir/resources/<resource_type>/<resource_id>", responses=responds(200, FhirResourceResponse, errors=(409, 410)))
+@read_resource.get("/v1/<workspace_id>/fhir/resources/<resource_type>/<resource_id>", responses=responds(200, FhirResourceResponse, errors=(400, 409, 410)))
 def get_resource(workspace_id: UUID, resource_type: ResourceType, resource_id: ResourceId):
     deps.authorize_fhir(read_resource, workspace_id, READ)
     return _response(200, deps.resources().read(str(workspace_id), resource_type, resource_id))
 
 
-@update_resource.put("/v1/<workspace_id>/fhir/resources/<resource_type>/<resource_id>", responses=responds(200, FhirResourceResponse, errors=(409, 412), also={201: FhirResourceResponse}))
+@update_resource.put("/v1/<workspace_id>/fhir/resources/<resource_type>/<resource_id>", responses=responds(200, FhirResourceResponse, errors=(400, 409, 412), also={201: FhirResourceResponse}))
 def put_resource(
     workspace_id: UUID,
     resource_type: ResourceType,
@@ -80,7 +80,7 @@ def put_resource(
     return _response(201 if outcome.created else 200, outcome.resource)
 
 
-@resource_history.get("/v1/<workspace_id>/fhir/resources/<resource_type>/<resource_id>/history", responses=responds(200, FhirResourceHistoryResponse, errors=(409,)))
+@resource_history.get("/v1/<workspace_id>/fhir/resources/<resource_type>/<resource_id>/history", responses=responds(200, FhirResourceHistoryResponse, errors=(400, 409)))
 def get_history(
     workspace_id: UUID,
     resource_type: ResourceType,

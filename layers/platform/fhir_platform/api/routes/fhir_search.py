@@ -20,7 +20,7 @@ from pydantic import StringConstraints
 from fhir_platform.api import deps
 from fhir_platform.api.models import FhirResourceResponse, FhirSearchResponse, PatientListItem, PatientSearchResponse
 from fhir_platform.api.openapi import responds
-from fhir_platform.api.resolver import json_response
+from fhir_platform.api.resolver import json_response, open_query
 from fhir_platform.auth.permissions import READ
 from fhir_platform.resources.service import check_resource_type
 from fhir_platform.search.executor import search_resources
@@ -45,6 +45,7 @@ def _next_url(path: str, pairs: list[tuple[str, str]], next_offset: int) -> str:
 
 
 @resource_search.get("/v1/<workspace_id>/fhir/resources/<resource_type>", responses=responds(200, FhirSearchResponse, errors=(400, 409)))
+@open_query  # any FHIR search parameter of the type: parse_search_pairs checks them
 def get_resources(
     workspace_id: UUID,
     resource_type: ResourceType,
