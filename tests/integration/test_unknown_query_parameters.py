@@ -54,3 +54,24 @@ def test_declared_parameters_still_pass(gateway: Gateway) -> None:
     for url, query in ((f"/v1/{ws}/api-keys", {"limit": "5", "continuation_token": "0"}), (f"/v1/{ws}/data-sources", {"is_active": "true", "source_type": "ehr"}), ("/v1/workspaces", {"limit": "1"})):
         reply = gateway.call("GET", url, token=ADMIN_KEY, query=query)
         assert reply.status == 200, (url, reply.status, reply.body)
+
+
+def test_a_path_no_route_matches_is_a_404_in_the_platform_shape(gateway: Gateway) -> None:
+    """Also found by the fuzz run: API Gateway routes ``{resource_id}`` = ``a"b`` to the function,
+    whose router has no route for it (ids never hold ``"``). That was Powertools' own 404 body
+    (``{"statusCode", "message"}``: no ``error``, no ``detail``); and with the unknown-parameter
+    check above it briefly became a 422 naming declared parameters as unknown. It is a 404 in the
+    platform's error shape, whatever the query."""
+    from tests.integration.conftest import new_workspace
+
+    ws = new_workspace(gateway)["id"]
+    for path in (f"/v1/{ws}/fhir/resources/Patient/a\"b", f"/v1/{ws}/fhir/resources/Patient/a\"b/history"):
+        reply = gateway.call("GET", path, token=ADMIN_KEY, query={"limit": "1"})
+        assert reply.status == 404, (path, reply.body)
+        assert reply.body == {
+            "statusCode": 404, "error": "not_found", "message": "Not found: no resource has this path",
+            "detail": [{"loc": ["path"], "msg": "no such resource", "type": "not_found"}],
+        }
+    outcome = gateway.call("GET", f"/v1/{ws}/fhir/r4/Patient/a\"b", token=ADMIN_KEY)
+    assert outcome.status == 404 and outcome.body["resourceType"] == "OperationOutcome", outcome.body
+    assert outcome.body["issue"][0]["code"] == "not-found"
