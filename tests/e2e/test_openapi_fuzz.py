@@ -41,7 +41,7 @@ from schemathesis.core.parameters import ParameterLocation
 
 from tests.e2e.conftest import Client, make_workspace
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]  # the e2e worker's one local stack
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "12"))
 SAFE_CONNECTION = {"base_url": "http://127.0.0.1:9/fhir", "resource_types": ["Patient"]}  # port 9: nothing listens
