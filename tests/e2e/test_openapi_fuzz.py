@@ -139,6 +139,22 @@ def _credentials(case: Any, target: Target) -> dict[str, str]:
     return {"Authorization": f"Bearer {target.key}"}
 
 
+def test_swagger_ui_is_served_offline_with_the_document(fuzz_target: Target, served_document: dict[str, Any]) -> None:
+    """``GET /v1/docs`` (no key): Swagger UI with its script, style sheet and the document inlined:
+    nothing loaded from elsewhere (no CDN)."""
+    import re
+
+    page = requests.get(fuzz_target.base_url + "/v1/docs", timeout=30)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html"), page.status_code
+    html = page.text
+    assert "SwaggerUIBundle(swaggerUIOptions)" in html and "<style>" in html
+    assert not re.search(r"""(src|href)\s*=\s*['"]?(https?:)?//""", html), "the page must load nothing from elsewhere"
+    assert '"/v1/{workspace_id}/fhir/status"' in html and '"BearerAuth"' in html
+    as_json = requests.get(fuzz_target.base_url + "/v1/docs", params={"format": "json"}, timeout=30)
+    assert as_json.status_code == 200 and as_json.json() == served_document
+    assert requests.get(fuzz_target.base_url + "/v1/docs", params={"format": "yaml"}, timeout=30).status_code == 422
+
+
 @pytest.mark.parametrize("label", OPERATIONS)
 def test_every_operation_survives_what_it_describes(label: str, api_schema: Any, fuzz_target: Target) -> None:
     operation = api_schema.find_operation_by_label(label)

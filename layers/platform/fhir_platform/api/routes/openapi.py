@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import Annotated, Literal
 
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from fhir_platform.api.openapi import PUBLIC, document_json
@@ -45,5 +47,13 @@ def _swagger_page() -> str:
 
 
 @api_docs.get("/v1/docs", include_in_schema=False, security=PUBLIC)
-def get_api_docs():
+def get_api_docs(format: Annotated[Literal["json", "oauth2-redirect"] | None, Query()] = None):  # noqa: A002 - Swagger UI's name
+    """The page; ``?format=json`` is the document (the URL Swagger UI shows in its top bar), and
+    ``?format=oauth2-redirect`` the page Swagger UI's OAuth2 flow returns to."""
+    if format == "json":
+        return get_openapi_document()
+    if format == "oauth2-redirect":
+        from aws_lambda_powertools.event_handler.openapi.swagger_ui import generate_oauth2_redirect_html
+
+        return Response(status_code=200, content_type="text/html; charset=utf-8", body=generate_oauth2_redirect_html())
     return Response(status_code=200, content_type="text/html; charset=utf-8", body=_swagger_page(), headers=_CACHE)
