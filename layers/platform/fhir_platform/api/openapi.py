@@ -6,7 +6,7 @@ package, includes every router it finds in one resolver and asks Powertools for 
 document: parameters, bounds and request bodies come from the routes' signatures and pydantic
 models, success bodies from the models each route declares with :func:`responds`. So a route added
 later (a new module or a new router in an old one) is described without editing this file;
-``tests/integration/test_openapi_document.py`` checks that the document has exactly the routes
+``tests/template/test_openapi_document.py`` checks that the document has exactly the routes
 ``template.yaml`` serves, and that it equals the one built from each function's own app.
 
 What Powertools cannot see is added here, once, because the shared resolver and the gateway do it
@@ -110,7 +110,7 @@ _GATEWAY_ONLY = {429, 503}
 def responds(status: int, model: Any = None, *, errors: Iterable[int] = (), also: Mapping[int, Any] | None = None, description: str | None = None) -> dict[int, Any]:
     """A route's documented responses, for its decorator (``responses=``): the success ``status``
     with its body ``model`` (``None``: no body), the errors particular to the route in the
-    platform's error body (the ones every route shares are added by :func:`document`), and
+    platform's error body (the ones every route shares are added by :func:`build`), and
     ``also``: other statuses with their own body model."""
     from fhir_platform.api.models import ErrorResponse
 
