@@ -150,6 +150,10 @@ def build(routers_: Iterable[Any]) -> dict[str, Any]:
         security=[{SECURITY_SCHEME: []}],
     )
     doc = schema.model_dump(mode="json", by_alias=True, exclude_none=True)
+    for route in app._static_routes + app._dynamic_routes:  # group by the module that serves it
+        operation = doc["paths"].get(route.openapi_path, {}).get(route.method.lower())
+        if operation is not None:
+            operation["tags"] = [_tag(route.func.__module__)]
     components = doc.setdefault("components", {}).setdefault("schemas", {})
     components.update(_model_schemas(ErrorResponse))
     components["GatewayError"] = GATEWAY_ERROR
@@ -177,6 +181,15 @@ def document() -> dict[str, Any]:
 
 
 # ---- what every route shares -------------------------------------------------------------------
+
+
+_WORDS = {"fhir": "FHIR", "api": "API", "r4": "R4"}
+
+
+def _tag(module: str) -> str:
+    """``fhir_platform.api.routes.fhir_r4`` → ``FHIR R4`` (``data_sources`` → ``Data sources``)."""
+    words = [_WORDS.get(w, w) for w in module.rsplit(".", 1)[-1].split("_")]
+    return " ".join([words[0][:1].upper() + words[0][1:], *words[1:]])
 
 
 def _model_schemas(model: Any) -> dict[str, Any]:
