@@ -330,7 +330,7 @@ class FhirImportRequest(Strict):
     }
 
     bundle: dict[str, Any]
-    source: Annotated[str, StringConstraints(max_length=128)] = "fhir_import"
+    source: Annotated[str, StringConstraints(min_length=1, max_length=128)] = "fhir_import"
     source_system: Annotated[str, StringConstraints(max_length=128)] | None = None
     data_source_id: UUID | None = None
     dedup: bool = True

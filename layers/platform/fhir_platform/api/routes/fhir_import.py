@@ -56,7 +56,7 @@ def post_import(workspace_id: UUID, body: FhirImportRequest):
 @import_stream.post("/v1/<workspace_id>/fhir/import-stream", responses=responds(200, FhirImportResponse, errors=(409,)))
 def post_import_stream(
     workspace_id: UUID,
-    source: Annotated[str, Query(max_length=128)] = "fhir_import",
+    source: Annotated[str, Query(min_length=1, max_length=128)] = "fhir_import",
     source_system: Annotated[str | None, Query(max_length=128)] = None,
     data_source_id: Annotated[UUID | None, Query()] = None,
     dedup: Annotated[bool, Query()] = True,
