@@ -15,9 +15,9 @@ Generated UUIDs for ``workspace_id`` are swapped for the real workspace (else ne
 would be a 403 for a workspace the key does not belong to), and a data source id for the real data
 source half of the time. Any ``connection_config`` sent to the data-source routes is replaced by
 one pointing at a closed loopback port: a generated URL must never become a host the sync worker
-dials. The FHIR facade (``/fhir/r4``) is described in the document but fuzzed here only through its
-reads (its bodies are any FHIR resource: ``tests/integration/test_bad_input.py`` spoils them field
-by field).
+dials. The FHIR facade (``/fhir/r4``) is fuzzed too, its bodies as the document describes them (any
+object with a ``resourceType``: mostly refused as OperationOutcomes);
+``tests/integration/test_bad_input.py`` spoils a valid resource field by field.
 
 ``FUZZ_EXAMPLES`` (default 12) bounds the examples per operation; ``FUZZ_REPORT`` names a file to
 receive the per-operation counts (``bench/fuzz.py`` prints them).
@@ -90,16 +90,10 @@ def api_schema(served_document: dict[str, Any]) -> Any:
 
 def _operations() -> list[str]:
     """Every operation the document describes (built in-process here to name the tests; the run
-    fuzzes the document the stack serves, and checks it is this one), the facade's reads only."""
+    fuzzes the document the stack serves, and checks it is this one)."""
     from fhir_platform.api.openapi import document
 
-    labels = []
-    for path, item in document()["paths"].items():
-        for method in item:
-            if "/fhir/r4" in path and method in ("post", "put"):
-                continue
-            labels.append(f"{method.upper()} {path}")
-    return labels
+    return [f"{method.upper()} {path}" for path, item in document()["paths"].items() for method in item]
 
 
 OPERATIONS = _operations()
