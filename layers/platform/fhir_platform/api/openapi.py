@@ -28,9 +28,7 @@ The document is built on first use and kept for the life of the execution enviro
 
 from __future__ import annotations
 
-import importlib
 import json
-import pkgutil
 from collections.abc import Iterable, Mapping
 from functools import cache
 from http import HTTPStatus
@@ -124,6 +122,8 @@ def responds(status: int, model: Any = None, *, errors: Iterable[int] = (), also
 
 def routers() -> list[Any]:
     """Every router of :mod:`fhir_platform.api.routes`, in module and definition order."""
+    import importlib
+    import pkgutil  # here, not at import: every route module imports this one (responds), cold starts included
     from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
     from fhir_platform.api import routes
