@@ -13,7 +13,7 @@ sends them with a real workspace's admin key. Every response must:
 
 Generated UUIDs for ``workspace_id`` are swapped for the real workspace (else nearly every request
 would be a 403 for a workspace the key does not belong to), and a data source id for the real data
-source half of the time. Any ``connection_config`` sent to the data-source routes is replaced by
+source half of the time (never on DELETE: it must stay for the other operations). Any ``connection_config`` sent to the data-source routes is replaced by
 one pointing at a closed loopback port: a generated URL must never become a host the sync worker
 dials. The FHIR facade (``/fhir/r4``) is fuzzed too, its bodies as the document describes them (any
 object with a ``resourceType``: mostly refused as OperationOutcomes);
@@ -111,7 +111,8 @@ def _aim(case: Any, target: Target) -> None:
     params = case.path_parameters or {}
     if _is_uuid(params.get("workspace_id")):
         params["workspace_id"] = target.workspace_id
-    if _is_uuid(params.get("data_source_id")) and int(params["data_source_id"][-1], 16) % 2 == 0:
+    keep = case.method.upper() != "DELETE"  # the source stays for the other operations, whatever the order
+    if keep and _is_uuid(params.get("data_source_id")) and int(params["data_source_id"][-1], 16) % 2 == 0:
         params["data_source_id"] = target.data_source_id
     if "/data-sources" in case.path and isinstance(case.body, dict) and isinstance(case.body.get("connection_config"), dict):
         case.body["connection_config"] = dict(SAFE_CONNECTION)
