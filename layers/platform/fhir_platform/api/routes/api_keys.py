@@ -26,6 +26,7 @@ from fhir_platform.api.openapi import responds
 from fhir_platform.api.resolver import json_response
 from fhir_platform.auth.api_keys import permission_catalog
 from fhir_platform.auth.permissions import ADMIN
+from fhir_platform.paging import MAX_OFFSET
 
 create_api_key = APIGatewayHttpRouter()
 list_api_keys = APIGatewayHttpRouter()
@@ -51,7 +52,7 @@ def get_api_keys(
     workspace_id: UUID,
     mine_only: Annotated[bool, Query()] = False,
     limit: Annotated[int, Query(gt=0, le=100)] = 10,
-    continuation_token: Annotated[int, Query(ge=0)] = 0,
+    continuation_token: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ):
     caller = deps.authorize(list_api_keys, workspace_id, ADMIN)
     items, has_more = deps.api_keys().list(str(workspace_id), caller, mine_only=mine_only, limit=limit, offset=continuation_token)

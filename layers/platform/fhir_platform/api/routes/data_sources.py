@@ -31,6 +31,7 @@ from fhir_platform.api.models import (
 from fhir_platform.api.openapi import responds
 from fhir_platform.api.resolver import json_response
 from fhir_platform.auth.permissions import ADMIN, READ
+from fhir_platform.paging import MAX_OFFSET
 
 create_data_source = APIGatewayHttpRouter()
 list_data_sources = APIGatewayHttpRouter()
@@ -64,7 +65,7 @@ def get_data_sources(
     source_type: Annotated[list[SourceType] | None, Query(description="Filter by source type (repeatable)")] = None,
     search: Annotated[str | None, Query(max_length=256)] = None,
     limit: Annotated[int, Query(gt=0, le=100)] = 10,
-    continuation_token: Annotated[int, Query(ge=0)] = 0,
+    continuation_token: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ):
     deps.authorize(list_data_sources, workspace_id, READ)
     items, total, has_more = deps.data_sources().list(

@@ -22,6 +22,7 @@ from fhir_platform.api.openapi import responds
 from fhir_platform.api.resolver import json_response, raw_body
 from fhir_platform.auth.permissions import IMPORT, READ
 from fhir_platform.imports import STREAM_MAX_BODY_BYTES, SYNC_MAX_BODY_BYTES, ImportOptions, check_body_size
+from fhir_platform.paging import MAX_OFFSET
 
 import_bundle = APIGatewayHttpRouter()
 import_stream = APIGatewayHttpRouter()
@@ -82,7 +83,7 @@ def post_import_job(workspace_id: UUID, body: CreateImportJobRequest):
 def get_import_jobs(
     workspace_id: UUID,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ):
     deps.authorize_fhir(list_import_jobs, workspace_id, READ)
     jobs, has_more = deps.imports().list_jobs(str(workspace_id), limit, offset)

@@ -17,6 +17,7 @@ from fhir_platform.api.openapi import responds
 from fhir_platform.api.resolver import json_response
 from fhir_platform.auth.permissions import READ
 from fhir_platform.search.patient_record import check_domain, patient_summary, timeline_page
+from fhir_platform.paging import MAX_OFFSET
 
 patient_timeline = APIGatewayHttpRouter()
 patient_summary_router = APIGatewayHttpRouter()
@@ -30,7 +31,7 @@ def get_patient_timeline(
     patient_id: PatientId,
     domain: Annotated[str | None, Query(max_length=64, description="Only events of this domain")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ):
     deps.authorize_fhir(patient_timeline, workspace_id, READ)
     deps.reject_unknown_params(patient_timeline, ("domain", "limit", "offset"))

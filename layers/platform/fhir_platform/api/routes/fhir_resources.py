@@ -17,6 +17,7 @@ from fhir_platform.auth.permissions import READ, WRITE
 from fhir_platform.errors import InvalidInput
 from fhir_platform.resources.service import WriteContext, check_resource_type
 from fhir_platform.storage.resources import StoredResource
+from fhir_platform.paging import MAX_OFFSET
 
 create_resource = APIGatewayHttpRouter()
 read_resource = APIGatewayHttpRouter()
@@ -86,7 +87,7 @@ def get_history(
     resource_type: ResourceType,
     resource_id: ResourceId,
     limit: Annotated[int, Query(ge=1, le=50)] = 10,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ):
     deps.authorize_fhir(resource_history, workspace_id, READ)
     page = deps.resources().history(str(workspace_id), resource_type, resource_id, limit, offset)

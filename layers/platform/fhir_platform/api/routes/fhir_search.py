@@ -26,6 +26,7 @@ from fhir_platform.resources.service import check_resource_type
 from fhir_platform.search.executor import search_resources
 from fhir_platform.search.listing import patient_list_page
 from fhir_platform.search.query import parse_patient_search, parse_search_pairs
+from fhir_platform.paging import MAX_OFFSET
 
 resource_search = APIGatewayHttpRouter()
 patient_search = APIGatewayHttpRouter()
@@ -50,7 +51,7 @@ def get_resources(
     workspace_id: UUID,
     resource_type: ResourceType,
     _count: Annotated[int, Query(ge=1, le=100)] = 20,
-    _offset: Annotated[int, Query(ge=0)] = 0,
+    _offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     name: Annotated[_S200 | list[_S200] | None, Query()] = None,
     identifier: Annotated[_S200 | list[_S200] | None, Query()] = None,
     birthdate: Annotated[_S32 | list[_S32] | None, Query()] = None,
@@ -96,7 +97,7 @@ def get_patients(
         str | None, Query(max_length=64, description="Sort field with +/- prefix (e.g. -last_event_at)")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ):
     deps.authorize_fhir(patient_search, workspace_id, READ)
     with deps.search_errors():

@@ -26,6 +26,7 @@ from fhir_platform.auth.permissions import READ
 from fhir_platform.search.listing import ViewPage, patient_view_page, resource_view_page
 from fhir_platform.search.query import parse_patient_search
 from fhir_platform.search.slots import parse_slot_filters
+from fhir_platform.paging import MAX_OFFSET
 
 patients_view = APIGatewayHttpRouter()
 practitioners_view = APIGatewayHttpRouter()
@@ -37,7 +38,7 @@ organizations_view = APIGatewayHttpRouter()
 SearchText = Annotated[str | None, Query(max_length=200, description="Search by name")]
 DataSourceId = Annotated[UUID | None, Query(description="Scope to data source")]
 Limit = Annotated[int, Query(ge=1, le=100)]
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 _COMMON = ("q", "data_source_id", "limit", "offset")
 _SLOT_FILTERS = ("status", "date", "days", "provider", "specialty", "service_type", "facility_id")
 

@@ -15,6 +15,7 @@ from fhir_platform.api.resolver import json_response
 from fhir_platform.auth.permissions import ADMIN, READ
 from fhir_platform.errors import Unprocessable
 from fhir_platform.workspaces.service import is_fhir_configured
+from fhir_platform.paging import MAX_OFFSET
 
 create_workspace = APIGatewayHttpRouter()
 list_workspaces = APIGatewayHttpRouter()
@@ -36,7 +37,7 @@ def post_workspace(body: CreateWorkspaceRequest):
 @list_workspaces.get("/v1/workspaces", responses=responds(200, WorkspacePage))
 def get_workspaces(
     limit: Annotated[int, Query(gt=0, le=100)] = 10,
-    continuation_token: Annotated[int, Query(ge=0)] = 0,
+    continuation_token: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ):
     deps.authorize(list_workspaces, None, None)
     items, has_more = deps.workspaces().list(limit, continuation_token)
