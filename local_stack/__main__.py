@@ -109,6 +109,7 @@ def banner(stack: LocalStack) -> str:
         "",
         "Local stack ready",
         f"  API:          {stack.base_url}",
+        f"  API docs:     {stack.base_url}/v1/docs   (Swagger UI; the document: {stack.base_url}/v1/openapi.json)",
         f"  AWS endpoint: {stack.endpoint_url}   (moto; AWS_ENDPOINT_URL for boto3 / aws cli)",
     ]
     if stack.admin_key_generated:

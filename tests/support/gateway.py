@@ -87,7 +87,7 @@ class Gateway:
         event["body"] = raw_body if raw_body is not None else (json.dumps(body) if body is not None else None)
         if isinstance(raw_body, bytes):  # as API Gateway delivers a body that is not UTF-8 text
             event["body"], event["isBase64Encoded"] = base64.b64encode(raw_body).decode(), True
-        if template != "/health":
+        if not _module(directory).handler.public:  # Auth: Authorizer: NONE (health, the OpenAPI document) skips the authorizer
             if token is None:  # the identity source is missing: API Gateway answers without the authorizer
                 return Reply(401, {"message": "Unauthorized"}, {})
             decision = self.authorize(token)
@@ -96,4 +96,6 @@ class Gateway:
             event["requestContext"]["authorizer"] = {"lambda": decision["context"]}
         result = _module(directory).handler(event, LambdaContext())
         text = result.get("body") or ""
-        return Reply(result["statusCode"], json.loads(text) if text else None, result.get("headers") or {})
+        headers = result.get("headers") or {}
+        media = next((v for k, v in headers.items() if k.lower() == "content-type"), "application/json")
+        return Reply(result["statusCode"], (json.loads(text) if "json" in media else text) if text else None, headers)

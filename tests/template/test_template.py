@@ -80,7 +80,8 @@ def test_http_api_authorizer_and_public_health() -> None:
         for event in res["Properties"].get("Events", {}).values():
             if event["Type"] == "HttpApi":
                 unauthenticated = event["Properties"].get("Auth", {}).get("Authorizer") == "NONE"
-                assert unauthenticated == (event["Properties"]["Path"] == "/health")
+                # liveness, and the API's description (the OpenAPI document and its Swagger UI): no data
+                assert unauthenticated == (event["Properties"]["Path"] in ("/health", "/v1/openapi.json", "/v1/docs"))
 
 
 def test_only_routes_without_authorizer_serve_unauthenticated_callers(handler_env: None) -> None:

@@ -128,6 +128,7 @@ def build_fhir_app(*routers: APIGatewayHttpRouter) -> APIGatewayHttpResolver:
     app.exception_handler(errors.DomainError)(resolver._domain_error)
     app.exception_handler(resolver.RequestValidationError)(resolver._validation_error)
     app.exception_handler(resolver.RequestUnsupportedContentType)(resolver._unsupported_content_type)
+    app.exception_handler(resolver.NotFoundError)(resolver._not_found)
     return app
 
 

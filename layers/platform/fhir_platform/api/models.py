@@ -7,16 +7,20 @@ from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
 from pydantic import BaseModel as _PydanticBaseModel
-from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, StringConstraints, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 
 class BaseModel(_PydanticBaseModel):
     """pydantic's BaseModel with ``defer_build``: a model's validator and serializer are built on its
     first use, not at import. Each function imports this whole module but uses two or three of its
-    models, so building all of them in Lambda's init cost every cold start ~40-80 ms."""
+    models, so building all of them in Lambda's init cost every cold start ~40-80 ms.
 
-    model_config = ConfigDict(defer_build=True)
+    A response body is the whole model (``model_dump_json``: a field without a value is ``null``,
+    never left out), so its OpenAPI schema (pydantic's serialization mode) marks every field
+    required; a request body's (validation mode) keeps the defaults optional."""
+
+    model_config = ConfigDict(defer_build=True, json_schema_serialization_defaults_required=True)
 
 
 ConnectorType = Literal["epic", "cerner", "allscripts", "fhir_store", "athenahealth", "charmhealth", "eclinicalworks", "meditab"]
@@ -313,13 +317,22 @@ class FhirStatusResponse(BaseModel):
     sync_healthy: bool | None = None
 
 
+class ErrorDetail(BaseModel):
+    """One thing wrong with a request: where (``loc``: ``body``/``query``/``path``/``header``, then
+    the field), what (``msg``) and its kind (``type``). Never the input itself."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
 class ErrorResponse(BaseModel):
     """Every 4xx body: what was wrong (``message``) and where (``detail[].loc``)."""
 
     statusCode: int
     error: str
     message: str
-    detail: list[dict[str, Any]] = Field(default_factory=list)
+    detail: list[ErrorDetail]
 
 
 # ---- imports --------------------------------------------------------------------------------
@@ -336,7 +349,7 @@ class FhirImportRequest(Strict):
     }
 
     bundle: dict[str, Any]
-    source: Annotated[str, StringConstraints(max_length=128)] = "fhir_import"
+    source: Annotated[str, StringConstraints(min_length=1, max_length=128)] = "fhir_import"
     source_system: Annotated[str, StringConstraints(max_length=128)] | None = None
     data_source_id: UUID | None = None
     dedup: bool = True
@@ -624,6 +637,40 @@ SyncStrategy = Literal["manual", "scheduled", "webhook", "continuous"]
 EntityType = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
+_MAX_DEPTH, _MAX_BYTES = 16, 65536
+
+
+def _storable(value: dict[str, Any]) -> dict[str, Any]:
+    """A free-form object the platform stores as it is (a data source's ``connection_config`` and
+    ``field_mappings``): at most 16 levels deep and 64 KiB as JSON, every number one DynamoDB can
+    hold (at most 38 significant digits, magnitude 1e-130 to 9.99e125). Anything else is a 422
+    here, not a failed write (a 500) later."""
+    import json
+    from decimal import Decimal
+
+    def check(item: Any, depth: int) -> None:  # the message names no key: never echo the input
+        if depth > _MAX_DEPTH and isinstance(item, (dict, list)):
+            raise PydanticCustomError("too_deep", "nested more than {max} levels deep", {"max": _MAX_DEPTH})
+        if isinstance(item, dict):
+            for inner in item.values():
+                check(inner, depth + 1)
+        elif isinstance(item, list):
+            for inner in item:
+                check(inner, depth + 1)
+        elif isinstance(item, (int, float)) and not isinstance(item, bool) and item != 0:
+            number = Decimal(repr(item)) if isinstance(item, float) else Decimal(item)  # exact: no context, no rounding
+            if len(number.as_tuple().digits) > 38 or not -130 <= number.adjusted() <= 125:  # as boto3 and DynamoDB count
+                raise PydanticCustomError("number_range", "holds a number out of the storable range (at most 38 digits, magnitude 1e-130 to 9.99e125)")
+
+    check(value, 1)
+    if len(json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass")) > _MAX_BYTES:
+        raise PydanticCustomError("too_large", "larger than {max} bytes as JSON", {"max": _MAX_BYTES})
+    return value
+
+
+StorableObject = Annotated[dict[str, Any], AfterValidator(_storable)]
+
+
 class CreateDataSourceRequest(Strict):
     example: ClassVar[dict[str, Any] | None] = {
         "name": "epic-prod",
@@ -640,9 +687,9 @@ class CreateDataSourceRequest(Strict):
     name: NameString
     display_name: NameString | None = None
     source_type: SourceType
-    connection_config: dict[str, Any] = Field(default_factory=dict)
+    connection_config: StorableObject = Field(default_factory=dict)
     entity_types: list[EntityType] = Field(default_factory=list, max_length=100)
-    field_mappings: dict[str, Any] = Field(default_factory=dict)
+    field_mappings: StorableObject = Field(default_factory=dict)
     sync_strategy: SyncStrategy = "manual"
     sync_schedule: Annotated[str, StringConstraints(max_length=256)] | None = None
 
@@ -654,9 +701,9 @@ class UpdateDataSourceRequest(Strict):
     example: ClassVar[dict[str, Any] | None] = {"display_name": "Epic (production)", "is_active": False}
 
     display_name: NameString | None = None
-    connection_config: dict[str, Any] | None = None
+    connection_config: StorableObject | None = None
     entity_types: list[EntityType] | None = Field(None, max_length=100)
-    field_mappings: dict[str, Any] | None = None
+    field_mappings: StorableObject | None = None
     sync_strategy: SyncStrategy | None = None
     sync_schedule: Annotated[str, StringConstraints(max_length=256)] | None = None
     is_active: bool | None = None
@@ -801,3 +848,14 @@ class PatientSummaryResponse(BaseModel):
     gender: str | None = None
     mrn: str | None = None
     clinical: dict[str, Any]
+    state: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Deprecated (contract): the patient's demographics as one object; use the typed fields.",
+        json_schema_extra={"deprecated": True},
+    )
+
+    @model_validator(mode="after")
+    def _state(self) -> PatientSummaryResponse:
+        if not self.state:
+            self.state = {k: getattr(self, k) for k in ("name", "birth_date", "gender", "phone", "email", "mrn") if getattr(self, k) is not None}
+        return self

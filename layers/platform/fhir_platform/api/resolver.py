@@ -23,6 +23,7 @@ from http import HTTPStatus
 from typing import Any, Callable
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestUnsupportedContentType, RequestValidationError
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from aws_lambda_powertools.logging import correlation_paths
@@ -204,13 +205,45 @@ def _request_body(event: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
     return {**event, "body": raw.decode("utf-8", "surrogateescape"), "isBase64Encoded": False}, None
 
 
+def open_query(route: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a route (below its ``@router.get``) whose query takes parameters beyond the ones it
+    declares (FHIR search: the route parses and checks them itself)."""
+    route.open_query = True  # type: ignore[attr-defined]
+    return route
+
+
+def _refuse_unknown_query(app: APIGatewayHttpResolver, next_middleware: Callable[..., Response]) -> Response:
+    """A query parameter the route does not declare is a 422 naming it (``detail[].loc`` =
+    ``["query", <name>]``), never silently ignored: a misspelt filter (``is_activ=false``) must not
+    answer as if it were absent."""
+    route = app.context.get("_route")
+    served = route is not None and any(route is r for r in app._static_routes + app._dynamic_routes)  # not Powertools' 404
+    if served and not getattr(route.func, "open_query", False):
+        declared = {param.alias for param in route.dependant.query_params}
+        unknown = [name for name in app.current_event.query_string_parameters or {} if name not in declared]
+        if unknown:
+            supported = ", ".join(sorted(declared)) or "none"
+            msg = f"unknown parameter (supported: {supported})"
+            raise RequestValidationError([{"loc": ("query", name), "msg": msg, "type": "extra_forbidden"} for name in unknown])
+    return next_middleware(app)
+
+
+def _not_found(exc: NotFoundError) -> Response:
+    """A path the gateway routed here that no route matches (a path id holding a character no id
+    has, such as ``"`` or ``\\``): a 404 in the platform's error shape, not Powertools' own."""
+    detail = [{"loc": ["path"], "msg": "no such resource", "type": "not_found"}]
+    return error_response(HTTPStatus.NOT_FOUND, "not_found", "Not found: no resource has this path", detail)
+
+
 def build_app(*routers: APIGatewayHttpRouter) -> APIGatewayHttpResolver:
     app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=parse_json_body)
     for router in routers:
         app.include_router(router)
+    app.use([_refuse_unknown_query])
     app.exception_handler(errors.DomainError)(_domain_error)
     app.exception_handler(RequestValidationError)(_validation_error)
     app.exception_handler(RequestUnsupportedContentType)(_unsupported_content_type)
+    app.exception_handler(NotFoundError)(_not_found)
     return app
 
 

@@ -88,7 +88,14 @@ _AMBIGUOUS = "\x00ambiguous"
 
 
 class BundleFormatError(InvalidInput):
-    """400 "Invalid bundle format.": the body is not an importable Bundle at all."""
+    """400 "Invalid bundle format.": the body is not an importable Bundle at all. ``detail[].loc``
+    names the field of the request's ``bundle`` (``["body", "bundle", <field>]``, as the entries'
+    issues do); an S3 import keeps only the message."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        msg = message.removeprefix("Invalid bundle format: ")
+        loc = ["body", "bundle", *([field] if field else [])]
+        super().__init__(message, details=[{"loc": loc, "msg": msg, "type": "value_error"}])
 
 
 def check_bundle_envelope(bundle: Any) -> str:
@@ -96,7 +103,7 @@ def check_bundle_envelope(bundle: Any) -> str:
     if not isinstance(bundle, dict):
         raise BundleFormatError("Invalid bundle format: the bundle must be a JSON object")
     if bundle.get("resourceType") != "Bundle":
-        raise BundleFormatError("Invalid bundle format: resourceType must be 'Bundle'")
+        raise BundleFormatError("Invalid bundle format: resourceType must be 'Bundle'", "resourceType")
     return check_bundle_type(bundle.get("type"), bundle.get("entry", []))
 
 
@@ -105,10 +112,11 @@ def check_bundle_type(bundle_type: Any, entries: Any = None) -> str:
         shown = bundle_type if isinstance(bundle_type, str) and len(bundle_type) <= 40 else type(bundle_type).__name__
         raise BundleFormatError(
             f"Invalid bundle format: Bundle.type {shown!r} cannot be imported; "
-            f"expected one of {', '.join(IMPORTABLE_BUNDLE_TYPES)}"
+            f"expected one of {', '.join(IMPORTABLE_BUNDLE_TYPES)}",
+            "type",
         )
     if entries is not None and not isinstance(entries, list):
-        raise BundleFormatError("Invalid bundle format: Bundle.entry must be an array")
+        raise BundleFormatError("Invalid bundle format: Bundle.entry must be an array", "entry")
     return bundle_type
 
 

@@ -371,9 +371,9 @@ class _Pass1:
                 elif prefix == "entry.item.resource.identifier.item.value":
                     ident[1] = value
         if self.resource_type != "Bundle":
-            raise BundleFormatError("Invalid bundle format: resourceType must be 'Bundle'")
+            raise BundleFormatError("Invalid bundle format: resourceType must be 'Bundle'", "resourceType")
         if self.entry_not_array:
-            raise BundleFormatError("Invalid bundle format: Bundle.entry must be an array")
+            raise BundleFormatError("Invalid bundle format: Bundle.entry must be an array", "entry")
         if self.index is None:
             self.index = BundleIndex(check_bundle_type(self.bundle_type))
         for m in self.deferred:

@@ -32,6 +32,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from fhir_platform.paging import MAX_OFFSET
 from fhir_platform.search.normalize import (
     date_range,
     normalize_phone,
@@ -224,7 +225,7 @@ def parse_search(resource_type: str, params: Mapping[str, str | None]) -> Search
     """Parse the query string of ``GET .../fhir/resources/{resource_type}`` (see module docstring)."""
     registry = params_for(resource_type)
     count = parse_int("_count", params.get("_count"), default=DEFAULT_COUNT, low=1, high=MAX_COUNT)
-    offset = parse_int("_offset", params.get("_offset"), default=0, low=0)
+    offset = parse_int("_offset", params.get("_offset"), default=0, low=0, high=MAX_OFFSET)
     criteria: list[Criterion] = []
     for name, raw in params.items():
         if name in ("_count", "_offset") or name in IGNORED or raw is None:
@@ -311,7 +312,7 @@ def parse_patient_search(params: Mapping[str, str | None]) -> PatientSearch:
         if name not in PATIENT_PARAMS:
             raise QueryError(name, f"unknown parameter (supported: {', '.join(sorted(PATIENT_PARAMS))})")
     limit = parse_int("limit", params.get("limit"), default=DEFAULT_COUNT, low=1, high=MAX_COUNT)
-    offset = parse_int("offset", params.get("offset"), default=0, low=0)
+    offset = parse_int("offset", params.get("offset"), default=0, low=0, high=MAX_OFFSET)
     sort_field, descending = parse_sort(params.get("sort_by"))
     values: dict[str, str | None] = {}
     for name in ("q", "mrn", "phone"):

@@ -61,6 +61,18 @@ def cancellation_codes(exc: ClientError) -> list[str]:
     return [r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])]
 
 
+def stored(value: Any) -> Any:
+    """Plain JSON-able Python → DynamoDB resource values (float → Decimal; boto3 refuses floats).
+    The inverse of :func:`plain`."""
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {k: stored(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [stored(v) for v in value]
+    return value
+
+
 def plain(value: Any) -> Any:
     """DynamoDB resource values → plain JSON-able Python (Decimal → int/float)."""
     if isinstance(value, Decimal):

@@ -24,7 +24,7 @@ from botocore.exceptions import ClientError
 
 from fhir_platform.errors import Conflict, NotFound
 from fhir_platform.storage import keys
-from fhir_platform.storage.base import Repository, cancellation_codes, error_code, plain
+from fhir_platform.storage.base import Repository, cancellation_codes, error_code, plain, stored
 
 MAX_DATA_SOURCES = 100
 _INTERNAL = ("PK", "SK")
@@ -113,7 +113,7 @@ class DataSourceRepository(Repository):
         names = {f"#f{i}": k for i, k in enumerate(changes)}
         sets = [f"#f{i} = :v{i}" for i, v in enumerate(changes.values()) if v is not None]
         removes = [f"#f{i}" for i, v in enumerate(changes.values()) if v is None]
-        values = {f":v{i}": v for i, v in enumerate(changes.values()) if v is not None}
+        values = {f":v{i}": stored(v) for i, v in enumerate(changes.values()) if v is not None}
         expr = ("SET " + ", ".join(sets) if sets else "") + (" REMOVE " + ", ".join(removes) if removes else "")
         update: dict[str, Any] = {
             "TableName": self.table.name,
@@ -229,4 +229,4 @@ def _strip(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def _ser(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in item.items() if v is not None}
+    return {k: stored(v) for k, v in item.items() if v is not None}

@@ -22,9 +22,11 @@ from fhir_platform.api.models import (
     PermissionCatalogResponse,
     RotateApiKeyRequest,
 )
+from fhir_platform.api.openapi import responds
 from fhir_platform.api.resolver import json_response
 from fhir_platform.auth.api_keys import permission_catalog
 from fhir_platform.auth.permissions import ADMIN
+from fhir_platform.paging import MAX_OFFSET
 
 create_api_key = APIGatewayHttpRouter()
 list_api_keys = APIGatewayHttpRouter()
@@ -35,7 +37,7 @@ rotate_api_key = APIGatewayHttpRouter()
 KeyId = Annotated[str, Path(min_length=1, max_length=64)]
 
 
-@create_api_key.post("/v1/<workspace_id>/api-keys")
+@create_api_key.post("/v1/<workspace_id>/api-keys", responses=responds(201, CreateApiKeyResponse))
 def post_api_key(workspace_id: UUID, body: CreateApiKeyRequest):
     caller = deps.authorize(create_api_key, workspace_id, ADMIN)
     deps.workspaces().get(str(workspace_id))  # 404 for a workspace that does not exist
@@ -45,12 +47,12 @@ def post_api_key(workspace_id: UUID, body: CreateApiKeyRequest):
     return json_response(201, CreateApiKeyResponse.model_validate(created))
 
 
-@list_api_keys.get("/v1/<workspace_id>/api-keys")
+@list_api_keys.get("/v1/<workspace_id>/api-keys", responses=responds(200, ApiKeyPage))
 def get_api_keys(
     workspace_id: UUID,
     mine_only: Annotated[bool, Query()] = False,
     limit: Annotated[int, Query(gt=0, le=100)] = 10,
-    continuation_token: Annotated[int, Query(ge=0)] = 0,
+    continuation_token: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ):
     caller = deps.authorize(list_api_keys, workspace_id, ADMIN)
     items, has_more = deps.api_keys().list(str(workspace_id), caller, mine_only=mine_only, limit=limit, offset=continuation_token)
@@ -62,20 +64,20 @@ def get_api_keys(
     return json_response(200, page)
 
 
-@get_permission_catalog.get("/v1/<workspace_id>/api-keys/permission-catalog")
+@get_permission_catalog.get("/v1/<workspace_id>/api-keys/permission-catalog", responses=responds(200, PermissionCatalogResponse))
 def get_catalog(workspace_id: UUID):
     deps.authorize(get_permission_catalog, workspace_id, None)
     return json_response(200, PermissionCatalogResponse.model_validate(permission_catalog()))
 
 
-@delete_api_key.delete("/v1/<workspace_id>/api-keys/<key_id>")
+@delete_api_key.delete("/v1/<workspace_id>/api-keys/<key_id>", responses=responds(204))
 def remove_api_key(workspace_id: UUID, key_id: KeyId):
     deps.authorize(delete_api_key, workspace_id, ADMIN)
     deps.api_keys().delete(str(workspace_id), key_id)
     return Response(status_code=204, body="")
 
 
-@rotate_api_key.post("/v1/<workspace_id>/api-keys/<key_id>/rotate")
+@rotate_api_key.post("/v1/<workspace_id>/api-keys/<key_id>/rotate", responses=responds(200, CreateApiKeyResponse))
 def post_rotate(workspace_id: UUID, key_id: KeyId, body: RotateApiKeyRequest):
     deps.authorize(rotate_api_key, workspace_id, ADMIN)
     rotated = deps.api_keys().rotate(str(workspace_id), key_id, body.duration_days)

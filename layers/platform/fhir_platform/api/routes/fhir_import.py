@@ -18,9 +18,11 @@ from fhir_platform.api.models import (
     ImportJobPage,
     ImportJobResponse,
 )
+from fhir_platform.api.openapi import responds
 from fhir_platform.api.resolver import json_response, raw_body
 from fhir_platform.auth.permissions import IMPORT, READ
 from fhir_platform.imports import STREAM_MAX_BODY_BYTES, SYNC_MAX_BODY_BYTES, ImportOptions, check_body_size
+from fhir_platform.paging import MAX_OFFSET
 
 import_bundle = APIGatewayHttpRouter()
 import_stream = APIGatewayHttpRouter()
@@ -43,7 +45,7 @@ def _options(source: str, source_system: str | None, data_source_id: UUID | None
     )
 
 
-@import_bundle.post("/v1/<workspace_id>/fhir/import")
+@import_bundle.post("/v1/<workspace_id>/fhir/import", responses=responds(200, FhirImportResponse, errors=(409,)))
 def post_import(workspace_id: UUID, body: FhirImportRequest):
     deps.authorize_fhir(import_bundle, workspace_id, IMPORT)
     check_body_size(len(_raw_body(import_bundle)), workspace_id=str(workspace_id), bucket=config.imports_bucket(), limit=SYNC_MAX_BODY_BYTES)
@@ -52,10 +54,10 @@ def post_import(workspace_id: UUID, body: FhirImportRequest):
     return json_response(200, FhirImportResponse.model_validate(result))
 
 
-@import_stream.post("/v1/<workspace_id>/fhir/import-stream")
+@import_stream.post("/v1/<workspace_id>/fhir/import-stream", responses=responds(200, FhirImportResponse, errors=(409,)))
 def post_import_stream(
     workspace_id: UUID,
-    source: Annotated[str, Query(max_length=128)] = "fhir_import",
+    source: Annotated[str, Query(min_length=1, max_length=128)] = "fhir_import",
     source_system: Annotated[str | None, Query(max_length=128)] = None,
     data_source_id: Annotated[UUID | None, Query()] = None,
     dedup: Annotated[bool, Query()] = True,
@@ -69,7 +71,7 @@ def post_import_stream(
     return json_response(200, FhirImportResponse.model_validate(result))
 
 
-@create_import_job.post("/v1/<workspace_id>/fhir/imports")
+@create_import_job.post("/v1/<workspace_id>/fhir/imports", responses=responds(201, CreateImportJobResponse, errors=(409,)))
 def post_import_job(workspace_id: UUID, body: CreateImportJobRequest):
     deps.authorize_fhir(create_import_job, workspace_id, IMPORT)
     options = _options(body.source, body.source_system, body.data_source_id, body.dedup, body.unsupported_resource_policy)
@@ -77,11 +79,11 @@ def post_import_job(workspace_id: UUID, body: CreateImportJobRequest):
     return json_response(201, CreateImportJobResponse.model_validate(job))
 
 
-@list_import_jobs.get("/v1/<workspace_id>/fhir/imports")
+@list_import_jobs.get("/v1/<workspace_id>/fhir/imports", responses=responds(200, ImportJobPage, errors=(409,)))
 def get_import_jobs(
     workspace_id: UUID,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ):
     deps.authorize_fhir(list_import_jobs, workspace_id, READ)
     jobs, has_more = deps.imports().list_jobs(str(workspace_id), limit, offset)
@@ -93,7 +95,7 @@ def get_import_jobs(
     return json_response(200, page)
 
 
-@get_import_job.get("/v1/<workspace_id>/fhir/imports/<job_id>")
+@get_import_job.get("/v1/<workspace_id>/fhir/imports/<job_id>", responses=responds(200, ImportJobResponse, errors=(409,)))
 def get_one_import_job(workspace_id: UUID, job_id: Annotated[str, Path(max_length=64)]):
     deps.authorize_fhir(get_import_job, workspace_id, READ)
     return json_response(200, ImportJobResponse.model_validate(deps.imports().get_job(str(workspace_id), job_id)))

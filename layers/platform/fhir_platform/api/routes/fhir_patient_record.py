@@ -13,9 +13,11 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from fhir_platform.api import deps
 from fhir_platform.api.models import PatientSummaryResponse, PatientTimelineResponse
+from fhir_platform.api.openapi import responds
 from fhir_platform.api.resolver import json_response
 from fhir_platform.auth.permissions import READ
 from fhir_platform.search.patient_record import check_domain, patient_summary, timeline_page
+from fhir_platform.paging import MAX_OFFSET
 
 patient_timeline = APIGatewayHttpRouter()
 patient_summary_router = APIGatewayHttpRouter()
@@ -23,13 +25,13 @@ patient_summary_router = APIGatewayHttpRouter()
 PatientId = Annotated[str, Path(min_length=1, max_length=128, description="Patient resource id or the patient's entity_id")]
 
 
-@patient_timeline.get("/v1/<workspace_id>/fhir/patients/<patient_id>/timeline")
+@patient_timeline.get("/v1/<workspace_id>/fhir/patients/<patient_id>/timeline", responses=responds(200, PatientTimelineResponse, errors=(409, 410)))
 def get_patient_timeline(
     workspace_id: UUID,
     patient_id: PatientId,
     domain: Annotated[str | None, Query(max_length=64, description="Only events of this domain")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ):
     deps.authorize_fhir(patient_timeline, workspace_id, READ)
     deps.reject_unknown_params(patient_timeline, ("domain", "limit", "offset"))
@@ -49,7 +51,7 @@ def get_patient_timeline(
     )
 
 
-@patient_summary_router.get("/v1/<workspace_id>/fhir/patients/<patient_id>/summary")
+@patient_summary_router.get("/v1/<workspace_id>/fhir/patients/<patient_id>/summary", responses=responds(200, PatientSummaryResponse, errors=(409, 410)))
 def get_patient_summary(workspace_id: UUID, patient_id: PatientId):
     deps.authorize_fhir(patient_summary_router, workspace_id, READ)
     deps.reject_unknown_params(patient_summary_router, ())

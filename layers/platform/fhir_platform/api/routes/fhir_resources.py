@@ -11,11 +11,13 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from fhir_platform.api import deps
 from fhir_platform.api.models import FhirResourceHistoryEntry, FhirResourceHistoryResponse, FhirResourceResponse, FhirWriteRequest
+from fhir_platform.api.openapi import responds
 from fhir_platform.api.resolver import json_response
 from fhir_platform.auth.permissions import READ, WRITE
 from fhir_platform.errors import InvalidInput
 from fhir_platform.resources.service import WriteContext, check_resource_type
 from fhir_platform.storage.resources import StoredResource
+from fhir_platform.paging import MAX_OFFSET
 
 create_resource = APIGatewayHttpRouter()
 read_resource = APIGatewayHttpRouter()
@@ -60,7 +62,7 @@ def _if_match(value: str | None) -> int | None:
     return int(match.group(1))
 
 
-@create_resource.post("/v1/<workspace_id>/fhir/resources/<resource_type>")
+@create_resource.post("/v1/<workspace_id>/fhir/resources/<resource_type>", responses=responds(201, FhirResourceResponse, errors=(400, 409)))
 def post_resource(workspace_id: UUID, resource_type: ResourceType, body: FhirWriteRequest):
     deps.authorize_fhir(create_resource, workspace_id, WRITE)
     ctx = WriteContext(source="api", data_source_id=str(body.data_source_id) if body.data_source_id else None)
@@ -68,13 +70,13 @@ def post_resource(workspace_id: UUID, resource_type: ResourceType, body: FhirWri
     return _response(201, outcome.resource, str(workspace_id))
 
 
-@read_resource.get("/v1/<workspace_id>/fhir/resources/<resource_type>/<resource_id>")
+@read_resource.get("/v1/<workspace_id>/fhir/resources/<resource_type>/<resource_id>", responses=responds(200, FhirResourceResponse, errors=(400, 409, 410)))
 def get_resource(workspace_id: UUID, resource_type: ResourceType, resource_id: ResourceId):
     deps.authorize_fhir(read_resource, workspace_id, READ)
     return _response(200, deps.resources().read(str(workspace_id), resource_type, resource_id), str(workspace_id))
 
 
-@update_resource.put("/v1/<workspace_id>/fhir/resources/<resource_type>/<resource_id>")
+@update_resource.put("/v1/<workspace_id>/fhir/resources/<resource_type>/<resource_id>", responses=responds(200, FhirResourceResponse, errors=(400, 409, 412), also={201: FhirResourceResponse}))
 def put_resource(
     workspace_id: UUID,
     resource_type: ResourceType,
@@ -89,13 +91,13 @@ def put_resource(
     return _response(201 if outcome.created else 200, outcome.resource, str(workspace_id))
 
 
-@resource_history.get("/v1/<workspace_id>/fhir/resources/<resource_type>/<resource_id>/history")
+@resource_history.get("/v1/<workspace_id>/fhir/resources/<resource_type>/<resource_id>/history", responses=responds(200, FhirResourceHistoryResponse, errors=(400, 409)))
 def get_history(
     workspace_id: UUID,
     resource_type: ResourceType,
     resource_id: ResourceId,
     limit: Annotated[int, Query(ge=1, le=50)] = 10,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ):
     deps.authorize_fhir(resource_history, workspace_id, READ)
     page = deps.resources().history(str(workspace_id), resource_type, resource_id, limit, offset)

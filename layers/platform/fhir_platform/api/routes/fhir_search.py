@@ -19,12 +19,14 @@ from pydantic import StringConstraints
 
 from fhir_platform.api import deps
 from fhir_platform.api.models import FhirResourceResponse, FhirSearchResponse, PatientListItem, PatientSearchResponse
-from fhir_platform.api.resolver import json_response
+from fhir_platform.api.openapi import responds
+from fhir_platform.api.resolver import json_response, open_query
 from fhir_platform.auth.permissions import READ
 from fhir_platform.resources.service import check_resource_type
 from fhir_platform.search.executor import search_resources
 from fhir_platform.search.listing import patient_list_page
 from fhir_platform.search.query import parse_patient_search, parse_search_pairs
+from fhir_platform.paging import MAX_OFFSET
 
 resource_search = APIGatewayHttpRouter()
 patient_search = APIGatewayHttpRouter()
@@ -43,12 +45,13 @@ def _next_url(path: str, pairs: list[tuple[str, str]], next_offset: int) -> str:
     return f"{path}?{urlencode(kept, safe=':,/|')}"
 
 
-@resource_search.get("/v1/<workspace_id>/fhir/resources/<resource_type>")
+@resource_search.get("/v1/<workspace_id>/fhir/resources/<resource_type>", responses=responds(200, FhirSearchResponse, errors=(400, 409)))
+@open_query  # any FHIR search parameter of the type: parse_search_pairs checks them
 def get_resources(
     workspace_id: UUID,
     resource_type: ResourceType,
     _count: Annotated[int, Query(ge=1, le=100)] = 20,
-    _offset: Annotated[int, Query(ge=0)] = 0,
+    _offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     name: Annotated[_S200 | list[_S200] | None, Query()] = None,
     identifier: Annotated[_S200 | list[_S200] | None, Query()] = None,
     birthdate: Annotated[_S32 | list[_S32] | None, Query()] = None,
@@ -87,7 +90,7 @@ def get_resources(
     )
 
 
-@patient_search.get("/v1/<workspace_id>/fhir/patients")
+@patient_search.get("/v1/<workspace_id>/fhir/patients", responses=responds(200, PatientSearchResponse, errors=(400, 409)))
 def get_patients(
     workspace_id: UUID,
     q: Annotated[str | None, Query(max_length=200, description="Search by name, MRN, phone, or entity ID")] = None,
@@ -97,7 +100,7 @@ def get_patients(
         str | None, Query(max_length=64, description="Sort field with +/- prefix (e.g. -last_event_at)")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ):
     deps.authorize_fhir(patient_search, workspace_id, READ)
     with deps.search_errors():

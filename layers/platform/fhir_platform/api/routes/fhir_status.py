@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from fhir_platform.api import deps
 from fhir_platform.api.models import FhirStatusResponse
+from fhir_platform.api.openapi import responds
 from fhir_platform.api.resolver import json_response
 from fhir_platform.auth.permissions import READ
 from fhir_platform.workspaces.service import is_fhir_configured
@@ -18,7 +19,7 @@ from fhir_platform.workspaces.service import is_fhir_configured
 fhir_status = APIGatewayHttpRouter()
 
 
-@fhir_status.get("/v1/<workspace_id>/fhir/status")
+@fhir_status.get("/v1/<workspace_id>/fhir/status", responses=responds(200, FhirStatusResponse))
 def get_status(workspace_id: UUID):
     deps.authorize(fhir_status, workspace_id, READ)
     workspace = deps.workspaces().get(str(workspace_id))

@@ -20,11 +20,13 @@ from fhir_platform.api.models import (
     FhirPractitionerListResponse,
     FhirSlotListResponse,
 )
+from fhir_platform.api.openapi import responds
 from fhir_platform.api.resolver import json_response
 from fhir_platform.auth.permissions import READ
 from fhir_platform.search.listing import ViewPage, patient_view_page, resource_view_page
 from fhir_platform.search.query import parse_patient_search
 from fhir_platform.search.slots import parse_slot_filters
+from fhir_platform.paging import MAX_OFFSET
 
 patients_view = APIGatewayHttpRouter()
 practitioners_view = APIGatewayHttpRouter()
@@ -36,7 +38,7 @@ organizations_view = APIGatewayHttpRouter()
 SearchText = Annotated[str | None, Query(max_length=200, description="Search by name")]
 DataSourceId = Annotated[UUID | None, Query(description="Scope to data source")]
 Limit = Annotated[int, Query(ge=1, le=100)]
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 _COMMON = ("q", "data_source_id", "limit", "offset")
 _SLOT_FILTERS = ("status", "date", "days", "provider", "specialty", "service_type", "facility_id")
 
@@ -67,7 +69,7 @@ def _directory(
         )
 
 
-@patients_view.get("/v1/<workspace_id>/fhir/views/patients")
+@patients_view.get("/v1/<workspace_id>/fhir/views/patients", responses=responds(200, FhirPatientListResponse, errors=(400, 409)))
 def get_patients_view(
     workspace_id: UUID, q: SearchText = None, data_source_id: DataSourceId = None, limit: Limit = 20, offset: Offset = 0
 ):
@@ -84,7 +86,7 @@ def get_patients_view(
     return json_response(200, FhirPatientListResponse(patients=page.rows, **_page_fields(page)))
 
 
-@practitioners_view.get("/v1/<workspace_id>/fhir/views/practitioners")
+@practitioners_view.get("/v1/<workspace_id>/fhir/views/practitioners", responses=responds(200, FhirPractitionerListResponse, errors=(400, 409)))
 def get_practitioners_view(
     workspace_id: UUID, q: SearchText = None, data_source_id: DataSourceId = None, limit: Limit = 20, offset: Offset = 0
 ):
@@ -92,7 +94,7 @@ def get_practitioners_view(
     return json_response(200, FhirPractitionerListResponse(practitioners=page.rows, **_page_fields(page)))
 
 
-@locations_view.get("/v1/<workspace_id>/fhir/views/locations")
+@locations_view.get("/v1/<workspace_id>/fhir/views/locations", responses=responds(200, FhirLocationListResponse, errors=(400, 409)))
 def get_locations_view(
     workspace_id: UUID, q: SearchText = None, data_source_id: DataSourceId = None, limit: Limit = 20, offset: Offset = 0
 ):
@@ -100,7 +102,7 @@ def get_locations_view(
     return json_response(200, FhirLocationListResponse(locations=page.rows, **_page_fields(page)))
 
 
-@appointments_view.get("/v1/<workspace_id>/fhir/views/appointments")
+@appointments_view.get("/v1/<workspace_id>/fhir/views/appointments", responses=responds(200, FhirAppointmentListResponse, errors=(400, 409)))
 def get_appointments_view(
     workspace_id: UUID,
     q: Annotated[str | None, Query(max_length=200, description="Search")] = None,
@@ -112,7 +114,7 @@ def get_appointments_view(
     return json_response(200, FhirAppointmentListResponse(appointments=page.rows, **_page_fields(page)))
 
 
-@slots_view.get("/v1/<workspace_id>/fhir/views/slots")
+@slots_view.get("/v1/<workspace_id>/fhir/views/slots", responses=responds(200, FhirSlotListResponse, errors=(400, 409)))
 def get_slots_view(
     workspace_id: UUID,
     q: Annotated[str | None, Query(max_length=200, description="Search")] = None,
@@ -144,7 +146,7 @@ def get_slots_view(
     return json_response(200, FhirSlotListResponse(slots=page.rows, **_page_fields(page)))
 
 
-@organizations_view.get("/v1/<workspace_id>/fhir/views/organizations")
+@organizations_view.get("/v1/<workspace_id>/fhir/views/organizations", responses=responds(200, FhirOrganizationListResponse, errors=(400, 409)))
 def get_organizations_view(
     workspace_id: UUID, q: SearchText = None, data_source_id: DataSourceId = None, limit: Limit = 20, offset: Offset = 0
 ):

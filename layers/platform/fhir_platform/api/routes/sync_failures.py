@@ -15,19 +15,21 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from fhir_platform.api import deps
 from fhir_platform.api.models import SyncFailurePage
+from fhir_platform.api.openapi import responds
 from fhir_platform.api.resolver import json_response
 from fhir_platform.auth.permissions import READ
+from fhir_platform.paging import MAX_OFFSET
 
 sync_failures = APIGatewayHttpRouter()
 
 
-@sync_failures.get("/v1/<workspace_id>/fhir/sync-failures")
+@sync_failures.get("/v1/<workspace_id>/fhir/sync-failures", responses=responds(200, SyncFailurePage, errors=(409,)))
 def get_sync_failures(
     workspace_id: UUID,
     fhir_resource_type: Annotated[str | None, Query(pattern=r"^[A-Z][A-Za-z]{1,63}$")] = None,
     fhir_resource_id: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9\-.]{1,64}$")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ):
     deps.authorize_fhir(sync_failures, workspace_id, READ)
     deps.reject_unknown_params(sync_failures, ("fhir_resource_type", "fhir_resource_id", "limit", "offset"))
