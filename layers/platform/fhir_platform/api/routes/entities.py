@@ -22,7 +22,9 @@ from fhir_platform.api.entity_models import (
     MatchCandidatePage,
     MergeEntityRequest,
     SplitEntityRequest,
+    SplitEntityResponse,
 )
+from fhir_platform.api.openapi import responds
 from fhir_platform.api.resolver import json_response
 from fhir_platform.auth.permissions import READ, WRITE
 from fhir_platform.auth.principal import Principal
@@ -113,14 +115,14 @@ def _entity_or_404(reader: EntityReader, ws: str, entity_id: UUID) -> Entity:
     return found
 
 
-@get_entity.get("/v1/<workspace_id>/entities/<entity_id>")
+@get_entity.get("/v1/<workspace_id>/entities/<entity_id>", responses=responds(200, EntityResponse))
 def get_one(workspace_id: UUID, entity_id: UUID):
     deps.authorize(get_entity, workspace_id, READ)
     reader = EntityReader()
     return json_response(200, entity_out(reader, str(workspace_id), _entity_or_404(reader, str(workspace_id), entity_id)))
 
 
-@entity_history.get("/v1/<workspace_id>/entities/<entity_id>/history")
+@entity_history.get("/v1/<workspace_id>/entities/<entity_id>/history", responses=responds(200, EntityHistoryResponse))
 def get_history(
     workspace_id: UUID,
     entity_id: UUID,
@@ -161,7 +163,7 @@ def get_history(
     )
 
 
-@merge_entity.post("/v1/<workspace_id>/entities/<entity_id>/merge")
+@merge_entity.post("/v1/<workspace_id>/entities/<entity_id>/merge", responses=responds(200, EntityResponse, errors=(409,)))
 def post_merge(workspace_id: UUID, entity_id: UUID, body: MergeEntityRequest):
     caller = deps.authorize(merge_entity, workspace_id, WRITE)
     ws = str(workspace_id)
@@ -170,7 +172,7 @@ def post_merge(workspace_id: UUID, entity_id: UUID, body: MergeEntityRequest):
     return json_response(200, entity_out(decisions.reader, ws, merged))
 
 
-@split_entity.post("/v1/<workspace_id>/entities/<entity_id>/split")
+@split_entity.post("/v1/<workspace_id>/entities/<entity_id>/split", responses=responds(201, SplitEntityResponse, errors=(409,)))
 def post_split(workspace_id: UUID, entity_id: UUID, body: SplitEntityRequest):
     caller = deps.authorize(split_entity, workspace_id, WRITE)
     ws = str(workspace_id)
@@ -178,12 +180,11 @@ def post_split(workspace_id: UUID, entity_id: UUID, body: SplitEntityRequest):
     refs = [(r.resource_type, r.resource_id) for r in body.resources]
     kept, new = decisions.split(ws, str(entity_id), refs, _actor(caller, body.reason), request=body.model_dump(mode="json"))
     out = {"entity": entity_out(decisions.reader, ws, kept), "new_entity": entity_out(decisions.reader, ws, new)}
-    from fhir_platform.api.entity_models import SplitEntityResponse
 
     return json_response(201, SplitEntityResponse.model_validate(out))
 
 
-@list_entity_candidates.get("/v1/<workspace_id>/entity-candidates")
+@list_entity_candidates.get("/v1/<workspace_id>/entity-candidates", responses=responds(200, MatchCandidatePage))
 def get_candidates(
     workspace_id: UUID,
     status: Annotated[Literal["open", "accepted", "rejected"], Query()] = "open",
@@ -215,11 +216,11 @@ def _decide(router: Any, workspace_id: UUID, candidate_id: str, decision: str):
     return json_response(200, CandidateDecisionResponse.model_validate(body))
 
 
-@accept_entity_candidate.post("/v1/<workspace_id>/entity-candidates/<candidate_id>/accept")
+@accept_entity_candidate.post("/v1/<workspace_id>/entity-candidates/<candidate_id>/accept", responses=responds(200, CandidateDecisionResponse, errors=(409,)))
 def post_accept(workspace_id: UUID, candidate_id: CandidateId):
     return _decide(accept_entity_candidate, workspace_id, candidate_id, "accept")
 
 
-@reject_entity_candidate.post("/v1/<workspace_id>/entity-candidates/<candidate_id>/reject")
+@reject_entity_candidate.post("/v1/<workspace_id>/entity-candidates/<candidate_id>/reject", responses=responds(200, CandidateDecisionResponse, errors=(409,)))
 def post_reject(workspace_id: UUID, candidate_id: CandidateId):
     return _decide(reject_entity_candidate, workspace_id, candidate_id, "reject")

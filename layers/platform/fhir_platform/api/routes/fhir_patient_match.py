@@ -13,6 +13,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from fhir_platform.api import deps
 from fhir_platform.api.match_models import PatientMatchRequest, PatientMatchResponse
+from fhir_platform.api.openapi import responds
 from fhir_platform.api.resolver import json_response
 from fhir_platform.auth.permissions import READ
 from fhir_platform.errors import Unprocessable
@@ -21,7 +22,7 @@ from fhir_platform.fhir.validation import FhirValidationError, UnknownResourceTy
 match_patients = APIGatewayHttpRouter()
 
 
-@match_patients.post("/v1/<workspace_id>/fhir/patients/match")
+@match_patients.post("/v1/<workspace_id>/fhir/patients/match", responses=responds(200, PatientMatchResponse))
 def post_patient_match(workspace_id: UUID, body: PatientMatchRequest):
     deps.authorize_fhir(match_patients, workspace_id, READ)
     try:
