@@ -17,7 +17,8 @@ from tests.support.gateway import Gateway
 
 PAGING = ("offset", "_offset", "continuation_token")
 IDS = {"key_id": "key_0123456789abcdef", "resource_type": "Patient", "resource_id": "p-1", "patient_id": "p-1", "job_id": "job-1",
-       "data_source_id": "00000000-0000-4000-8000-000000000000", "version_id": "1"}
+       "data_source_id": "00000000-0000-4000-8000-000000000000", "version_id": "1",
+       "entity_id": "00000000-0000-4000-8000-000000000001"}
 
 
 def _paged() -> list[tuple[str, str, str]]:

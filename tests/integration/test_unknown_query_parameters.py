@@ -26,6 +26,8 @@ VALUES = {
     "patient_id": "p-1",
     "job_id": "job-1",
     "version_id": "1",
+    "entity_id": str(uuid.uuid4()),
+    "candidate_id": "c-1",
 }
 # routes that take no body (a body route validates its body first), outside the FHIR facade
 ROUTES = sorted(

@@ -9,7 +9,7 @@ from pathlib import Path
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
-from fhir_platform.api.resolver import build_app, lambda_handler
+from fhir_platform.api.resolver import build_app, lambda_handler, open_query
 from tests.support.gateway import LambdaContext
 
 EVENT = json.loads((Path(__file__).resolve().parents[3] / "events" / "health.json").read_text())
@@ -18,6 +18,7 @@ router = APIGatewayHttpRouter()
 
 
 @router.get("/health")
+@open_query  # reads its own query parameters
 def busy():
     status = int(router.current_event.get_query_string_value("status", "429"))
     own = router.current_event.get_query_string_value("own")

@@ -29,6 +29,7 @@ from fhir_platform.api.resolver import json_response
 from fhir_platform.auth.permissions import READ, WRITE
 from fhir_platform.auth.principal import Principal
 from fhir_platform.errors import NotFound
+from fhir_platform.paging import MAX_OFFSET
 from fhir_platform.storage.entity_decisions import Actor, EntityDecisions
 from fhir_platform.storage.entity_reads import Entity, EntityReader
 
@@ -127,7 +128,7 @@ def get_history(
     workspace_id: UUID,
     entity_id: UUID,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ):
     deps.authorize(entity_history, workspace_id, READ)
     deps.reject_unknown_params(entity_history, ("limit", "offset"))
@@ -189,7 +190,7 @@ def get_candidates(
     workspace_id: UUID,
     status: Annotated[Literal["open", "accepted", "rejected"], Query()] = "open",
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ):
     deps.authorize(list_entity_candidates, workspace_id, READ)
     deps.reject_unknown_params(list_entity_candidates, ("status", "limit", "offset"))
