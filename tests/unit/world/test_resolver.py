@@ -145,3 +145,17 @@ def test_a_contradicted_stranger_does_not_hide_the_real_match() -> None:
     own_record = cand("Patient/b", "E2", family="Smith", given="Jon", birth="1970-02-03", gender="male")
     d = decide(features(family="Smith", given="John", birth="1970-02-03", gender="male", **HOME), [spouse, own_record], PARAMS)
     assert (d.outcome, d.entity_id) == ("link", "E2")
+
+
+def test_a_name_alone_is_never_enough_to_link() -> None:
+    """Two records that share only a name (and gender) — nothing else is known on both sides, or it
+    differs — wait for a reviewer, however rare the name: the model alone would link them."""
+    known = cand("Patient/a", "E1", family="Quillfeather", given="Ottoline", gender="female", birth=None)
+    incoming = features(family="Quillfeather", given="Ottoline", gender="female", birth=None)
+    d = decide(incoming, [known], PARAMS)
+    assert d.confidence >= 0.95  # a rare full name outweighs the prior
+    assert d.outcome == "review" and "only the name agrees" in d.reason
+    # one more agreeing field (a birth date) is evidence enough
+    born = cand("Patient/a", "E1", family="Quillfeather", given="Ottoline", gender="female", birth="1971-03-04")
+    assert decide(features(family="Quillfeather", given="Ottoline", gender="female", birth="1971-03-04"), [born], PARAMS).outcome == "link"
+    assert decide(incoming, [known], PARAMS, Thresholds(identity_guard=False)).outcome == "link"

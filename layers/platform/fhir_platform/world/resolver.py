@@ -15,7 +15,9 @@ household members):
   and reach their ``else`` level (no exact, alias, swapped, fuzzy, phonetic or partial agreement);
 - **identity doubt**: the given names, or the birth dates, are known on both sides and reach
   ``else`` — twins, siblings, a parent and child of one name (Jr./Sr.); or a nickname, which a
-  reviewer can accept — unless an identifier of the same system agrees exactly or within one edit.
+  reviewer can accept — unless an identifier of the same system agrees exactly or within one edit;
+  and **name only**: nothing but the names (and gender) agrees — every other field is missing on a
+  side or differs — however rare the name.
 
 Rules, in order:
 
@@ -126,6 +128,9 @@ def contradicts(evidence: Sequence[FieldEvidence]) -> bool:
 
 
 _VOUCHING_IDENTIFIER_LEVELS = frozenset({"exact", "one_edit"})
+# a name (and a gender) is not enough to say two records are one person: without one more agreeing
+# field (birth date, phone, email, address, identifier) a link waits for a reviewer
+_NAME_ONLY_FIELDS = frozenset({"family_name", "given_name", "gender"})
 
 
 def identity_doubt(evidence: Sequence[FieldEvidence]) -> str | None:
@@ -140,6 +145,8 @@ def identity_doubt(evidence: Sequence[FieldEvidence]) -> str | None:
         return "given names differ"
     if levels.get("birth_date") == "else":
         return "birth dates differ"
+    if not any(level not in (NULL, "else") for field, level in levels.items() if field not in _NAME_ONLY_FIELDS):
+        return "only the name agrees"
     return None
 
 
