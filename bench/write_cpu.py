@@ -31,6 +31,7 @@ import gc
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -76,7 +77,12 @@ class FakeDynamoDB:
         # kept as JSON text: thousands of live dicts here would make every garbage collection of
         # the measured process slower than it is in a Lambda environment
         self.items: dict[tuple[str, str], str] = {}
+        self.partitions: dict[str, list[str]] = {}  # PK -> SKs ever put (Query's view)
         self.cpu = 0.0
+
+    def clear(self) -> None:
+        self.items.clear()
+        self.partitions.clear()
 
     def __call__(self, request: Any, **_: Any) -> Any:
         t0 = time.process_time()
@@ -109,7 +115,10 @@ class FakeDynamoDB:
         elif operation == "GetItem":
             item = self.items.get(self._key(params["Key"]))
             body = {"Item": json.loads(item)} if item is not None else {}
-        elif operation in ("Query", "Scan"):
+        elif operation == "Query":
+            found_items = self._query(params)
+            body = {"Items": found_items, "Count": len(found_items), "ScannedCount": len(found_items)}
+        elif operation == "Scan":
             body = {"Items": [], "Count": 0, "ScannedCount": 0}
         elif operation not in ("UpdateItem", "DeleteItem"):
             raise NotImplementedError(f"the fake DynamoDB does not answer {operation}")
@@ -123,10 +132,39 @@ class FakeDynamoDB:
 
     def _put(self, item: dict[str, Any]) -> None:
         key = self._key(item)
-        if key[1] in self.KEPT:
+        if key[1] in self.KEPT or any(f in key[0] for f in self.KEPT_PK):
+            if key not in self.items:
+                self.partitions.setdefault(key[0], []).append(key[1])
             self.items[key] = json.dumps(item)
 
+    def _query(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """The key conditions the write path sends on the kept partitions (``PK = :v``, optionally
+        ``begins_with(SK, :v)``), in SK order, up to ``Limit``; anything else (indexes, counter
+        shards) finds nothing, as the kept items do not include them."""
+        if "IndexName" in params:
+            return []
+        expr = params["KeyConditionExpression"]
+        for alias, name in (params.get("ExpressionAttributeNames") or {}).items():
+            expr = expr.replace(alias, name)
+        values = params.get("ExpressionAttributeValues") or {}
+        m = re.search(r"PK = (:\w+)", expr)
+        if not m:
+            return []
+        pk = values[m.group(1)]["S"]
+        prefix_m = re.search(r"begins_with\(SK, (:\w+)\)", expr)
+        prefix = values[prefix_m.group(1)]["S"] if prefix_m else ""
+        if not prefix_m and "SK" in expr.replace("PK", ""):
+            raise NotImplementedError(f"the fake DynamoDB does not answer the key condition {expr!r}")
+        sks = sorted(sk for sk in self.partitions.get(pk, ()) if sk.startswith(prefix) and (pk, sk) in self.items)
+        if params.get("ScanIndexForward") is False:
+            sks.reverse()
+        sks = sks[: params.get("Limit") or len(sks)]
+        return [json.loads(self.items[(pk, sk)]) for sk in sks]
+
     KEPT = ("CURRENT", "LAST_EVENT")  # what the write paths read back (events and index items are not)
+    # the entity and blocking families: resolution reads them back (links, aliases, META, NOT#,
+    # blocking members and directory keys in use)
+    KEPT_PK = ("#E#", "#BK#", "#BKP#")
 
 
 def install_fake() -> FakeDynamoDB:
@@ -305,7 +343,7 @@ def main() -> None:
 
     runs = []
     for _ in range(max(1, args.repeat)):
-        fake.items.clear()
+        fake.clear()
         fake_before = fake.cpu
         total, cpu, calls = import_all(texts, f"bench-{uuid.uuid4()}", fake)
         runs.append(cpu)
@@ -329,7 +367,7 @@ def main() -> None:
         # what gc.freeze() at the end of a function's init would give: full collections stop
         # re-scanning the ~150k objects every process holds after its imports (not done in production yet)
         gc.freeze()
-        fake.items.clear()
+        fake.clear()
         _, frozen, _ = import_all(texts, f"bench-{uuid.uuid4()}", fake)
         gc.unfreeze()
         print(f"  with gc.freeze() after init: {frozen / total * 1e6:.0f} µs/resource, {total / frozen:.0f} resources/s/core, ratio to validation {(total / frozen) / (total / vcpu):.2f}")
