@@ -3,7 +3,7 @@
 DynamoDB is replaced by a fake behind botocore's ``before-send`` event (:class:`FakeDynamoDB`), so
 botocore still validates, serialises and signs every request exactly as it would for AWS; only the
 HTTP round trip and the server are gone. The fake answers what the import and API write paths send
-(writes succeed, reads return the ``CURRENT`` and touch items written before, nothing else); its own
+(writes succeed, reads return the ``CURRENT``, touch, entity and blocking items written before); its own
 CPU (parsing request bodies) is measured and subtracted.
 
 Prints, in one run (CPU = ``time.process_time``):
@@ -31,6 +31,7 @@ import gc
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -47,8 +48,10 @@ from bench.aws_calls import counting  # noqa: E402
 FIXTURES = ROOT.parent / "shared" / "fixtures" / "synthea"
 # the moto run of section 1 (bench/imports.py counts the same), recorded 2026-11-30; used with --skip-moto.
 # Before index version 5 it was 481 + 3,985 (issue 14 quoted 3,555 transactions, before the timeline
-# and vitals items); fewer index items pack more resources per transaction.
-MOTO_CALLS = {"dynamodb:BatchGetItem": 481, "dynamodb:TransactWriteItems": 3879}
+# and vitals items); fewer index items pack more resources per transaction. 481 + 3,879 before the world
+# model's resolution, the _sort items and the type-history item were merged (651 + 8,198 Query + 4,803
+# then); directory keys read by presence item since (world-cost).
+MOTO_CALLS = {"dynamodb:BatchGetItem": 825, "dynamodb:Query": 418, "dynamodb:TransactWriteItems": 4845}
 
 
 # ---- the fake backend --------------------------------------------------------------------------
@@ -68,7 +71,9 @@ class FakeDynamoDB:
     ``Delete``s remove; ``Update``s — counter shards — are not kept),
     ``BatchGetItem`` / ``GetItem`` return the kept items (so a later batch finds the Patient and
     touch items an earlier one wrote, and re-imported shared resources are skipped as in moto),
-    ``Query`` finds nothing. Conditions are not evaluated. Counts operations and its own CPU time
+    ``Query`` answers ``PK =`` (and ``begins_with(SK, …)``) over the kept entity and blocking
+    families (``#E#``, ``#BK#``, ``#BKP#``: links, aliases, META, ``NOT#``, blocking members), so
+    resolution sees what it wrote as in moto; other Queries find nothing. Conditions are not evaluated. Counts operations and its own CPU time
     (parsing the request bodies), which the report subtracts from the path's."""
 
     def __init__(self) -> None:
@@ -76,7 +81,12 @@ class FakeDynamoDB:
         # kept as JSON text: thousands of live dicts here would make every garbage collection of
         # the measured process slower than it is in a Lambda environment
         self.items: dict[tuple[str, str], str] = {}
+        self.partitions: dict[str, list[str]] = {}  # PK -> SKs ever put (Query's view)
         self.cpu = 0.0
+
+    def clear(self) -> None:
+        self.items.clear()
+        self.partitions.clear()
 
     def __call__(self, request: Any, **_: Any) -> Any:
         t0 = time.process_time()
@@ -109,7 +119,10 @@ class FakeDynamoDB:
         elif operation == "GetItem":
             item = self.items.get(self._key(params["Key"]))
             body = {"Item": json.loads(item)} if item is not None else {}
-        elif operation in ("Query", "Scan"):
+        elif operation == "Query":
+            found_items = self._query(params)
+            body = {"Items": found_items, "Count": len(found_items), "ScannedCount": len(found_items)}
+        elif operation == "Scan":
             body = {"Items": [], "Count": 0, "ScannedCount": 0}
         elif operation not in ("UpdateItem", "DeleteItem"):
             raise NotImplementedError(f"the fake DynamoDB does not answer {operation}")
@@ -123,10 +136,39 @@ class FakeDynamoDB:
 
     def _put(self, item: dict[str, Any]) -> None:
         key = self._key(item)
-        if key[1] in self.KEPT:
+        if key[1] in self.KEPT or any(f in key[0] for f in self.KEPT_PK):
+            if key not in self.items:
+                self.partitions.setdefault(key[0], []).append(key[1])
             self.items[key] = json.dumps(item)
 
+    def _query(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """The key conditions the write path sends on the kept partitions (``PK = :v``, optionally
+        ``begins_with(SK, :v)``), in SK order, up to ``Limit``; anything else (indexes, counter
+        shards) finds nothing, as the kept items do not include them."""
+        if "IndexName" in params:
+            return []
+        expr = params["KeyConditionExpression"]
+        for alias, name in (params.get("ExpressionAttributeNames") or {}).items():
+            expr = expr.replace(alias, name)
+        values = params.get("ExpressionAttributeValues") or {}
+        m = re.search(r"PK = (:\w+)", expr)
+        if not m:
+            return []
+        pk = values[m.group(1)]["S"]
+        prefix_m = re.search(r"begins_with\(SK, (:\w+)\)", expr)
+        prefix = values[prefix_m.group(1)]["S"] if prefix_m else ""
+        if not prefix_m and "SK" in expr.replace("PK", ""):
+            raise NotImplementedError(f"the fake DynamoDB does not answer the key condition {expr!r}")
+        sks = sorted(sk for sk in self.partitions.get(pk, ()) if sk.startswith(prefix) and (pk, sk) in self.items)
+        if params.get("ScanIndexForward") is False:
+            sks.reverse()
+        sks = sks[: params.get("Limit") or len(sks)]
+        return [json.loads(self.items[(pk, sk)]) for sk in sks]
+
     KEPT = ("CURRENT", "LAST_EVENT")  # what the write paths read back (events and index items are not)
+    # the entity and blocking families: resolution reads them back (links, aliases, META, NOT#,
+    # blocking members and directory keys in use)
+    KEPT_PK = ("#E#", "#BK#", "#BKP#")
 
 
 def install_fake() -> FakeDynamoDB:
@@ -163,6 +205,15 @@ def load_fixtures() -> list[tuple[str, bytes]]:
     if not files:
         sys.exit(f"no Synthea fixtures under {FIXTURES}")
     return [(str(p.relative_to(FIXTURES)), p.read_bytes()) for p in files]
+
+
+def pin_settings_cache() -> None:
+    """The world model's settings (thresholds, parameters: one BatchGetItem) are cached per
+    execution environment for 60 s of wall time, so a slower run (moto) re-reads them more often:
+    both runs keep them for the whole import, so their call counts compare (≈ 1 call a minute)."""
+    from fhir_platform.world import resolution
+
+    resolution.SETTINGS_TTL_SECONDS = float("inf")
 
 
 def import_all(texts: list[tuple[str, bytes]], ws: str, fake: FakeDynamoDB | None = None) -> tuple[int, float, Counter[str]]:
@@ -222,6 +273,7 @@ def _moto_only(texts: list[tuple[str, bytes]]) -> None:
     from bench.local_aws import start_moto
 
     mock = start_moto()
+    pin_settings_cache()
     try:
         _, _, calls = import_all(texts, "bench-synthea")
     finally:
@@ -302,10 +354,11 @@ def main() -> None:
 
     expected = MOTO_CALLS if args.skip_moto else moto_calls()
     fake = install_fake()
+    pin_settings_cache()
 
     runs = []
     for _ in range(max(1, args.repeat)):
-        fake.items.clear()
+        fake.clear()
         fake_before = fake.cpu
         total, cpu, calls = import_all(texts, f"bench-{uuid.uuid4()}", fake)
         runs.append(cpu)
@@ -329,7 +382,7 @@ def main() -> None:
         # what gc.freeze() at the end of a function's init would give: full collections stop
         # re-scanning the ~150k objects every process holds after its imports (not done in production yet)
         gc.freeze()
-        fake.items.clear()
+        fake.clear()
         _, frozen, _ = import_all(texts, f"bench-{uuid.uuid4()}", fake)
         gc.unfreeze()
         print(f"  with gc.freeze() after init: {frozen / total * 1e6:.0f} µs/resource, {total / frozen:.0f} resources/s/core, ratio to validation {(total / frozen) / (total / vcpu):.2f}")

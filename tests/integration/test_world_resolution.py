@@ -363,3 +363,39 @@ def test_workspace_thresholds_are_set_by_patch_and_used_by_resolution(gateway: G
     reset = gateway.call("PATCH", f"/v1/workspaces/{ws}", token=ADMIN_KEY, body={"world_thresholds": {}})
     assert reset.status == 200 and reset.body.get("world_thresholds") is None
     assert ResourceService().resolver.settings(ws).thresholds.link == 0.95
+
+
+def test_directory_records_read_their_keys_by_item_not_by_query(aws: dict) -> None:
+    """A batch of new directory records costs one BatchGetItem of key presence items per 100 keys
+    and no Query; a later record sharing a stored key still finds (Queries) and links to it; an
+    update that changes no identifier, name or address writes no entity item."""
+    svc = ResourceService(indexer=lambda *a, **k: [])
+    ctx = WriteContext(source="fhir_import")
+    orgs = [
+        ("Organization", f"o{i}", {"resourceType": "Organization", "identifier": [{"system": "urn:x:org", "value": f"O{i}"}], "name": f"Clinic {i}", "address": [{"line": [f"{i} Main St"], "postalCode": "01103"}]})
+        for i in range(60)
+    ]  # 120 keys: identifier + name/address each
+    with counting() as calls:
+        svc.write_many("wsk", orgs, ctx)
+    assert calls["dynamodb:Query"] == 0, calls  # nothing is queried (was one Query per key: 120)
+    # current versions (1) + presence items of 120 keys (2); directory rules need no settings
+    assert calls["dynamodb:BatchGetItem"] == 3, calls
+    assert current("wsk", "Organization", "o5") == anchor_entity_id("wsk", "Organization", "o5")
+
+    # another source's record of o5 (same identifier, other id): found through the stored key
+    dup = {"resourceType": "Organization", "identifier": [{"system": "urn:x:org", "value": "o5"}], "name": "Clinic Five"}
+    with counting() as calls:
+        svc.write_many("wsk", [("Organization", "other-5", dup)], ctx)
+    assert calls["dynamodb:Query"] == 1  # its one key in use
+    assert current("wsk", "Organization", "other-5") == current("wsk", "Organization", "o5")
+    assert link("wsk", "Organization", "other-5")["method"] == "identifier"
+
+    # o7 again with another telecom only: re-resolution would decide the same; nothing moves
+    changed = {**orgs[7][2], "telecom": [{"system": "phone", "value": "555-0100"}]}
+    before = link("wsk", "Organization", "o7")
+    with counting() as calls:
+        [result] = svc.write_many("wsk", [("Organization", "o7", changed)], ctx)
+    assert result.outcome == "updated" and calls["dynamodb:Query"] == 0
+    assert link("wsk", "Organization", "o7") == before
+    assert events("wsk", anchor_entity_id("wsk", "Organization", "o7")) == ["created"]
+    assert svc.store.counters("wsk")["entity_type_counts"] == {"organization": 60}

@@ -37,6 +37,8 @@ from fhir_platform.storage.resources import (
 )
 from fhir_platform.world.entities import ENTITY_TYPES, DeterministicResolver, EntityLink, EntityResolver, patient_reference
 
+_DIRECTORY_TYPES = ("Practitioner", "Organization", "Location")  # world.resolution.DIRECTORY_TYPES (not imported: lazy)
+
 Indexer = Callable[..., list[dict[str, Any]]]
 MAX_WRITE_ATTEMPTS = 5
 
@@ -325,11 +327,26 @@ class ResourceService:
         resolver: EntityResolver = (
             session(patient_entity=lambda _ws, pid: known.get(pid)) if session else DeterministicResolver(lambda _ws, pid: known.get(pid))
         )
+        # the directory records this batch will resolve (new or changed): their keys read together
+        digests: dict[int, str] = {}
+        prefetch = getattr(resolver, "prefetch", None)
+        if prefetch is not None:
+            resolving = []
+            for index, (rt, rid, data) in enumerate(entries):
+                if rt in _DIRECTORY_TYPES:
+                    prior = previous.get((rt, rid))
+                    digests[index] = content_hash(data)
+                    if not dedup or prior is None or prior.deleted or prior.content_hash != digests[index]:
+                        resolving.append((rt, data))
+            if resolving:
+                prefetch(ws, resolving)
         results: list[BatchWrite] = []
         pending: list[tuple[int, ResourceChange]] = []
         for index, (rt, rid, data) in enumerate(entries):
             prior = previous.get((rt, rid))
-            change = self.prepare(ws, rt, rid, data, prior, contexts[index] if contexts else ctx, resolver=resolver, force=not dedup)
+            change = self.prepare(
+                ws, rt, rid, data, prior, contexts[index] if contexts else ctx, resolver=resolver, force=not dedup, digest=digests.get(index)
+            )
             if change is None:
                 results.append(BatchWrite(rt, rid, "skipped", prior.entity_id if prior else None, False))
                 continue
@@ -366,6 +383,7 @@ class ResourceService:
         *,
         resolver: EntityResolver | None = None,
         force: bool = False,
+        digest: str | None = None,
     ) -> ResourceChange | None:
         """Build the change for ``data`` over ``previous``; ``None`` when the content is unchanged
         (unless ``force``). Shared by single writes and the import pipeline."""
@@ -373,7 +391,7 @@ class ResourceService:
         from fhir_platform.search.parameters import compartment_patient_ids
         from fhir_platform.search.timeline import domain_of, event_uuid, timeline_patients
 
-        digest = content_hash(data)
+        digest = digest or content_hash(data)
         revives = previous is not None and previous.deleted  # a write re-creating a deleted resource
         if previous is not None and not revives and previous.content_hash == digest and not force:
             return None

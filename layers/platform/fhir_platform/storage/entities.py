@@ -120,6 +120,15 @@ class EntityStore(Repository):
         out.members = list(seen.values())
         return out
 
+    def keys_in_use(self, ws: str, entity_keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which ``(entity_type, key)`` pairs have a presence item (a directory key some record
+        was ever put under): one consistent BatchGetItem per 100 distinct keys. A key not in the
+        answer has no members, so its Query can be skipped."""
+        distinct = list(dict.fromkeys(entity_keys))
+        by_pk = {keys.blocking_presence_pk(ws, et, k): (et, k) for et, k in distinct}
+        found = self.batch_get_items([{"PK": pk, "SK": keys.BLOCKING_PRESENCE_SK} for pk in by_pk], ProjectionExpression="PK")
+        return {by_pk[i["PK"]] for i in found if i["PK"] in by_pk}
+
     def _members_page(self, pk: str, limit: int) -> list[dict[str, Any]]:
         """One Query through the low-level client (thread-safe, unlike the Table resource)."""
         return self.table.meta.client.query(
@@ -446,6 +455,11 @@ class EntityOps:
                 "features": json.dumps(features, separators=(",", ":"), sort_keys=True),
             }
         )
+
+    def put_key_in_use(self, ws: str, entity_type: str, key: str) -> dict[str, Any]:
+        """The presence item of a directory key (written with its first member; never deleted:
+        a key whose members all left costs a Query that finds nothing)."""
+        return self._put({"PK": keys.blocking_presence_pk(ws, entity_type, key), "SK": keys.BLOCKING_PRESENCE_SK})
 
     def delete_member(self, ws: str, entity_type: str, key: str, resource_type: str, resource_id: str) -> dict[str, Any]:
         return {"Delete": {"TableName": self.table, "Key": {"PK": keys.blocking_pk(ws, entity_type, key), "SK": keys.blocking_sk(resource_type, resource_id)}}}

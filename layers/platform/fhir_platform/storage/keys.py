@@ -23,6 +23,7 @@ entity history event        ``WS#{ws}#E#{entity_id}``              ``EV#{at}#{ev
 entity pair never proposed  ``WS#{ws}#E#{entity_id}``              ``NOT#{other_entity_id}``
 anchor alias                ``WS#{ws}#E#{anchor_id}``              ``ALIAS`` (only when ≠ anchor)
 blocking key member         ``WS#{ws}#BK#{entity_type}#{key}``     ``{type}#{id}``
+blocking key in use         ``WS#{ws}#BKP#{entity_type}#{key}``    ``KEY`` (directory types)
 match candidate             ``WS#{ws}#CAND``                       ``ID#{candidate_id}``
 candidate list by status    ``WS#{ws}#CAND#{status}``              ``{created_at}#{candidate_id}``
 candidate counters          ``WS#{ws}#CAND#COUNT``                 ``COUNT``
@@ -153,6 +154,15 @@ ENTITY_NOT_SK_PREFIX = "NOT#"
 
 def blocking_pk(ws: str, entity_type: str, key: str) -> str:
     return f"WS#{ws}#BK#{entity_type}#{key}"
+
+
+BLOCKING_PRESENCE_SK = "KEY"
+
+
+def blocking_presence_pk(ws: str, entity_type: str, key: str) -> str:
+    """A directory key that has (or had) members: read by key in a BatchGetItem, so a key never
+    used costs no Query (docs/entities.md, "Directory keys")."""
+    return f"WS#{ws}#BKP#{entity_type}#{key}"
 
 
 def blocking_sk(resource_type: str, resource_id: str) -> str:

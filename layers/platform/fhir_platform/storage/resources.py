@@ -227,9 +227,26 @@ class ResourceStore(Repository):
     def batch_get(self, ws: str, refs: list[tuple[str, str]]) -> dict[tuple[str, str], StoredResource]:
         """Current versions of many resources (BatchGetItem, 100 per call)."""
         found: dict[tuple[str, str], StoredResource] = {}
-        for item in self.batch_get_items([{"PK": keys.resource_pk(ws, t, i), "SK": keys.CURRENT_SK} for t, i in refs]):
+        for item in self._batch_get_wire([keys.resource_pk(ws, t, i) for t, i in refs], keys.CURRENT_SK):
             stored = self._to_stored(item)
             found[(stored.resource_type, stored.resource_id)] = stored
+        return found
+
+    def _batch_get_wire(self, pks: list[str], sk: str) -> list[dict[str, Any]]:
+        """Consistent BatchGetItem of ``(pk, sk)`` items (100 keys per call, unprocessed keys
+        retried) through the low-level :attr:`writer`, items decoded by :func:`wire.read_item`: the
+        same items as :meth:`batch_get_items`, without the boto3 resource layer's per-value
+        (de)serialisers (the write path reads every batch's current versions this way)."""
+        table = self.table_name
+        unique = list(dict.fromkeys(pks))
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(unique), 100):
+            chunk = [{"PK": {"S": pk}, "SK": {"S": sk}} for pk in unique[start : start + 100]]
+            request: dict[str, Any] | None = {table: {"Keys": chunk, "ConsistentRead": True}}
+            while request:
+                resp = self.writer.batch_get_item(RequestItems=request)
+                found += [wire.read_item(i) for i in resp.get("Responses", {}).get(table, [])]
+                request = resp.get("UnprocessedKeys") or None
         return found
 
     # ---- writes ------------------------------------------------------------------------------

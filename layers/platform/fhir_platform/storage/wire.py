@@ -191,6 +191,38 @@ def transact_op(op: dict[str, dict[str, Any]], table_name: str) -> dict[str, dic
 
 # --- the request body ------------------------------------------------------------------------------
 
+def read_value(value: dict[str, Any]) -> Any:
+    """One DynamoDB JSON attribute value (as botocore parses it) → Python, as boto3's
+    ``TypeDeserializer`` gives it (numbers ``Decimal``, binaries ``Binary``, sets ``set``)."""
+    ((tag, v),) = value.items()
+    if tag == "S":
+        return v
+    if tag == "N":
+        return DYNAMODB_CONTEXT.create_decimal(v)
+    if tag == "M":
+        return {k: read_value(x) for k, x in v.items()}
+    if tag == "L":
+        return [read_value(x) for x in v]
+    if tag == "BOOL":
+        return v
+    if tag == "NULL":
+        return None
+    if tag == "B":
+        return Binary(v)
+    if tag == "SS":
+        return set(v)
+    if tag == "NS":
+        return {DYNAMODB_CONTEXT.create_decimal(x) for x in v}
+    if tag == "BS":
+        return {Binary(x) for x in v}
+    raise TypeError(f"unknown DynamoDB type {tag!r}")
+
+
+def read_item(item: dict[str, Any]) -> dict[str, Any]:
+    """A low-level client's item → the Table resource's form."""
+    return {k: read_value(v) for k, v in item.items()}
+
+
 PASSTHROUGH = frozenset({"TransactWriteItems"})  # operations whose requests this module builds
 
 

@@ -25,6 +25,7 @@ imports no AWS SDK.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from dataclasses import dataclass, field, replace
@@ -187,6 +188,9 @@ class _Batch:
     entities: dict[str, dict[str, Any]] = field(default_factory=dict)  # eid -> {"member_count", "status"}
     taken_ids: set[str] = field(default_factory=set)
     resolved_patients: int = 0
+    # directory keys: (etype, key) -> "stored" (its presence item exists: Query it), "batch" (first
+    # put by this batch: its members are in ``members``), "" (never used: nothing to read)
+    key_use: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 @dataclass
@@ -303,6 +307,28 @@ class ResolutionSession:
                 return EntityLink(entity_id, 1.0, "patient", (f"reference Patient/{patient_id}",))
         return NO_LINK
 
+    def prefetch(self, ws: str, entries: list[tuple[str, dict[str, Any]]]) -> None:
+        """Read, for every directory record (Practitioner, Organization, Location) about to be
+        resolved in this batch, which of its keys are in use: one BatchGetItem per 100 keys for
+        the whole batch instead of a Query per key and record (docs/entities.md)."""
+        wanted = [
+            (ENTITY_TYPES[rt], key)
+            for rt, data in entries
+            if rt in DIRECTORY_TYPES
+            for key in directory_keys(directory_features(rt, data))
+        ]
+        self._read_key_use(ws, wanted)
+
+    def _read_key_use(self, ws: str, wanted: list[tuple[str, str]]) -> None:
+        b = self.batch
+        unknown = list(dict.fromkeys(k for k in wanted if k not in b.key_use))
+        if not unknown:
+            return
+        present = self.store.keys_in_use(ws, unknown)
+        self.world.stats.calls += (len(unknown) + 99) // 100
+        for k in unknown:
+            b.key_use[k] = "stored" if k in present else ""
+
     # ---- members -------------------------------------------------------------------------------
 
     def _resolve_member(self, ws: str, rt: str, rid: str, data: dict[str, Any]) -> EntityLink:
@@ -331,9 +357,21 @@ class ResolutionSession:
                 prior.entity = {**(prior.entity or {}), **b.entities[cl.entity_id]}
         if prior is not None and prior.link is None and prior.entity is None and not prior.anchor_entity_exists and not prior.alias:
             prior = None  # a resource that was never linked (e.g. written before it had entities)
+        if settings is None and prior is not None and _unchanged(prior, features, keys):
+            # a directory record whose identifiers, name and address did not change: the rule would
+            # decide what it decided (its candidates are the same keys' members), so nothing moves
+            # and no entity item is rewritten
+            b.links[record] = prior
+            b.entity_of_anchor[anchor] = prior.entity_id
+            return EntityLink(anchor, _f(prior.link.get("confidence"), 1.0), etype, ("unchanged",), current_entity_id=prior.entity_id)  # type: ignore[union-attr]
 
-        # candidates: stored members of the non-saturated keys, plus this batch's
-        read = self.store.blocking_members(ws, etype, keys)
+        # candidates: stored members of the non-saturated keys, plus this batch's. A directory key
+        # whose presence item is absent has no stored members: not queried.
+        query_keys = keys
+        if settings is None:
+            self._read_key_use(ws, [(etype, k) for k in keys])
+            query_keys = [k for k in keys if b.key_use[(etype, k)] == "stored"]
+        read = self.store.blocking_members(ws, etype, query_keys)
         world.stats.calls += read.calls
         saturated = set(read.saturated)
         stored = {m.record_id: m for m in read.members}
@@ -403,6 +441,9 @@ class ResolutionSession:
         for key in keys:
             if key not in saturated:
                 ops.append(ops_b.put_member(ws, etype, key, rt, rid, anchor, features))
+                if b.key_use.get((etype, key)) == "":  # its first member: the key is in use from now on
+                    ops.append(ops_b.put_key_in_use(ws, etype, key))
+                    b.key_use[(etype, key)] = "batch"
         for key in old_keys:
             if key not in keys:
                 ops.append(ops_b.delete_member(ws, etype, key, rt, rid))
@@ -529,6 +570,20 @@ class ResolutionSession:
                 b.members.get((etype, key), {}).pop(record, None)
                 b.removed.setdefault((etype, key), set()).add(record)
         b.links[record] = state
+
+
+def _unchanged(prior: _LinkState, features: dict[str, Any], keys: list[str]) -> bool:
+    """A linked, unpinned directory record with the same features and keys as its link item."""
+    link = prior.link
+    if link is None or prior.pinned or list(link.get("blocking_keys") or []) != keys:
+        return False
+    stored = link.get("features")
+    if isinstance(stored, str):
+        try:
+            stored = json.loads(stored)
+        except ValueError:
+            return False
+    return stored == features
 
 
 def _link_args(link: dict[str, Any]) -> dict[str, Any]:
