@@ -67,6 +67,16 @@ def patient_reference(data: dict[str, Any]) -> str | None:
     return None
 
 
+def compartment_link(patient_entity: Callable[[str, str], str | None], workspace_id: str, data: dict[str, Any]) -> EntityLink:
+    """A compartment resource carries its patient's (anchor) entity, when that Patient is stored."""
+    patient_id = patient_reference(data)
+    if patient_id:
+        entity_id = patient_entity(workspace_id, patient_id)
+        if entity_id:
+            return EntityLink(entity_id, 1.0, "patient", (f"reference Patient/{patient_id}",))
+    return NO_LINK
+
+
 class DeterministicResolver:
     """Links by resource identity. ``patient_entity`` looks up a stored Patient's entity id."""
 
@@ -77,9 +87,4 @@ class DeterministicResolver:
         if resource_type == "Patient":
             entity_id = str(uuid.uuid5(_NAMESPACE, f"{workspace_id}/Patient/{resource_id}"))
             return EntityLink(entity_id, 1.0, "patient", ("resource id",), owns_entity=True)
-        patient_id = patient_reference(data)
-        if patient_id:
-            entity_id = self._patient_entity(workspace_id, patient_id)
-            if entity_id:
-                return EntityLink(entity_id, 1.0, "patient", (f"reference Patient/{patient_id}",))
-        return NO_LINK
+        return compartment_link(self._patient_entity, workspace_id, data)

@@ -33,7 +33,7 @@ from typing import Any, Callable
 
 from fhir_platform.search.normalize import words
 from fhir_platform.world.blocking import MAX_MEMBERS_PER_KEY, blocking_keys
-from fhir_platform.world.entities import ENTITY_TYPES, NO_LINK, EntityLink, anchor_entity_id, patient_reference
+from fhir_platform.world.entities import ENTITY_TYPES, EntityLink, anchor_entity_id, compartment_link
 from fhir_platform.world.features import PatientFeatures, normalize_address_line, normalize_postal_code, patient_features
 from fhir_platform.world.model import Parameters, default_parameters
 from fhir_platform.world.resolver import Candidate, Decision, Thresholds, decide, score_candidates
@@ -300,12 +300,7 @@ class ResolutionSession:
     def resolve(self, workspace_id: str, resource_type: str, resource_id: str, data: dict[str, Any]) -> EntityLink:
         if resource_type in ENTITY_TYPES:
             return self._resolve_member(workspace_id, resource_type, resource_id, data)
-        patient_id = patient_reference(data)
-        if patient_id:
-            entity_id = self._patient_entity(workspace_id, patient_id)
-            if entity_id:
-                return EntityLink(entity_id, 1.0, "patient", (f"reference Patient/{patient_id}",))
-        return NO_LINK
+        return compartment_link(self._patient_entity, workspace_id, data)
 
     def prefetch(self, ws: str, entries: list[tuple[str, dict[str, Any]]]) -> None:
         """Read, for every directory record (Practitioner, Organization, Location) about to be
