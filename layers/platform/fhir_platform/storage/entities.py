@@ -38,6 +38,7 @@ from boto3.dynamodb.conditions import Key
 from fhir_platform.storage import keys
 from fhir_platform.storage.base import Repository, plain
 from fhir_platform.world.blocking import MAX_KEYS_PER_RECORD, MAX_MEMBERS_PER_KEY
+from fhir_platform.world.entities import CurrentLink
 
 MAX_NOT_ITEMS = 500  # never-together items read per entity (a reviewer's rejections of one entity)
 
@@ -62,26 +63,6 @@ class BlockingRead:
     saturated: list[str] = field(default_factory=list)  # keys skipped: more than the cap
     per_key: dict[str, list[str]] = field(default_factory=dict)  # key -> record ids (non-saturated keys)
     calls: int = 0
-
-
-@dataclass
-class CurrentLink:
-    """Where a resource sits now: its anchor, current entity, link item and that entity's META."""
-
-    anchor_id: str
-    entity_id: str  # current entity (the alias' target, else the anchor)
-    alias: str | None  # the alias item's entity id, when there is one
-    link: dict[str, Any] | None  # the link item (plain), None when the resource has never been linked
-    entity: dict[str, Any] | None  # META of ``entity_id`` (plain)
-    anchor_entity_exists: bool  # a META exists under the anchor id (the id is taken)
-
-    @property
-    def pinned(self) -> bool:
-        return bool(self.link and self.link.get("pinned"))
-
-    @property
-    def member_count(self) -> int:
-        return int((self.entity or {}).get("member_count") or 0)
 
 
 class EntityStore(Repository):
@@ -277,43 +258,14 @@ class EntityOps:
 
     def create_entity(self, ws: str, entity_id: str, entity_type: str, display_name: str | None, at: str, member_count: int = 1) -> dict[str, Any]:
         """A new entity (``attribute_not_exists``: an id is never reused)."""
-        return self._put(
-            {
-                "PK": keys.entity_pk(ws, entity_id),
-                "SK": keys.ENTITY_SK,
-                "entity_id": entity_id,
-                "entity_type": entity_type,
-                "display_name": display_name,
-                "status": "active",
-                "member_count": member_count,
-                "created_at": at,
-                "updated_at": at,
-                "version": 1,
-            },
-            "attribute_not_exists(PK)",
-        )
+        return self._put(_entity_meta(ws, entity_id, entity_type, display_name, at, member_count), "attribute_not_exists(PK)")
 
     def replace_entity(
         self, ws: str, entity_id: str, entity_type: str, display_name: str | None, at: str, member_count: int, merged_into: str | None = None
     ) -> dict[str, Any]:
         """Overwrite a META written before entities had members (the deterministic resolver's
         anchor META: no ``status`` nor ``member_count``) when its Patient is first re-resolved."""
-        return self._put(
-            {
-                "PK": keys.entity_pk(ws, entity_id),
-                "SK": keys.ENTITY_SK,
-                "entity_id": entity_id,
-                "entity_type": entity_type,
-                "display_name": display_name,
-                "status": "merged" if merged_into else "active",
-                "merged_into": merged_into,
-                "member_count": member_count,
-                "created_at": at,
-                "updated_at": at,
-                "version": 1,
-            },
-            "attribute_not_exists(member_count)",
-        )
+        return self._put(_entity_meta(ws, entity_id, entity_type, display_name, at, member_count, merged_into), "attribute_not_exists(member_count)")
 
     def add_member(self, ws: str, entity_id: str, at: str, display_name: str | None = None) -> dict[str, Any]:
         """One more member in an existing, active entity (concurrent joins commute)."""
@@ -554,3 +506,21 @@ def _clean_num(value: Any) -> Any:
 
 def _clean(item: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if v is not None}
+
+
+def _entity_meta(
+    ws: str, entity_id: str, entity_type: str, display_name: str | None, at: str, member_count: int, merged_into: str | None = None
+) -> dict[str, Any]:
+    return {
+        "PK": keys.entity_pk(ws, entity_id),
+        "SK": keys.ENTITY_SK,
+        "entity_id": entity_id,
+        "entity_type": entity_type,
+        "display_name": display_name,
+        "status": "merged" if merged_into else "active",
+        "merged_into": merged_into,
+        "member_count": member_count,
+        "created_at": at,
+        "updated_at": at,
+        "version": 1,
+    }

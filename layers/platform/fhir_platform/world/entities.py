@@ -52,6 +52,28 @@ def anchor_entity_id(workspace_id: str, resource_type: str, resource_id: str) ->
     return str(uuid.uuid5(_NAMESPACE, f"{workspace_id}/{resource_type}/{resource_id}"))
 
 
+@dataclass
+class CurrentLink:
+    """Where a resource sits now: its anchor, current entity, link item and that entity's META
+    (read by ``storage.entities.EntityStore.current_link``; the resolver keeps one per record of a
+    batch, updated by the batch's earlier changes)."""
+
+    anchor_id: str
+    entity_id: str  # current entity (the alias' target, else the anchor)
+    alias: str | None  # the alias item's entity id, when there is one
+    link: dict[str, Any] | None  # the link item (plain), None when the resource has never been linked
+    entity: dict[str, Any] | None  # META of ``entity_id`` (plain)
+    anchor_entity_exists: bool  # a META exists under the anchor id (the id is taken)
+
+    @property
+    def pinned(self) -> bool:
+        return bool(self.link and self.link.get("pinned"))
+
+    @property
+    def member_count(self) -> int:
+        return int((self.entity or {}).get("member_count") or 0)
+
+
 class EntityResolver(Protocol):
     def resolve(self, workspace_id: str, resource_type: str, resource_id: str, data: dict[str, Any]) -> EntityLink: ...
 

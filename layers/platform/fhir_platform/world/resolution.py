@@ -33,7 +33,7 @@ from typing import Any, Callable
 
 from fhir_platform.search.normalize import words
 from fhir_platform.world.blocking import MAX_MEMBERS_PER_KEY, blocking_keys
-from fhir_platform.world.entities import ENTITY_TYPES, EntityLink, anchor_entity_id, compartment_link
+from fhir_platform.world.entities import ENTITY_TYPES, CurrentLink, EntityLink, anchor_entity_id, compartment_link
 from fhir_platform.world.features import PatientFeatures, normalize_address_line, normalize_postal_code, patient_features
 from fhir_platform.world.model import Parameters, default_parameters
 from fhir_platform.world.resolver import Candidate, Decision, Thresholds, decide, score_candidates
@@ -158,30 +158,10 @@ def _decide_directory(f: dict[str, Any], cands: list[tuple[str, str, dict[str, A
 
 
 @dataclass
-class _LinkState:
-    """Where a record sits after the batch's earlier changes (the same shape as CurrentLink)."""
-
-    anchor_id: str
-    entity_id: str
-    alias: str | None
-    link: dict[str, Any] | None
-    entity: dict[str, Any] | None
-    anchor_entity_exists: bool
-
-    @property
-    def pinned(self) -> bool:
-        return bool(self.link and self.link.get("pinned"))
-
-    @property
-    def member_count(self) -> int:
-        return int((self.entity or {}).get("member_count") or 0)
-
-
-@dataclass
 class _Batch:
     """What the batch's earlier records changed, so later records see them before they commit."""
 
-    links: dict[str, _LinkState] = field(default_factory=dict)  # "Type/id" -> state
+    links: dict[str, CurrentLink] = field(default_factory=dict)  # "Type/id" -> state
     members: dict[tuple[str, str], dict[str, tuple[str, dict[str, Any]]]] = field(default_factory=dict)  # (etype, key) -> rid -> (anchor, features)
     removed: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     entity_of_anchor: dict[str, str] = field(default_factory=dict)
@@ -347,7 +327,7 @@ class ResolutionSession:
         if prior is None and version != "1":  # not new: where does it sit now?
             cl = self.store.current_link(ws, rt, rid, anchor)
             world.stats.calls += 1 + (1 if cl.alias else 0)
-            prior = _LinkState(cl.anchor_id, cl.entity_id, cl.alias, cl.link, cl.entity, cl.anchor_entity_exists)
+            prior = cl
             if b.entities.get(cl.entity_id):
                 prior.entity = {**(prior.entity or {}), **b.entities[cl.entity_id]}
         if prior is not None and prior.link is None and prior.entity is None and not prior.anchor_entity_exists and not prior.alias:
@@ -419,7 +399,7 @@ class ResolutionSession:
         features: dict[str, Any],
         keys: list[str],
         saturated: set[str],
-        prior: _LinkState | None,
+        prior: CurrentLink | None,
         decision: Decision | None,
         settings: WorldSettings | None,
     ) -> EntityLink:
@@ -532,7 +512,7 @@ class ResolutionSession:
             ops.append(ops_b.replace_entity(ws, target, etype, display, at, member_count=1))
             entity_state[target] = {"member_count": 1, "status": "active"}
 
-        state = _LinkState(
+        state = CurrentLink(
             anchor, target, None if target == anchor else target, {**link, "entity_id": target},
             entity_state.get(target) or (prior.entity if prior and not moved else None),
             (prior.anchor_entity_exists if prior else False) or target == anchor,
@@ -546,14 +526,14 @@ class ResolutionSession:
             ops=tuple(ops), counters=tuple(counters.items()), entity_created=creates, current_entity_id=target,
         )
 
-    def _new_entity_id(self, anchor: str, prior: _LinkState | None, version: str) -> str:
+    def _new_entity_id(self, anchor: str, prior: CurrentLink | None, version: str) -> str:
         """The anchor when no entity ever had that id, else a fresh id derived from the version."""
         if not (prior and prior.anchor_entity_exists) and anchor not in self.batch.taken_ids:
             return anchor
         return str(uuid.uuid5(_NEW_ENTITY_NS, f"{anchor}/{version}"))
 
     def _remember(
-        self, etype: str, record: str, keys: list[str], old_keys: list[str], saturated: set[str], anchor: str, features: dict[str, Any], state: _LinkState
+        self, etype: str, record: str, keys: list[str], old_keys: list[str], saturated: set[str], anchor: str, features: dict[str, Any], state: CurrentLink
     ) -> None:
         b = self.batch
         for key in keys:
@@ -567,7 +547,7 @@ class ResolutionSession:
         b.links[record] = state
 
 
-def _unchanged(prior: _LinkState, features: dict[str, Any], keys: list[str]) -> bool:
+def _unchanged(prior: CurrentLink, features: dict[str, Any], keys: list[str]) -> bool:
     """A linked, unpinned directory record with the same features and keys as its link item."""
     link = prior.link
     if link is None or prior.pinned or list(link.get("blocking_keys") or []) != keys:
