@@ -317,6 +317,31 @@ def test_candidates_list_accept_reject_and_409(api: Api, records: dict[str, str]
     assert api.ok("GET", f"entities/{e1}/history")["entries"][0]["request"]["candidate_id"] == "c-accept"
 
 
+def test_a_merge_carries_the_sources_never_together_pairs_to_the_target(api: Api, records: dict[str, str]) -> None:
+    """e1 was ruled apart from e3 (a rejected candidate); after e1 merges into e2, e2 is apart from e3
+    too: a record of e3 that becomes identical to e2's Patient is not linked into e2."""
+    e1, e2 = records["e1"], records["e2"]
+    api.put(patient("p3", "Haddad", "Omar", "1970-07-07"))
+    e3 = api.ok("GET", "fhir/resources/Patient/p3")["entity_id"]
+    seed_candidate(api.ws, "c-reject", e3, e1, "2025-01-02T00:00:00.000Z")
+    api.ok("POST", "entity-candidates/c-reject/reject")
+
+    api.ok("POST", f"entities/{e2}/merge", {"from_entity_id": e1})
+    table = boto3.resource("dynamodb").Table("fhir-data")
+    carried = table.get_item(Key={"PK": f"WS#{api.ws}#E#{e2}", "SK": f"NOT#{e3}"}).get("Item")
+    assert carried and e1 in carried["reason"]
+    assert table.get_item(Key={"PK": f"WS#{api.ws}#E#{e3}", "SK": f"NOT#{e2}"}).get("Item")
+
+    twin_of_p2 = {**patient("p3", "Lindqvist", "Astrid", "1951-11-03"), "telecom": [{"system": "phone", "value": "+1 555 0100"}]}
+    api.put(twin_of_p2)
+    assert api.ok("GET", "fhir/resources/Patient/p3")["entity_id"] != e2
+    assert {link["resource_id"] for link in api.ok("GET", f"entities/{e2}")["links"]} == {"p1", "p2"}
+
+    # a split bringing e1 back keeps e1's own rejection
+    api.ok("POST", f"entities/{e2}/split", {"resources": [{"resource_type": "Patient", "resource_id": "p1"}]}, expect=201)
+    assert table.get_item(Key={"PK": f"WS#{api.ws}#E#{e1}", "SK": f"NOT#{e3}"}).get("Item")
+
+
 def test_a_candidate_whose_records_were_merged_meanwhile_is_accepted_without_a_second_merge(api: Api, records: dict[str, str]) -> None:
     e1, e2 = records["e1"], records["e2"]
     seed_candidate(api.ws, "c1", e2, e1, "2025-01-01T00:00:00.000Z")

@@ -11,6 +11,9 @@ Merge ``from`` S ``into`` T (accept = merge of the candidate's new-record entity
     ``linked_by`` = the actor (its former confidence/method/evidence kept as ``previous``);
   - each moved member's anchor: ``ALIAS`` → T (deleted when the anchor *is* T: no alias needed);
   - ``NOT`` items between S and T deleted (a person's explicit merge overrides an earlier reject);
+  - every other ``NOT`` of S (S was ruled apart from X) carried to T both ways (T–X), so the
+    members S brings are still never linked with or proposed for X; S's own items stay (a split
+    that brings S back keeps them);
   - a ``merged`` history event on both; the workspace counters ``entity_count`` and
     ``et_{type}`` − 1 (a random counter shard, as the write path does).
 Split resources R out of E:
@@ -45,7 +48,7 @@ from botocore.exceptions import ClientError
 from fhir_platform.errors import Conflict, NotFound, Unprocessable
 from fhir_platform.storage import keys
 from fhir_platform.storage.base import Repository, cancellation_codes, error_code
-from fhir_platform.storage.entities import EntityOps
+from fhir_platform.storage.entities import EntityOps, EntityStore
 from fhir_platform.storage.entity_reads import Entity, EntityReader, link_ref
 from fhir_platform.world.entities import anchor_entity_id
 
@@ -115,6 +118,11 @@ class EntityDecisions(Repository):
         ops += [
             {"Delete": {"Key": {"PK": keys.entity_pk(ws, t), "SK": keys.entity_not_sk(s)}}},
             {"Delete": {"Key": {"PK": keys.entity_pk(ws, s), "SK": keys.entity_not_sk(t)}}},
+        ]
+        carried = Actor(actor.actor_id, f"carried from entity {s}, merged into {t}")
+        for other in sorted(EntityStore(self.table).not_together(ws, s) - {t}):  # one Query
+            ops += [self._not(ws, t, other, now, carried), self._not(ws, other, t, now, carried)]
+        ops += [
             self._event(ws, t, "merged", now, actor, request, resources=refs, other_entity_id=s, direction="into"),
             self._event(ws, s, "merged", now, actor, request, resources=refs, other_entity_id=t, direction="from", merged_into=t),
             self._counter(ws, target.entity_type, -1),
