@@ -1,6 +1,5 @@
 """Lambda entry point: fhir r4 update. The route and its logic live in fhir_platform.api.routes.fhir_r4."""
 
-import fhir_platform.search.indexing  # noqa: F401 - every request writes (indexes) resources: loaded at init, not deferred
 from fhir_platform.api.fhir_rest import build_fhir_app, fhir_handler
 from fhir_platform.api.routes.fhir_r4 import update
 

@@ -1,6 +1,5 @@
 """Lambda entry point: SQS import chunks -> the write path (partial batch failures reported)."""
 
-import fhir_platform.search.indexing  # noqa: F401 - every invocation writes (indexes) resources: loaded at init, not deferred
 from fhir_platform.imports.handlers import handle_sqs_event
 from fhir_platform.imports.service import ImportService
 from fhir_platform.observability import logger, metrics

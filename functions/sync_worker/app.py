@@ -1,7 +1,6 @@
 """Lambda entry point: SQS poll message -> one inbound poll of the EHR (partial batch failures reported)."""
 
 import aws_lambda_powertools.utilities.batch  # noqa: F401 - every invocation uses it: loaded at init, not deferred
-import fhir_platform.search.indexing  # noqa: F401 - every invocation writes (indexes) resources: loaded at init, not deferred
 from fhir_platform.connector.handlers import handle_sync_event
 from fhir_platform.connector.inbound import InboundPoller
 from fhir_platform.observability import logger, metrics

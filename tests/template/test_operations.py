@@ -41,16 +41,20 @@ def test_no_function_module_imports_the_tracer_or_the_lazy_libraries() -> None:
     assert loaded == {}
 
 
-# the resource write path's search helpers and libphonenumber: loaded by the first write or phone
-# read, not at init by functions that never write (a function whose every request writes loads the
-# write path at init on purpose: deferring it would only move the cost into its first request)
-WRITE_PATH = ("fhir_platform.search.indexing", "phonenumbers")
-NEVER_WRITES = (
-    "create_workspace", "get_workspace", "list_workspaces", "update_workspace", "fhir_status",
-    "fhir_get_resource", "fhir_resource_history", "import_splitter", "sync_scheduler", "outbound_sync",
-    "create_api_key", "list_api_keys", "fhir_sync_failures", "fhir_get_import_job",
-)
-WRITES_EVERY_REQUEST = ("fhir_create_resource", "fhir_update_resource", "fhir_import", "fhir_import_stream", "import_worker", "sync_worker")
+# Heavy modules, loaded by the first request that needs them rather than at a function's init
+# (Lambda's), unless every route of the router module that imports them needs them: a router module
+# shared by several functions (the FHIR facade's 13, resources' 4) imports the rest in the handler
+# that uses it. The resource write path's search/index helpers load on the first write (also in
+# writers: there the cost moves into the first, cold request, which pays it all the same);
+# libphonenumber on the first phone number parsed. Value: the functions allowed to load it at init.
+_SEARCH = {"fhir_search_resources", "fhir_search_patients", *(f"fhir_view_{v}" for v in ("patients", "practitioners", "locations", "appointments", "slots", "organizations"))}
+_IMPORTS = {"fhir_import", "fhir_import_stream", "fhir_create_import_job", "fhir_get_import_job", "fhir_list_import_jobs", "import_splitter", "import_worker"}
+HEAVY: dict[str, set[str]] = {
+    "fhir_platform.search.indexing": _SEARCH | {"fhir_patient_timeline", "fhir_patient_summary"},
+    "fhir_platform.search.executor": _SEARCH,
+    "fhir_platform.imports.bundle": _IMPORTS,  # the imports package's own routes and workers
+    "phonenumbers": set(),
+}
 
 
 def _loaded_at_init(names: tuple[str, ...], watched: tuple[str, ...]) -> dict[str, list[str]]:
@@ -70,15 +74,12 @@ def _loaded_at_init(names: tuple[str, ...], watched: tuple[str, ...]) -> dict[st
     return out
 
 
-def test_functions_that_never_write_do_not_load_the_write_path_at_init() -> None:
-    assert _loaded_at_init(NEVER_WRITES, WRITE_PATH) == {name: [] for name in NEVER_WRITES}
-
-
-def test_functions_that_write_on_every_request_load_the_write_path_at_init() -> None:
-    """Not deferred where it would only move the cost: the indexer is loaded at init (phonenumbers
-    stays lazy: only a Patient with a phone number needs it)."""
-    loaded = _loaded_at_init(WRITES_EVERY_REQUEST, WRITE_PATH)
-    assert loaded == {name: ["fhir_platform.search.indexing"] for name in WRITES_EVERY_REQUEST}
+def test_heavy_modules_load_at_init_only_where_every_route_needs_them() -> None:
+    names = tuple(sorted(function_dir(res["Properties"]) for res in functions().values()))
+    loaded = _loaded_at_init(names, tuple(HEAVY))
+    assert {name: [m for m in mods if name not in HEAVY[m]] for name, mods in loaded.items()} == {name: [] for name in names}
+    # the FHIR facade's and the resource writers' functions load none of them (what each route needs, it loads)
+    assert {name: mods for name, mods in loaded.items() if mods and (name.startswith("fhir_r4_") or name in ("fhir_create_resource", "fhir_update_resource"))} == {}
 
 
 def test_tracing_follows_powertools_rule() -> None:
