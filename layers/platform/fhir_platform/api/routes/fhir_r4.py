@@ -21,7 +21,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from fhir_platform import errors
 from fhir_platform.api import deps
 from fhir_platform.api.fhir_rest import base_url, fhir_response, raw_locations, resource_body
-from fhir_platform.api.routes.fhir_resources import ResourceId, ResourceType
+from fhir_platform.api.params import ResourceId, ResourceType
 from fhir_platform.auth.permissions import READ, WRITE
 from fhir_platform.fhir.resource_types import STORABLE_RESOURCE_TYPES
 from fhir_platform.resources.service import WriteContext, WriteOutcome, check_resource_type
