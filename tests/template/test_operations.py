@@ -50,11 +50,11 @@ def test_no_function_module_imports_the_tracer_or_the_lazy_libraries() -> None:
 # that uses it. The resource write path's search/index helpers load on the first write (also in
 # writers: there the cost moves into the first, cold request, which pays it all the same);
 # libphonenumber on the first phone number parsed. Value: the functions allowed to load it at init.
-_SEARCH = {"fhir_search_resources", "fhir_search_patients", *(f"fhir_view_{v}" for v in ("patients", "practitioners", "locations", "appointments", "slots", "organizations"))}
+_VIEWS = {f"fhir_view_{v}" for v in ("patients", "practitioners", "locations", "appointments", "slots", "organizations")}
 _IMPORTS = {"fhir_import", "fhir_import_stream", "fhir_create_import_job", "fhir_get_import_job", "fhir_list_import_jobs", "import_splitter", "import_worker"}
 HEAVY: dict[str, set[str]] = {
-    "fhir_platform.search.indexing": _SEARCH | {"fhir_patient_timeline", "fhir_patient_summary"},
-    "fhir_platform.search.executor": _SEARCH,
+    "fhir_platform.search.indexing": _VIEWS | {"fhir_patient_timeline", "fhir_patient_summary"},
+    "fhir_platform.search.executor": _VIEWS,
     "fhir_platform.imports.bundle": _IMPORTS,  # the imports package's own routes and workers
     "phonenumbers": set(),
 }
