@@ -12,7 +12,7 @@ a row over budget is marked ``!``. The best of ``--runs`` runs is kept (the mach
 The layer is measured as it is deployed: built by its Makefile's offline ``package`` step
 (``layers/platform/Makefile``: ``fhir_platform`` copied and precompiled to unchecked-hash pycs, what
 ``sam build`` ships) into a temporary directory put first on ``PYTHONPATH``, and run with
-``PYTHONDONTWRITEBYTECODE=1`` as in Lambda's read-only ``/opt``. ``--source`` measures the checkout's
+``PYTHONDONTWRITEBYTECODE=1`` as in Lambda's read-only ``/opt``, with the template's literal ``Globals`` environment variables. ``--source`` measures the checkout's
 sources instead (every run compiles ``fhir_platform`` from source: what the layer cost before it was
 precompiled, when ``BuildMethod: python3.11`` copied sources).
 
@@ -62,8 +62,21 @@ def build_layer(layer_src: Path, artifacts: Path) -> Path | None:
     return artifacts / "python"
 
 
+def template_env() -> dict[str, str]:
+    """The literal (not ``!Ref``/``!Sub``) variables of template.yaml's ``Globals`` environment: what
+    every deployed function's init runs with (``ENV`` stands in for the references)."""
+    from cfnlint.decode import decode
+
+    tpl, _ = decode(str(ROOT / "template.yaml"))
+    return {k: str(v) for k, v in tpl["Globals"]["Function"]["Environment"]["Variables"].items() if isinstance(v, str)}
+
+
+TEMPLATE_ENV = template_env()
+
+
 def _env(traced: bool) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("POWERTOOLS_", "LAMBDA_", "AWS_SAM"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("POWERTOOLS_", "LAMBDA_", "AWS_SAM", "PYDANTIC_"))}
+    env.update(TEMPLATE_ENV)
     env.update(ENV)
     env["PYTHONDONTWRITEBYTECODE"] = "1"  # Lambda's /opt is read-only: nothing compiled at run time is kept
     if LAYER_PATH:

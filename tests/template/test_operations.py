@@ -85,6 +85,24 @@ def test_heavy_modules_load_at_init_only_where_every_route_needs_them() -> None:
     assert {name: mods for name, mods in loaded.items() if mods and (name.startswith("fhir_r4_") or name in ("fhir_create_resource", "fhir_update_resource"))} == {}
 
 
+def test_an_init_does_not_scan_installed_distributions_for_pydantic_plugins() -> None:
+    """With the template's environment (``PYDANTIC_DISABLE_PLUGINS``), the first pydantic model built
+    in an init does not read every installed distribution's entry points looking for plugins
+    (pydantic's loader keeps ``_plugins`` unset when it never scanned)."""
+    variables = template()["Globals"]["Function"]["Environment"]["Variables"]
+    literal = {k: str(v) for k, v in variables.items() if isinstance(v, str)}
+    code = (
+        "import importlib.util as u, sys\n"
+        "s = u.spec_from_file_location('fn', sys.argv[1]); m = u.module_from_spec(s); s.loader.exec_module(m)\n"
+        "import pydantic.plugin._loader as loader\n"
+        "print('pydantic' in sys.modules, loader._plugins is None)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("POWERTOOLS_", "LAMBDA_", "AWS_SAM", "PYDANTIC_"))}
+    env.update(literal, TABLE_NAME="t", IMPORTS_BUCKET="b", IMPORT_QUEUE_URL="q", ADMIN_KEY_SECRET_ARN="a", AWS_DEFAULT_REGION="us-east-1")
+    result = subprocess.run([sys.executable, "-c", code, str(ROOT / "functions" / "get_workspace" / "app.py")], env=env, capture_output=True, text=True, timeout=60)
+    assert result.stdout.split() == ["True", "True"], result.stderr[-2000:]
+
+
 def test_tracing_follows_powertools_rule() -> None:
     from fhir_platform.observability import tracing_enabled
 
