@@ -18,8 +18,9 @@ precompiled, when ``BuildMethod: python3.11`` copied sources).
 
 ``--compare REV`` measures that revision's ``functions/`` and layer package (``git archive`` into a
 temporary directory, built the same way when that revision has the Makefile, else its sources, put
-first on ``PYTHONPATH``) against the working tree's, tracing off, each function's runs interleaved
-(boto3, before, after) so the shared machine's load skews all three alike.
+first on ``PYTHONPATH``, with that revision's template environment: each side as it was deployed)
+against the working tree's, tracing off, each function's runs interleaved (boto3, before, after) so
+the shared machine's load skews all three alike.
 ``--cpu`` times the import's CPU (``time.process_time``) rather than the wall clock: on a machine
 shared with other work, waiting for a core inflates wall times by whole multiples, CPU time far less.
 """
@@ -62,21 +63,21 @@ def build_layer(layer_src: Path, artifacts: Path) -> Path | None:
     return artifacts / "python"
 
 
-def template_env() -> dict[str, str]:
+def template_env(template: Path = ROOT / "template.yaml") -> dict[str, str]:
     """The literal (not ``!Ref``/``!Sub``) variables of template.yaml's ``Globals`` environment: what
     every deployed function's init runs with (``ENV`` stands in for the references)."""
     from cfnlint.decode import decode
 
-    tpl, _ = decode(str(ROOT / "template.yaml"))
+    tpl, _ = decode(str(template))
     return {k: str(v) for k, v in tpl["Globals"]["Function"]["Environment"]["Variables"].items() if isinstance(v, str)}
 
 
 TEMPLATE_ENV = template_env()
 
 
-def _env(traced: bool) -> dict[str, str]:
+def _env(traced: bool, template_vars: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("POWERTOOLS_", "LAMBDA_", "AWS_SAM", "PYDANTIC_"))}
-    env.update(TEMPLATE_ENV)
+    env.update(TEMPLATE_ENV if template_vars is None else template_vars)
     env.update(ENV)
     env["PYTHONDONTWRITEBYTECODE"] = "1"  # Lambda's /opt is read-only: nothing compiled at run time is kept
     if LAYER_PATH:
@@ -122,11 +123,11 @@ def table(runs: int = 3, only: set[str] | None = None, traced: bool = True) -> t
 def compare(revision: str, runs: int, only: set[str] | None) -> None:
     """Before (``revision``) and after (the working tree), tracing off, interleaved per run."""
     with tempfile.TemporaryDirectory(prefix="cold-start-") as tmp:
-        archive = subprocess.run(["git", "archive", revision, "functions", "layers/platform"], cwd=ROOT, capture_output=True, check=True).stdout
+        archive = subprocess.run(["git", "archive", revision, "functions", "layers/platform", "template.yaml"], cwd=ROOT, capture_output=True, check=True).stdout
         subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
         old_layer = Path(tmp) / "layers" / "platform"
         old_built = None if LAYER_PATH is None else build_layer(old_layer, Path(tmp) / "built")
-        old_env = {**_env(False), "PYTHONPATH": str(old_built or old_layer)}
+        old_env = {**_env(False, template_env(Path(tmp) / "template.yaml")), "PYTHONPATH": str(old_built or old_layer)}  # as that revision deployed
         rows = []
         for app in apps(only):
             old_app = Path(tmp) / "functions" / app.parent.name / "app.py"
