@@ -1,7 +1,10 @@
 """Lambda entry point: create api key. The route and its logic live in fhir_platform.api.routes.api_keys."""
 
-from fhir_platform.api.resolver import build_app, lambda_handler
-from fhir_platform.api.routes.api_keys import create_api_key
+from fhir_platform import coldstart
 
-app = build_app(create_api_key)
-handler = lambda_handler(app)
+with coldstart.init():  # the GC paused while the function loads, what it built frozen (fhir_platform/coldstart.py)
+    from fhir_platform.api.resolver import build_app, lambda_handler
+    from fhir_platform.api.routes.api_keys import create_api_key
+
+    app = build_app(create_api_key)
+    handler = lambda_handler(app)

@@ -1,7 +1,10 @@
 """Lambda entry point: data source status. The route and its logic live in fhir_platform.api.routes.data_sources."""
 
-from fhir_platform.api.resolver import build_app, lambda_handler
-from fhir_platform.api.routes.data_sources import data_source_status
+from fhir_platform import coldstart
 
-app = build_app(data_source_status)
-handler = lambda_handler(app)
+with coldstart.init():  # the GC paused while the function loads, what it built frozen (fhir_platform/coldstart.py)
+    from fhir_platform.api.resolver import build_app, lambda_handler
+    from fhir_platform.api.routes.data_sources import data_source_status
+
+    app = build_app(data_source_status)
+    handler = lambda_handler(app)

@@ -1,7 +1,10 @@
 """Lambda entry point: entity split. The route and its logic live in fhir_platform.api.routes.entities."""
 
-from fhir_platform.api.resolver import build_app, lambda_handler
-from fhir_platform.api.routes.entities import split_entity
+from fhir_platform import coldstart
 
-app = build_app(split_entity)
-handler = lambda_handler(app)
+with coldstart.init():  # the GC paused while the function loads, what it built frozen (fhir_platform/coldstart.py)
+    from fhir_platform.api.resolver import build_app, lambda_handler
+    from fhir_platform.api.routes.entities import split_entity
+
+    app = build_app(split_entity)
+    handler = lambda_handler(app)

@@ -1,7 +1,10 @@
 """Lambda entry point: fhir r4 delete. The route and its logic live in fhir_platform.api.routes.fhir_r4."""
 
-from fhir_platform.api.fhir_rest import build_fhir_app, fhir_handler
-from fhir_platform.api.routes.fhir_r4 import delete
+from fhir_platform import coldstart
 
-app = build_fhir_app(delete)
-handler = fhir_handler(app)
+with coldstart.init():  # the GC paused while the function loads, what it built frozen (fhir_platform/coldstart.py)
+    from fhir_platform.api.fhir_rest import build_fhir_app, fhir_handler
+    from fhir_platform.api.routes.fhir_r4 import delete
+
+    app = build_fhir_app(delete)
+    handler = fhir_handler(app)

@@ -1,8 +1,10 @@
 """Lambda entry point: fhir r4 transaction. The route and its logic live in fhir_platform.api.routes.fhir_r4."""
 
-import fhir_platform.search.indexing  # noqa: F401 - every request writes (indexes) resources: loaded at init, not deferred
-from fhir_platform.api.fhir_rest import build_fhir_app, fhir_handler
-from fhir_platform.api.routes.fhir_r4 import transaction
+from fhir_platform import coldstart
 
-app = build_fhir_app(transaction)
-handler = fhir_handler(app)
+with coldstart.init():  # the GC paused while the function loads, what it built frozen (fhir_platform/coldstart.py)
+    from fhir_platform.api.fhir_rest import build_fhir_app, fhir_handler
+    from fhir_platform.api.routes.fhir_r4 import transaction
+
+    app = build_fhir_app(transaction)
+    handler = fhir_handler(app)

@@ -1,8 +1,10 @@
 """Lambda entry point: fhir update resource. The route and its logic live in fhir_platform.api.routes.fhir_resources."""
 
-import fhir_platform.search.indexing  # noqa: F401 - every request writes (indexes) resources: loaded at init, not deferred
-from fhir_platform.api.resolver import build_app, lambda_handler
-from fhir_platform.api.routes.fhir_resources import update_resource
+from fhir_platform import coldstart
 
-app = build_app(update_resource)
-handler = lambda_handler(app)
+with coldstart.init():  # the GC paused while the function loads, what it built frozen (fhir_platform/coldstart.py)
+    from fhir_platform.api.resolver import build_app, lambda_handler
+    from fhir_platform.api.routes.fhir_resources import update_resource
+
+    app = build_app(update_resource)
+    handler = lambda_handler(app)

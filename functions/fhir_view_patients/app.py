@@ -1,7 +1,10 @@
 """Lambda entry point: fhir view patients. The route and its logic live in fhir_platform.api.routes.fhir_views."""
 
-from fhir_platform.api.resolver import build_app, lambda_handler
-from fhir_platform.api.routes.fhir_views import patients_view
+from fhir_platform import coldstart
 
-app = build_app(patients_view)
-handler = lambda_handler(app)
+with coldstart.init():  # the GC paused while the function loads, what it built frozen (fhir_platform/coldstart.py)
+    from fhir_platform.api.resolver import build_app, lambda_handler
+    from fhir_platform.api.routes.fhir_views import patients_view
+
+    app = build_app(patients_view)
+    handler = lambda_handler(app)

@@ -1,7 +1,10 @@
 """Lambda entry point: get data source. The route and its logic live in fhir_platform.api.routes.data_sources."""
 
-from fhir_platform.api.resolver import build_app, lambda_handler
-from fhir_platform.api.routes.data_sources import get_data_source
+from fhir_platform import coldstart
 
-app = build_app(get_data_source)
-handler = lambda_handler(app)
+with coldstart.init():  # the GC paused while the function loads, what it built frozen (fhir_platform/coldstart.py)
+    from fhir_platform.api.resolver import build_app, lambda_handler
+    from fhir_platform.api.routes.data_sources import get_data_source
+
+    app = build_app(get_data_source)
+    handler = lambda_handler(app)

@@ -1,11 +1,13 @@
 """Lambda entry point: SQS import chunks -> the write path (partial batch failures reported)."""
 
-import fhir_platform.search.indexing  # noqa: F401 - every invocation writes (indexes) resources: loaded at init, not deferred
-from fhir_platform.imports.handlers import handle_sqs_event
-from fhir_platform.imports.service import ImportService
-from fhir_platform.observability import logger, metrics
+from fhir_platform import coldstart
 
-service = ImportService()
+with coldstart.init():  # the GC paused while the function loads, what it built frozen (fhir_platform/coldstart.py)
+    from fhir_platform.imports.handlers import handle_sqs_event
+    from fhir_platform.imports.service import ImportService
+    from fhir_platform.observability import logger, metrics
+
+    service = ImportService()
 
 
 @logger.inject_lambda_context(log_event=False)

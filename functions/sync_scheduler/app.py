@@ -1,10 +1,13 @@
 """Lambda entry point: EventBridge schedule -> queue the due (data source, resource type) polls."""
 
-from fhir_platform.connector.handlers import handle_schedule_event
-from fhir_platform.connector.scheduler import Scheduler
-from fhir_platform.observability import logger, metrics
+from fhir_platform import coldstart
 
-scheduler = Scheduler()
+with coldstart.init():  # the GC paused while the function loads, what it built frozen (fhir_platform/coldstart.py)
+    from fhir_platform.connector.handlers import handle_schedule_event
+    from fhir_platform.connector.scheduler import Scheduler
+    from fhir_platform.observability import logger, metrics
+
+    scheduler = Scheduler()
 
 
 @logger.inject_lambda_context(log_event=False)

@@ -1,12 +1,14 @@
 """Lambda entry point: SQS poll message -> one inbound poll of the EHR (partial batch failures reported)."""
 
-import aws_lambda_powertools.utilities.batch  # noqa: F401 - every invocation uses it: loaded at init, not deferred
-import fhir_platform.search.indexing  # noqa: F401 - every invocation writes (indexes) resources: loaded at init, not deferred
-from fhir_platform.connector.handlers import handle_sync_event
-from fhir_platform.connector.inbound import InboundPoller
-from fhir_platform.observability import logger, metrics
+from fhir_platform import coldstart
 
-poller = InboundPoller()
+with coldstart.init():  # the GC paused while the function loads, what it built frozen (fhir_platform/coldstart.py)
+    import aws_lambda_powertools.utilities.batch  # noqa: F401 - every invocation uses it: loaded at init, not deferred
+    from fhir_platform.connector.handlers import handle_sync_event
+    from fhir_platform.connector.inbound import InboundPoller
+    from fhir_platform.observability import logger, metrics
+
+    poller = InboundPoller()
 
 
 @logger.inject_lambda_context(log_event=False)

@@ -21,16 +21,19 @@ LAZY = ("aws_xray_sdk", "requests", "joserfc", "croniter", "rapidfuzz")
 
 def test_no_function_module_imports_the_tracer_or_the_lazy_libraries() -> None:
     """Every function's module, imported in a fresh interpreter with tracing off (as in tests and
-    the local stack), loads none of the X-Ray SDK, requests, joserfc, croniter, rapidfuzz."""
+    the local stack), loads none of the X-Ray SDK, requests, joserfc, croniter, rapidfuzz; and
+    loads inside ``coldstart.init()``: the GC is running again afterwards, over a frozen init."""
     apps = [str(ROOT / "functions" / function_dir(res["Properties"]) / "app.py") for res in functions().values()]
     code = (
-        "import importlib.util as u, json, sys\n"
+        "import gc, importlib.util as u, json, sys\n"
         "out = {}\n"
         "for i, path in enumerate(json.loads(sys.argv[1])):\n"
         "    before = set(sys.modules)\n"
+        "    gc.unfreeze()\n"
         "    s = u.spec_from_file_location(f'fn{i}', path); m = u.module_from_spec(s); s.loader.exec_module(m)\n"
         "    new = set(sys.modules) - before\n"
         f"    out[path] = sorted({{h for h in {LAZY!r} for n in new if n == h or n.startswith(h + '.')}})\n"
+        "    if not gc.isenabled() or not gc.get_freeze_count(): out[path].append('not loaded in coldstart.init()')\n"
         "print(json.dumps(out))\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("POWERTOOLS_", "LAMBDA_", "AWS_SAM"))}
@@ -41,16 +44,20 @@ def test_no_function_module_imports_the_tracer_or_the_lazy_libraries() -> None:
     assert loaded == {}
 
 
-# the resource write path's search helpers and libphonenumber: loaded by the first write or phone
-# read, not at init by functions that never write (a function whose every request writes loads the
-# write path at init on purpose: deferring it would only move the cost into its first request)
-WRITE_PATH = ("fhir_platform.search.indexing", "phonenumbers")
-NEVER_WRITES = (
-    "create_workspace", "get_workspace", "list_workspaces", "update_workspace", "fhir_status",
-    "fhir_get_resource", "fhir_resource_history", "import_splitter", "sync_scheduler", "outbound_sync",
-    "create_api_key", "list_api_keys", "fhir_sync_failures", "fhir_get_import_job",
-)
-WRITES_EVERY_REQUEST = ("fhir_create_resource", "fhir_update_resource", "fhir_import", "fhir_import_stream", "import_worker", "sync_worker")
+# Heavy modules, loaded by the first request that needs them rather than at a function's init
+# (Lambda's), unless every route of the router module that imports them needs them: a router module
+# shared by several functions (the FHIR facade's 13, resources' 4) imports the rest in the handler
+# that uses it. The resource write path's search/index helpers load on the first write (also in
+# writers: there the cost moves into the first, cold request, which pays it all the same);
+# libphonenumber on the first phone number parsed. Value: the functions allowed to load it at init.
+_VIEWS = {f"fhir_view_{v}" for v in ("patients", "practitioners", "locations", "appointments", "slots", "organizations")}
+_IMPORTS = {"fhir_import", "fhir_import_stream", "fhir_create_import_job", "fhir_get_import_job", "fhir_list_import_jobs", "import_splitter", "import_worker"}
+HEAVY: dict[str, set[str]] = {
+    "fhir_platform.search.indexing": _VIEWS | {"fhir_patient_timeline", "fhir_patient_summary"},
+    "fhir_platform.search.executor": _VIEWS,
+    "fhir_platform.imports.bundle": _IMPORTS,  # the imports package's own routes and workers
+    "phonenumbers": set(),
+}
 
 
 def _loaded_at_init(names: tuple[str, ...], watched: tuple[str, ...]) -> dict[str, list[str]]:
@@ -70,15 +77,30 @@ def _loaded_at_init(names: tuple[str, ...], watched: tuple[str, ...]) -> dict[st
     return out
 
 
-def test_functions_that_never_write_do_not_load_the_write_path_at_init() -> None:
-    assert _loaded_at_init(NEVER_WRITES, WRITE_PATH) == {name: [] for name in NEVER_WRITES}
+def test_heavy_modules_load_at_init_only_where_every_route_needs_them() -> None:
+    names = tuple(sorted(function_dir(res["Properties"]) for res in functions().values()))
+    loaded = _loaded_at_init(names, tuple(HEAVY))
+    assert {name: [m for m in mods if name not in HEAVY[m]] for name, mods in loaded.items()} == {name: [] for name in names}
+    # the FHIR facade's and the resource writers' functions load none of them (what each route needs, it loads)
+    assert {name: mods for name, mods in loaded.items() if mods and (name.startswith("fhir_r4_") or name in ("fhir_create_resource", "fhir_update_resource"))} == {}
 
 
-def test_functions_that_write_on_every_request_load_the_write_path_at_init() -> None:
-    """Not deferred where it would only move the cost: the indexer is loaded at init (phonenumbers
-    stays lazy: only a Patient with a phone number needs it)."""
-    loaded = _loaded_at_init(WRITES_EVERY_REQUEST, WRITE_PATH)
-    assert loaded == {name: ["fhir_platform.search.indexing"] for name in WRITES_EVERY_REQUEST}
+def test_an_init_does_not_scan_installed_distributions_for_pydantic_plugins() -> None:
+    """With the template's environment (``PYDANTIC_DISABLE_PLUGINS``), the first pydantic model built
+    in an init does not read every installed distribution's entry points looking for plugins
+    (pydantic's loader keeps ``_plugins`` unset when it never scanned)."""
+    variables = template()["Globals"]["Function"]["Environment"]["Variables"]
+    literal = {k: str(v) for k, v in variables.items() if isinstance(v, str)}
+    code = (
+        "import importlib.util as u, sys\n"
+        "s = u.spec_from_file_location('fn', sys.argv[1]); m = u.module_from_spec(s); s.loader.exec_module(m)\n"
+        "import pydantic.plugin._loader as loader\n"
+        "print('pydantic' in sys.modules, loader._plugins is None)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("POWERTOOLS_", "LAMBDA_", "AWS_SAM", "PYDANTIC_"))}
+    env.update(literal, TABLE_NAME="t", IMPORTS_BUCKET="b", IMPORT_QUEUE_URL="q", ADMIN_KEY_SECRET_ARN="a", AWS_DEFAULT_REGION="us-east-1")
+    result = subprocess.run([sys.executable, "-c", code, str(ROOT / "functions" / "get_workspace" / "app.py")], env=env, capture_output=True, text=True, timeout=60)
+    assert result.stdout.split() == ["True", "True"], result.stderr[-2000:]
 
 
 def test_tracing_follows_powertools_rule() -> None:

@@ -11,7 +11,7 @@ import re
 from collections import Counter
 from datetime import datetime
 from email.utils import format_datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import parse_qsl, urlencode
 from uuid import UUID, uuid4
 
@@ -21,19 +21,16 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from fhir_platform import errors
 from fhir_platform.api import deps
 from fhir_platform.api.fhir_rest import base_url, fhir_response, raw_locations, resource_body
-from fhir_platform.api.routes.fhir_resources import ResourceId, ResourceType
+from fhir_platform.api.params import ResourceId, ResourceType
 from fhir_platform.auth.permissions import READ, WRITE
 from fhir_platform.fhir.resource_types import STORABLE_RESOURCE_TYPES
-from fhir_platform.imports.bundle import prepare_bundle
-from fhir_platform.imports.common import iter_references
 from fhir_platform.resources.service import WriteContext, WriteOutcome, check_resource_type
-from fhir_platform.resources.transaction import commit_atomically
-from fhir_platform.search.executor import search_resources
-from fhir_platform.search.parameters import Kind, params_for
-from fhir_platform.search.query import QueryError, parse_search_pairs
-from fhir_platform.search.sorted_search import search_sorted
-from fhir_platform.search.sorting import SortError, parse_sort, sort_fields
-from fhir_platform.storage.resources import StoredResource, TransactionTooLarge
+
+# Loaded by the interactions that use them, not at every facade function's init (docs/operations.md,
+# Cold starts): the search executor and query parser (search, conditional writes, $everything), the
+# bundle preparation and atomic commit (transaction), the search parameters (metadata).
+if TYPE_CHECKING:
+    from fhir_platform.storage.resources import StoredResource
 
 capabilities = APIGatewayHttpRouter()
 read = APIGatewayHttpRouter()
@@ -111,10 +108,9 @@ def _bad_param(name: str, msg: str) -> errors.InvalidQuery:
 
 # ---- metadata ----------------------------------------------------------------------------------
 
-_TYPE_NAMES = {Kind.STRING: "string", Kind.TEXT: "string", Kind.TOKEN: "token", Kind.DATE: "date", Kind.REFERENCE: "reference", Kind.PHONE: "token", Kind.ID: "token"}
-
-
 def _sort_documentation(rtype: str) -> str:
+    from fhir_platform.search.sorting import sort_fields
+
     return (
         f"sort fields: {', '.join(sort_fields(rtype))} (prefix - for descending), optionally followed by _id or -_id "
         "as the tie-break; combinable with every search parameter; resources without a value come last"
@@ -124,10 +120,13 @@ def _sort_documentation(rtype: str) -> str:
 def capability_statement(base: str) -> dict[str, Any]:
     """What the facade really serves: every storable type, its interactions and the search
     parameters of :func:`~fhir_platform.search.parameters.params_for`, with their FHIR types."""
+    from fhir_platform.search.parameters import Kind, params_for
+
+    type_names = {Kind.STRING: "string", Kind.TEXT: "string", Kind.TOKEN: "token", Kind.DATE: "date", Kind.REFERENCE: "reference", Kind.PHONE: "token", Kind.ID: "token"}
     resources = []
     for rtype in sorted(STORABLE_RESOURCE_TYPES):
         params = [
-            {"name": p.name, "type": _TYPE_NAMES[p.kind]}
+            {"name": p.name, "type": type_names[p.kind]}
             for p in sorted(params_for(rtype).values(), key=lambda p: p.name)
             if p.name != "q"
         ]
@@ -299,6 +298,9 @@ def conditional_matches(ws: str, resource_type: str, pairs: list[tuple[str, str]
     conditional create's ``If-None-Exist`` / ``ifNoneExist``, a conditional update's query. The
     criteria are the type's search parameters (at least one), run by the platform's search; a
     problem is a 422 whose ``loc`` is ``where`` + the parameter."""
+    from fhir_platform.search.executor import search_resources
+    from fhir_platform.search.query import QueryError, parse_search_pairs
+
     store = deps.resources().store
     try:
         if any(k.startswith("_") and k != "_id" for k, _ in pairs):
@@ -465,6 +467,9 @@ def _includes(ws: str, entries: list[dict[str, Any]], specs: list[str]) -> list[
 def _revincludes(ws: str, entries: list[dict[str, Any]], specs: list[str]) -> tuple[list[dict[str, Any]], bool]:
     """``_revinclude``: resources of the named type whose ``patient`` reference is one of this
     page's matches, through the reference index (one search per spec, bounded by ``_count``)."""
+    from fhir_platform.search.executor import search_resources
+    from fhir_platform.search.query import parse_search_pairs
+
     store = deps.resources().store
     ids = [e["resource"]["id"] for e in entries]
     found: list[dict[str, Any]] = []
@@ -498,6 +503,11 @@ def post_search(workspace_id: UUID, resource_type: ResourceType):
 
 
 def _search(router: Any, workspace_id: UUID, resource_type: str):
+    from fhir_platform.search.executor import search_resources
+    from fhir_platform.search.query import QueryError, parse_search_pairs
+    from fhir_platform.search.sorted_search import search_sorted
+    from fhir_platform.search.sorting import SortError, parse_sort
+
     deps.authorize_fhir(router, workspace_id, READ)
     check_resource_type(resource_type)
     ws = str(workspace_id)
@@ -598,6 +608,11 @@ def post_bundle(workspace_id: UUID):
     fits: all or nothing) or ``batch`` Bundle (each entry on its own); references between entries
     resolved by the import's preparation; ``ifNoneExist`` / ``PUT Type?criteria`` / ``DELETE
     Type/id`` entries honoured (``docs/fhir-rest.md``)."""
+    from fhir_platform.imports.bundle import prepare_bundle
+    from fhir_platform.imports.common import iter_references
+    from fhir_platform.resources.transaction import commit_atomically
+    from fhir_platform.storage.resources import TransactionTooLarge
+
     deps.authorize_fhir(transaction, workspace_id, WRITE)
     bundle = resource_body(transaction, "Bundle")
     kind = bundle.get("type")
@@ -734,6 +749,8 @@ def compartment_types() -> tuple[str, ...]:
     """The compartment's types: those with a ``patient`` search parameter (the reference index
     serves it). Computed on first use: it reads every type's search parameters, which imports
     ~500 fhir.resources models — a second of cold start for functions that never need it."""
+    from fhir_platform.search.parameters import params_for
+
     return tuple(t for t in sorted(STORABLE_RESOURCE_TYPES) if "patient" in params_for(t))
 
 
@@ -744,6 +761,9 @@ def get_everything(workspace_id: UUID, resource_id: ResourceId):
     ``_offset``. Only types the workspace holds (its write-time counters) are searched, each with
     an exact count, so ``total`` is exact and the calls per page depend on the types present, not
     on the patient's history length (index ids are counted a 1 MB page at a time)."""
+    from fhir_platform.search.executor import search_resources
+    from fhir_platform.search.query import parse_search_pairs
+
     deps.authorize_fhir(everything, workspace_id, READ)
     ws = str(workspace_id)
     query = dict(parse_qsl(everything.current_event.raw_query_string or "", keep_blank_values=True))

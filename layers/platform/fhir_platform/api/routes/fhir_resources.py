@@ -6,12 +6,13 @@ import re
 from typing import Annotated
 from uuid import UUID
 
-from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from fhir_platform.api import deps
 from fhir_platform.api.models import FhirResourceHistoryEntry, FhirResourceHistoryResponse, FhirResourceResponse, FhirWriteRequest
 from fhir_platform.api.openapi import responds
+from fhir_platform.api.params import ResourceId, ResourceType
 from fhir_platform.api.resolver import json_response
 from fhir_platform.auth.permissions import READ, WRITE
 from fhir_platform.errors import InvalidInput
@@ -24,8 +25,6 @@ read_resource = APIGatewayHttpRouter()
 update_resource = APIGatewayHttpRouter()
 resource_history = APIGatewayHttpRouter()
 
-ResourceType = Annotated[str, Path(max_length=64)]
-ResourceId = Annotated[str, Path(max_length=128)]
 _ETAG = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
 
 

@@ -23,10 +23,10 @@ from fhir_platform.api.openapi import responds
 from fhir_platform.api.resolver import json_response, open_query
 from fhir_platform.auth.permissions import READ
 from fhir_platform.resources.service import check_resource_type
-from fhir_platform.search.executor import search_resources
-from fhir_platform.search.listing import patient_list_page
-from fhir_platform.search.query import parse_patient_search, parse_search_pairs
 from fhir_platform.paging import MAX_OFFSET
+
+# Two functions share this module: each route imports its own search code (the resource search's
+# executor, the patient list's listing), so neither function's init loads the other's.
 
 resource_search = APIGatewayHttpRouter()
 patient_search = APIGatewayHttpRouter()
@@ -62,6 +62,9 @@ def get_resources(
 ):
     """Declared parameters are validated by Powertools; all parameters (declared or not) are then
     parsed from the raw query string, so the declared ones only add the contract's bounds."""
+    from fhir_platform.search.executor import search_resources
+    from fhir_platform.search.query import parse_search_pairs
+
     deps.authorize_fhir(resource_search, workspace_id, READ)
     check_resource_type(resource_type)
     ws = str(workspace_id)
@@ -102,6 +105,9 @@ def get_patients(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ):
+    from fhir_platform.search.listing import patient_list_page
+    from fhir_platform.search.query import parse_patient_search
+
     deps.authorize_fhir(patient_search, workspace_id, READ)
     with deps.search_errors():
         search = parse_patient_search(patient_search.current_event.query_string_parameters or {})
