@@ -148,7 +148,9 @@ __all__ = [
 # 6: a typed reference parameter (``patient``, ``practitioner``, ...) over the same paths as an untyped
 #    one (``subject``, ``performer``, ...) has no items of its own: it reads the untyped family's items
 #    and checks their types (``rt``); a ``q`` item's words ``w`` are one space-separated string
-INDEX_VERSION = 6
+# 7: no ``sort._id`` items: ``_sort=_id`` walks the ``TypeIndex`` GSI over the live ``CURRENT`` items
+#    (``TPK``/``TSK``); the type history is that GSI over the event items (no ``TH#`` items either)
+INDEX_VERSION = 7
 MAX_INDEX_ITEMS = 40
 MAX_VALUES_PER_FAMILY = 12
 MAX_STRING_KEY = 64
@@ -659,11 +661,14 @@ class KeyCondition:
     """One DynamoDB Query: ``PK = pk`` and, unless ``op == "all"``, an SK condition.
 
     ``op``: ``begins_with`` (values[0]), ``between`` (values[0]..values[1] inclusive), ``<``, ``>=``.
+    ``index``: a Query of the table's ``TypeIndex`` (``TPK``/``TSK``, eventually consistent)
+    instead of the table's ``PK``/``SK``.
     """
 
     pk: str
     op: str = "all"
     values: tuple[str, ...] = ()
+    index: str | None = None
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,15 @@
 keep every resource of a type in each field's order (pure; :mod:`fhir_platform.search.sorted_search`
 runs the walks).
 
-Every type sorts on ``_lastUpdated`` (the existing per-type list, no new item) and ``_id``; some
+Every type sorts on ``_lastUpdated`` (the existing per-type list, no new item) and ``_id`` (the
+table's ``TypeIndex`` over the live ``CURRENT`` items, :func:`fhir_platform.storage.keys.id_order_key`:
+no item either); some
 types on the date/string search parameters users sort by (:data:`SORT_PARAMS`; Patient ``name`` is
 the patient list's ``sort.name`` family, "family given" of the official name). Each sort field but
 those two reused families is one **ordered** family per type, 8 shards as every ordered family::
 
     PK = WS#{ws}#IX#{type}#sort.{field}#{shard}       SK = {value}#{id}     (the resource has a value)
     PK = WS#{ws}#IX#{type}#sort.{field}.none#{shard}  SK = {id}             (it has none)
-    PK = WS#{ws}#IX#{type}#sort._id#{shard}           SK = {id}
 
 so a resource has exactly one item per sort field (a core item: never dropped by the cap) and a
 walk of the field's 8 shards merged by SK lists the whole type in that order, followed by the
@@ -126,18 +127,15 @@ def sort_value(resource_type: str, field: str, resource: dict) -> str | None:
 
 
 def sort_items(workspace_id: str, resource_type: str, resource_id: str, data: dict) -> list[dict]:
-    """One item per sort field the type has (besides the reused ``_lastUpdated`` and patient
-    ``sort.name`` families): ``sort._id`` and each :data:`SORT_PARAMS` field, in its value family
-    or its ``.none`` family."""
+    """One item per sort field the type has (besides ``_lastUpdated``, ``_id`` and the reused
+    patient ``sort.name`` family): each :data:`SORT_PARAMS` field, in its value family or its
+    ``.none`` family."""
     from fhir_platform.search.indexing import ordered_pk, shard_of  # indexing imports this module
 
     shard = shard_of(resource_id, ORDERED_SHARDS)
     items = []
     for field in sort_fields(resource_type):
-        if field == LAST_UPDATED or (resource_type, field) in REUSED:
-            continue
-        if field == ID:
-            items.append({"PK": ordered_pk(workspace_id, resource_type, "sort._id", shard), "SK": resource_id, "id": resource_id})
+        if field in (LAST_UPDATED, ID) or (resource_type, field) in REUSED:
             continue
         value = sort_value(resource_type, field, data)
         if value is None:

@@ -37,6 +37,7 @@ from fhir_platform.storage import keys, wire
 from fhir_platform.storage.base import Repository, cancellation_codes, error_code, plain
 from fhir_platform.world.entities import EntityLink
 
+_NOT_EVENT_FIELDS = ("PK", "SK", "data", "data_s3_key", keys.TYPE_INDEX_PK, keys.TYPE_INDEX_SK)
 INLINE_LIMIT = 300_000  # bytes of resource JSON kept inline; above it the data goes to S3
 MAX_TRANSACTION_ITEMS = 100  # DynamoDB's TransactWriteItems cap
 
@@ -276,62 +277,33 @@ class ResourceStore(Repository):
         """Every change in **one** TransactWriteItems (all or nothing, each conditioned on the
         version read), or :class:`TransactionTooLarge` before anything is written when they need
         more than :data:`MAX_TRANSACTION_ITEMS` items (FHIR transaction Bundles)."""
-        size = sum(3 + len(c.index_delete) + len(c.index_put) + (1 if c.new_entity and c.link.entity_id else 0) for c in changes)
+        size = sum(2 + len(c.index_delete) + len(c.index_put) + (1 if c.new_entity and c.link.entity_id else 0) + len(c.extra_ops) for c in changes)
         size += 1 + (len(touches.ops(changes)) if touches else 0)  # the counter update, the compartment touches
         if size > MAX_TRANSACTION_ITEMS:
             raise TransactionTooLarge(size)
         self._commit_group(changes, touches)
 
     def commit_many(self, changes: list[ResourceChange], touches: CompartmentTouches | None = None) -> list[ResourceChange]:
-        """Commit many changes with few calls: changes are packed into transactions of at most
-        :data:`MAX_TRANSACTION_ITEMS` items (one merged counter update each), so each resource is
-        still all-or-nothing. A packed transaction that loses a race is retried change by change;
-        returns the changes that lost (the caller re-reads and retries them)."""
+        """Commit many changes with few calls: changes are packed first-fit into transactions of at
+        most :data:`MAX_TRANSACTION_ITEMS` items (one merged counter update each, room kept for the
+        compartment touches), so each resource is still all-or-nothing. A change goes into the first
+        transaction with room that comes after every transaction holding one of its items (its
+        resource's earlier version, an entity item an earlier change writes): DynamoDB checks a
+        condition against the item as it was before the transaction, and refuses two operations on
+        one item in one transaction, so such changes must commit in order, in separate transactions.
+        Transactions are sent in order. A packed transaction that loses a race is retried change by
+        change; returns the changes that lost (the caller re-reads and retries them)."""
+        bins = _pack(changes, [self._items(c) for c in changes], touches)
         lost: list[ResourceChange] = []
-        group: list[ResourceChange] = []
-        group_built: list[list[dict[str, Any]]] = []  # each change's operations, built once
-        group_size = 0
-        group_keys: set[tuple[str, str]] = set()  # (type, id) of the group's resources
-        group_op_keys: set[tuple[str, str]] = set()  # (PK, SK) of the group's entity operations
-        group_patients: set[str] = set()
-
-        def flush() -> None:
-            nonlocal group_size
-            if not group:
-                return
+        for group, group_built in bins:
             try:
-                self._commit_group(list(group), touches, list(group_built))
+                self._commit_group(group, touches, group_built)
             except VersionConflict:
                 for change, items in zip(group, group_built):
                     try:
                         self.commit(change, touches, items)
                     except VersionConflict:
                         lost.append(change)
-            group.clear()
-            group_built.clear()
-            group_keys.clear()
-            group_op_keys.clear()
-            group_patients.clear()
-            group_size = 0
-
-        for change in changes:
-            items = self._items(change)
-            key = (change.resource_type, change.resource_id)
-            # a transaction may not touch one item twice (two records joining one entity, two
-            # review candidates moving the candidate counter): such a change starts a new group
-            extra_keys = {_op_key(op) for op in change.extra_ops}
-            # room for the counter update and up to 5 touch operations per patient of the group
-            patients = group_patients | set(change.touches)
-            if key in group_keys or extra_keys & group_op_keys or group_size + len(items) + 1 + 5 * len(patients) > MAX_TRANSACTION_ITEMS:
-                flush()
-                patients = set(change.touches)
-            group.append(change)
-            group_built.append(items)
-            group_keys.add(key)
-            group_op_keys.update(extra_keys)
-            group_patients.update(patients)
-            group_size += len(items)
-        flush()
         return lost
 
     def _transact(self, items: list[dict[str, Any]], label: str, first_touch: int | None = None) -> None:
@@ -370,7 +342,8 @@ class ResourceStore(Repository):
             "entity_id": change.link.entity_id,
             "confidence": change.link.confidence,
             **({"data_source_id": change.data_source_id} if change.data_source_id else {}),
-            **({"deleted": True} if change.deleted else {}),
+            # live: listed in its type's id order (``TypeIndex``, ``_sort=_id``); deleted: not
+            **({"deleted": True} if change.deleted else keys.id_order_key(ws, rt, rid)),
             **body,
         }
         event = {
@@ -382,6 +355,8 @@ class ResourceStore(Repository):
             "content_hash": change.content_hash,
             "entity_id": change.link.entity_id,
             **change.event,
+            # the event's entry in its type's history (FHIR ``GET {type}/_history``, ``TypeIndex``)
+            **keys.type_history_key(ws, rt, rid, change.version, change.last_updated),
             **body,
         }
         items: list[dict[str, Any]] = []
@@ -398,9 +373,6 @@ class ResourceStore(Repository):
                 }
             )
         items.append({"Put": {"Item": event, "ConditionExpression": "attribute_not_exists(PK)"}})
-        # the event's entry in its type's history (FHIR ``GET {type}/_history``), append-only
-        history = keys.type_history_key(ws, rt, rid, change.version, change.last_updated)
-        items.append({"Put": {"Item": {**history, "id": rid, "v": change.version}}})
         for key in change.index_delete:
             items.append({"Delete": {"Key": key}})
         for entry in change.index_put:
@@ -554,9 +526,54 @@ class ResourceStore(Repository):
         )
 
     def _event(self, item: dict[str, Any]) -> dict[str, Any]:
-        out = {k: plain(v) for k, v in item.items() if k not in ("PK", "SK", "data", "data_s3_key")}
+        out = {k: plain(v) for k, v in item.items() if k not in _NOT_EVENT_FIELDS}
         out["data"] = self._load(item)
         return out
+
+
+def _pack(
+    changes: list[ResourceChange], built: list[list[dict[str, Any]]], touches: CompartmentTouches | None
+) -> list[tuple[list[ResourceChange], list[list[dict[str, Any]]]]]:
+    """First-fit packing of ``changes`` (their operations ``built``) into transactions, in the order
+    they are to be sent (see :meth:`ResourceStore.commit_many`). Each transaction keeps room for its
+    counter update and, per patient whose compartment it touches, the touch operations
+    :func:`~fhir_platform.search.indexing.compartment_touch` can write: 3 (the touch item, the
+    ``sort.last_event_at`` entry moved), 5 when the patient's list entry is per data source too."""
+    sourced = {pid for pid, item in (touches.previous.items() if touches else ()) if item and item.get("src")}
+    sourced |= {c.resource_id for c in changes if c.resource_type == "Patient" and c.data_source_id}
+
+    def touch_room(patients: set[str]) -> int:
+        return sum(5 if pid in sourced else 3 for pid in patients)
+
+    groups: list[list[ResourceChange]] = []
+    groups_built: list[list[list[dict[str, Any]]]] = []
+    sizes: list[int] = []  # the groups' operations, without counter and touches
+    patients: list[set[str]] = []
+    last_group: dict[Any, int] = {}  # an item key (or a resource) -> the last group writing it
+    for change, items in zip(changes, built):
+        item_keys: list[Any] = [(change.resource_type, change.resource_id)]
+        item_keys += [_op_key(op) for op in change.extra_ops]
+        first = max((last_group[k] + 1 for k in item_keys if k in last_group), default=0)
+        size = len(items)
+        chosen = None
+        for g in range(first, len(groups)):
+            joined = patients[g] | set(change.touches)
+            if sizes[g] + size + 1 + touch_room(joined) <= MAX_TRANSACTION_ITEMS:
+                chosen = g
+                break
+        if chosen is None:
+            chosen = len(groups)
+            groups.append([])
+            groups_built.append([])
+            sizes.append(0)
+            patients.append(set())
+        groups[chosen].append(change)
+        groups_built[chosen].append(items)
+        sizes[chosen] += size
+        patients[chosen].update(change.touches)
+        for k in item_keys:
+            last_group[k] = chosen
+    return list(zip(groups, groups_built))
 
 
 def _op_key(op: dict[str, Any]) -> tuple[str, str]:
