@@ -331,15 +331,18 @@ class ResourceService:
         digests: dict[int, str] = {}
         prefetch = getattr(resolver, "prefetch", None)
         if prefetch is not None:
-            resolving = []
+            resolving, stored_records = [], []  # directory records to resolve; stored entity records to re-resolve
             for index, (rt, rid, data) in enumerate(entries):
-                if rt in _DIRECTORY_TYPES:
+                if rt in ENTITY_TYPES:
                     prior = previous.get((rt, rid))
                     digests[index] = content_hash(data)
                     if not dedup or prior is None or prior.deleted or prior.content_hash != digests[index]:
-                        resolving.append((rt, data))
-            if resolving:
-                prefetch(ws, resolving)
+                        if rt in _DIRECTORY_TYPES:
+                            resolving.append((rt, data))
+                        if prior is not None and not prior.deleted:
+                            stored_records.append((rt, rid))
+            if resolving or stored_records:
+                prefetch(ws, resolving, stored_records)
         results: list[BatchWrite] = []
         pending: list[tuple[int, ResourceChange]] = []
         for index, (rt, rid, data) in enumerate(entries):

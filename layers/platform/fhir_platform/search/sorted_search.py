@@ -35,7 +35,7 @@ from fhir_platform.search.executor import MAX_EXAMINED, SearchPage, SearchTooBro
 from fhir_platform.search.indexing import KeyCondition, ordered_pk, plan
 from fhir_platform.search.parameters import ORDERED_SHARDS
 from fhir_platform.search.query import SearchQuery, matches
-from fhir_platform.search.sorting import ID, SortSpec, family_of, none_family_of, sort_value
+from fhir_platform.search.sorting import ID, SortSpec, family_of, marked_only, none_family_of, sort_value
 from fhir_platform.storage.keys import TYPE_HISTORY_SHARDS, TYPE_INDEX, TYPE_INDEX_SK, id_order_pk
 
 __all__ = ["MAX_SORT_MATCHES", "order_entries", "search_sorted"]
@@ -59,9 +59,11 @@ def walk(reader: _Reader, ws: str, rtype: str, spec: SortSpec, matched: set[str]
     seen: set[str] = set()
     group_value: str | None = None
     group: list[str] = []
-    by_id = spec.field == ID
+    by_id, marked = spec.field == ID, marked_only(rtype, spec.field)
     conds = _id_conds(ws, rtype) if by_id else _conds(ws, rtype, family_of(rtype, spec.field))
     for item in reader.merged(conds, not spec.descending, whole=whole):
+        if marked and "so" not in item:  # a date family: another value of a resource, not its sort value
+            continue
         if by_id:
             value = rid = item[TYPE_INDEX_SK]
         else:

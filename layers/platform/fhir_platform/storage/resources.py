@@ -545,35 +545,44 @@ def _pack(
     def touch_room(patients: set[str]) -> int:
         return sum(5 if pid in sourced else 3 for pid in patients)
 
-    groups: list[list[ResourceChange]] = []
-    groups_built: list[list[list[dict[str, Any]]]] = []
+    groups: list[list[int]] = []  # each transaction's changes, as indexes into ``changes``
     sizes: list[int] = []  # the groups' operations, without counter and touches
     patients: list[set[str]] = []
     last_group: dict[Any, int] = {}  # an item key (or a resource) -> the last group writing it
-    for change, items in zip(changes, built):
-        item_keys: list[Any] = [(change.resource_type, change.resource_id)]
-        item_keys += [_op_key(op) for op in change.extra_ops]
+
+    def place(i: int, item_keys: list[Any]) -> None:
+        change, size = changes[i], len(built[i])
         first = max((last_group[k] + 1 for k in item_keys if k in last_group), default=0)
-        size = len(items)
-        chosen = None
         for g in range(first, len(groups)):
-            joined = patients[g] | set(change.touches)
-            if sizes[g] + size + 1 + touch_room(joined) <= MAX_TRANSACTION_ITEMS:
-                chosen = g
+            if sizes[g] + size + 1 + touch_room(patients[g] | set(change.touches)) <= MAX_TRANSACTION_ITEMS:
                 break
-        if chosen is None:
-            chosen = len(groups)
+        else:
+            g = len(groups)
             groups.append([])
-            groups_built.append([])
             sizes.append(0)
             patients.append(set())
-        groups[chosen].append(change)
-        groups_built[chosen].append(items)
-        sizes[chosen] += size
-        patients[chosen].update(change.touches)
+        groups[g].append(i)
+        sizes[g] += size
+        patients[g].update(change.touches)
         for k in item_keys:
-            last_group[k] = chosen
-    return list(zip(groups, groups_built))
+            last_group[k] = g
+
+    keys_of = [[(c.resource_type, c.resource_id), *(_op_key(op) for op in c.extra_ops)] for c in changes]
+    writers: dict[Any, int] = {}
+    for item_keys in keys_of:
+        for k in item_keys:
+            writers[k] = writers.get(k, 0) + 1
+    # changes sharing no item with another one go first, largest first (first-fit decreasing: the
+    # small ones fill what the large ones leave); then the others in their order, each after the
+    # transactions holding its items
+    free = [i for i, item_keys in enumerate(keys_of) if all(writers[k] == 1 for k in item_keys)]
+    chained = [i for i, item_keys in enumerate(keys_of) if any(writers[k] > 1 for k in item_keys)]
+    for i in sorted(free, key=lambda i: -len(built[i])):
+        place(i, keys_of[i])
+    for i in chained:
+        place(i, keys_of[i])
+    # within a transaction, the changes keep their order in the batch
+    return [([changes[i] for i in sorted(g)], [built[i] for i in sorted(g)]) for g in groups]
 
 
 def _op_key(op: dict[str, Any]) -> tuple[str, str]:
