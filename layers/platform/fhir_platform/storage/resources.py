@@ -546,7 +546,7 @@ def _pack(
         return sum(5 if pid in sourced else 3 for pid in patients)
 
     groups: list[list[int]] = []  # each transaction's changes, as indexes into ``changes``
-    sizes: list[int] = []  # the groups' operations, without counter and touches
+    free: list[int] = []  # room left in each: 100 - its changes' operations - counter - touch room
     patients: list[set[str]] = []
     last_group: dict[Any, int] = {}  # an item key (or a resource) -> the last group writing it
 
@@ -554,15 +554,19 @@ def _pack(
         change, size = changes[i], len(built[i])
         first = max((last_group[k] + 1 for k in item_keys if k in last_group), default=0)
         for g in range(first, len(groups)):
-            if sizes[g] + size + 1 + touch_room(patients[g] | set(change.touches)) <= MAX_TRANSACTION_ITEMS:
+            if free[g] < size:
+                continue
+            need = size + touch_room({p for p in change.touches if p not in patients[g]})
+            if need <= free[g]:
                 break
         else:
             g = len(groups)
             groups.append([])
-            sizes.append(0)
+            free.append(MAX_TRANSACTION_ITEMS - 1)  # the counter update
             patients.append(set())
+            need = size + touch_room(set(change.touches))
         groups[g].append(i)
-        sizes[g] += size
+        free[g] -= need
         patients[g].update(change.touches)
         for k in item_keys:
             last_group[k] = g
@@ -575,9 +579,9 @@ def _pack(
     # changes sharing no item with another one go first, largest first (first-fit decreasing: the
     # small ones fill what the large ones leave); then the others in their order, each after the
     # transactions holding its items
-    free = [i for i, item_keys in enumerate(keys_of) if all(writers[k] == 1 for k in item_keys)]
+    alone = [i for i, item_keys in enumerate(keys_of) if all(writers[k] == 1 for k in item_keys)]
     chained = [i for i, item_keys in enumerate(keys_of) if any(writers[k] > 1 for k in item_keys)]
-    for i in sorted(free, key=lambda i: -len(built[i])):
+    for i in sorted(alone, key=lambda i: -len(built[i])):
         place(i, keys_of[i])
     for i in chained:
         place(i, keys_of[i])
