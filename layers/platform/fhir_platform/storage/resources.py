@@ -233,16 +233,38 @@ class ResourceStore(Repository):
             found[(stored.resource_type, stored.resource_id)] = stored
         return found
 
+    def batch_read(
+        self, ws: str, refs: list[tuple[str, str]], item_keys: list[dict[str, str]]
+    ) -> tuple[dict[tuple[str, str], StoredResource], dict[tuple[str, str], dict[str, Any]]]:
+        """The current versions of ``refs`` and the items ``item_keys`` (``{"PK", "SK"}``) in shared
+        consistent BatchGetItem calls of up to 100 keys (the write path's reads of one batch: its
+        resources, the patients they reference, their compartment touch items): ``(current
+        versions by (type, id), other items by (PK, SK), plain values)``."""
+        pairs = [(keys.resource_pk(ws, t, i), keys.CURRENT_SK) for t, i in refs]
+        pairs += [(k["PK"], k["SK"]) for k in item_keys]
+        current: dict[tuple[str, str], StoredResource] = {}
+        other: dict[tuple[str, str], dict[str, Any]] = {}
+        for item in self._batch_get_pairs(pairs):
+            if item["SK"] == keys.CURRENT_SK and "resource_type" in item:
+                stored = self._to_stored(item)
+                current[(stored.resource_type, stored.resource_id)] = stored
+            else:
+                other[(item["PK"], item["SK"])] = plain(item)
+        return current, other
+
     def _batch_get_wire(self, pks: list[str], sk: str) -> list[dict[str, Any]]:
+        return self._batch_get_pairs([(pk, sk) for pk in pks])
+
+    def _batch_get_pairs(self, pairs: list[tuple[str, str]]) -> list[dict[str, Any]]:
         """Consistent BatchGetItem of ``(pk, sk)`` items (100 keys per call, unprocessed keys
         retried) through the low-level :attr:`writer`, items decoded by :func:`wire.read_item`: the
         same items as :meth:`batch_get_items`, without the boto3 resource layer's per-value
         (de)serialisers (the write path reads every batch's current versions this way)."""
         table = self.table_name
-        unique = list(dict.fromkeys(pks))
+        unique = list(dict.fromkeys(pairs))
         found: list[dict[str, Any]] = []
         for start in range(0, len(unique), 100):
-            chunk = [{"PK": {"S": pk}, "SK": {"S": sk}} for pk in unique[start : start + 100]]
+            chunk = [{"PK": {"S": pk}, "SK": {"S": sk}} for pk, sk in unique[start : start + 100]]
             request: dict[str, Any] | None = {table: {"Keys": chunk, "ConsistentRead": True}}
             while request:
                 resp = self.writer.batch_get_item(RequestItems=request)
