@@ -15,38 +15,47 @@ def change(rid: str, rt: str = "Observation", touches: tuple[str, ...] = (), ext
     )
 
 
-def ops(n: int) -> list[dict]:
-    return [{"Put": {"Item": {"PK": f"x{i}", "SK": "s"}}} for i in range(n)]
+def sizes_of(group: list[ResourceChange], all_changes: list[ResourceChange], all_sizes: list[int]) -> list[int]:
+    return [all_sizes[next(i for i, c in enumerate(all_changes) if c is x)] for x in group]
 
 
 def test_first_fit_decreasing_fills_the_room_the_large_changes_leave() -> None:
     sizes = [60, 60, 30, 30, 9, 9]
     changes = [change(f"r{i}") for i in range(len(sizes))]
-    groups = _pack(changes, [ops(n) for n in sizes], None)
+    groups = _pack(changes, sizes, None)
     # in order, 60 | 60+30 | 30+9+9 would be 3 transactions; packed: 60+30+9 and 60+30+9 (+ counters)
-    assert sorted(sum(len(b) for b in built) for _, built in groups) == [99, 99]
-    for group, built in groups:  # a transaction keeps the batch's order
+    assert sorted(sum(sizes[int(c.resource_id[1:])] for c in group) for group in groups) == [99, 99]
+    for group in groups:  # a transaction keeps the batch's order
         assert [c.resource_id for c in group] == sorted((c.resource_id for c in group), key=lambda r: int(r[1:]))
-        assert [len(b) for b in built] == [sizes[int(c.resource_id[1:])] for c in group]
 
 
 def test_room_is_kept_for_the_counter_and_each_patients_touches() -> None:
     touches = CompartmentTouches("ws", {"p2": {"src": "ds1"}}, lambda *a: [])
     changes = [change("a", touches=("p1",)), change("b", touches=("p1",)), change("c", touches=("p2",))]
-    groups = _pack(changes, [ops(48), ops(48), ops(40)], touches)
+    groups = _pack(changes, [48, 48, 40], touches)
     # 48 + 48 + counter + 3 for p1 = 100; c (p2 listed per source: 5) cannot join
-    assert [[c.resource_id for c in g] for g, _ in groups] == [["a", "b"], ["c"]]
-    for group, built in groups:
+    assert [[c.resource_id for c in g] for g in groups] == [["a", "b"], ["c"]]
+    for group in groups:
         patients = {p for c in group for p in c.touches}
-        assert sum(len(b) for b in built) + 1 + sum(5 if p == "p2" else 3 for p in patients) <= MAX_TRANSACTION_ITEMS
+        assert sum(sizes_of(group, changes, [48, 48, 40])) + 1 + sum(5 if p == "p2" else 3 for p in patients) <= MAX_TRANSACTION_ITEMS
 
 
 def test_changes_writing_one_item_commit_in_order_in_separate_transactions() -> None:
     first, again = change("same", rt="Patient"), change("same", rt="Patient")  # two versions of one resource
     joins = [change(f"o{i}", extra=(("E#1", "META"),)) for i in range(3)]  # three changes updating one entity item
     small = [change(f"s{i}") for i in range(5)]
-    groups = _pack([first, again, *joins, *small], [ops(5)] * 10, None)
-    where = {id(c): g for g, (group, _) in enumerate(groups) for c in group}
+    groups = _pack([first, again, *joins, *small], [5] * 10, None)
+    where = {id(c): g for g, group in enumerate(groups) for c in group}
     assert where[id(first)] < where[id(again)]
     assert where[id(joins[0])] < where[id(joins[1])] < where[id(joins[2])]
     assert all(where[id(c)] == 0 for c in small)  # the others fill the first transaction
+
+
+def test_the_size_packed_is_the_number_of_operations_built() -> None:
+    from dataclasses import replace
+
+    from fhir_platform.storage.resources import ResourceStore, _size
+
+    c = change("x", extra=(("E#1", "LINK#x"), ("E#1", "EV#t")))
+    c = replace(c, index_put=[{"PK": "a", "SK": "1"}, {"PK": "b", "SK": "1"}], index_delete=[{"PK": "c", "SK": "1"}], new_entity=True, link=EntityLink("e1", 1.0, "patient"))
+    assert _size(c) == len(ResourceStore()._items(c)) == 8

@@ -299,7 +299,7 @@ class ResourceStore(Repository):
         """Every change in **one** TransactWriteItems (all or nothing, each conditioned on the
         version read), or :class:`TransactionTooLarge` before anything is written when they need
         more than :data:`MAX_TRANSACTION_ITEMS` items (FHIR transaction Bundles)."""
-        size = sum(2 + len(c.index_delete) + len(c.index_put) + (1 if c.new_entity and c.link.entity_id else 0) + len(c.extra_ops) for c in changes)
+        size = sum(_size(c) for c in changes)
         size += 1 + (len(touches.ops(changes)) if touches else 0)  # the counter update, the compartment touches
         if size > MAX_TRANSACTION_ITEMS:
             raise TransactionTooLarge(size)
@@ -315,9 +315,11 @@ class ResourceStore(Repository):
         one item in one transaction, so such changes must commit in order, in separate transactions.
         Transactions are sent in order. A packed transaction that loses a race is retried change by
         change; returns the changes that lost (the caller re-reads and retries them)."""
-        bins = _pack(changes, [self._items(c) for c in changes], touches)
         lost: list[ResourceChange] = []
-        for group, group_built in bins:
+        for group in _pack(changes, [_size(c) for c in changes], touches):
+            # each group's operations built just before it is sent (building the whole batch's at
+            # once keeps them all alive: measurably more garbage-collection work)
+            group_built = [self._items(c) for c in group]
             try:
                 self._commit_group(group, touches, group_built)
             except VersionConflict:
@@ -553,12 +555,15 @@ class ResourceStore(Repository):
         return out
 
 
-def _pack(
-    changes: list[ResourceChange], built: list[list[dict[str, Any]]], touches: CompartmentTouches | None
-) -> list[tuple[list[ResourceChange], list[list[dict[str, Any]]]]]:
-    """First-fit packing of ``changes`` (their operations ``built``) into transactions, in the order
-    they are to be sent (see :meth:`ResourceStore.commit_many`). Each transaction keeps room for its
-    counter update and, per patient whose compartment it touches, the touch operations
+def _size(change: ResourceChange) -> int:
+    """How many operations :meth:`ResourceStore._items` builds for ``change``."""
+    return 2 + len(change.index_delete) + len(change.index_put) + (1 if change.new_entity and change.link.entity_id else 0) + len(change.extra_ops)
+
+
+def _pack(changes: list[ResourceChange], sizes: list[int], touches: CompartmentTouches | None) -> list[list[ResourceChange]]:
+    """First-fit packing of ``changes`` (``sizes``: their operation counts) into transactions, in
+    the order they are to be sent (see :meth:`ResourceStore.commit_many`). Each transaction keeps
+    room for its counter update and, per patient whose compartment it touches, the touch operations
     :func:`~fhir_platform.search.indexing.compartment_touch` can write: 3 (the touch item, the
     ``sort.last_event_at`` entry moved), 5 when the patient's list entry is per data source too."""
     sourced = {pid for pid, item in (touches.previous.items() if touches else ()) if item and item.get("src")}
@@ -573,7 +578,7 @@ def _pack(
     last_group: dict[Any, int] = {}  # an item key (or a resource) -> the last group writing it
 
     def place(i: int, item_keys: list[Any]) -> None:
-        change, size = changes[i], len(built[i])
+        change, size = changes[i], sizes[i]
         first = max((last_group[k] + 1 for k in item_keys if k in last_group), default=0)
         for g in range(first, len(groups)):
             if free[g] < size:
@@ -603,12 +608,12 @@ def _pack(
     # transactions holding its items
     alone = [i for i, item_keys in enumerate(keys_of) if all(writers[k] == 1 for k in item_keys)]
     chained = [i for i, item_keys in enumerate(keys_of) if any(writers[k] > 1 for k in item_keys)]
-    for i in sorted(alone, key=lambda i: -len(built[i])):
+    for i in sorted(alone, key=lambda i: -sizes[i]):
         place(i, keys_of[i])
     for i in chained:
         place(i, keys_of[i])
     # within a transaction, the changes keep their order in the batch
-    return [([changes[i] for i in sorted(g)], [built[i] for i in sorted(g)]) for g in groups]
+    return [[changes[i] for i in sorted(g)] for g in groups]
 
 
 def _op_key(op: dict[str, Any]) -> tuple[str, str]:
