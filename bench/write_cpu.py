@@ -170,7 +170,7 @@ class FakeDynamoDB:
         sks = sks[: params.get("Limit") or len(sks)]
         return [json.loads(self.items[(pk, sk)]) for sk in sks]
 
-    KEPT = ("CURRENT", "LAST_EVENT")  # what the write paths read back (events and index items are not)
+    KEPT = ("CURRENT", "LAST_EVENT", "WORLD#PATIENT_KEYS")  # what the write paths read back (events and index items are not)
     # the entity and blocking families: resolution reads them back (links, aliases, META, NOT#,
     # blocking members and directory keys in use)
     KEPT_PK = ("#E#", "#BK#", "#BKP#")
@@ -264,6 +264,14 @@ def pin_settings_cache() -> None:
     resolution.SETTINGS_TTL_SECONDS = float("inf")
 
 
+def create_workspace(ws: str) -> None:
+    """The workspace's items, as the API creates them (off the clock, calls not counted): imports
+    write into a real workspace (its ``WORLD#PATIENT_KEYS`` item, docs/entities.md, included)."""
+    from fhir_platform.storage.workspaces import WorkspaceRepository
+
+    WorkspaceRepository().create({"id": ws, "slug": ws, "name": ws, "created_at": "2026-01-01T00:00:00.000Z"})
+
+
 def import_all(texts: list[tuple[str, bytes]], ws: str, fake: FakeDynamoDB | None = None) -> tuple[int, float, Counter[str]]:
     """Import every fixture, one bundle at a time as a request would (each parsed just before, off
     the clock). Returns (resources, CPU s of the platform's code — the fake's own CPU subtracted —,
@@ -273,6 +281,7 @@ def import_all(texts: list[tuple[str, bytes]], ws: str, fake: FakeDynamoDB | Non
 
     service = ImportService()
     options = ImportOptions(source_system="synthea")
+    create_workspace(ws)
     total, cpu = 0, 0.0
     fake_before = fake.cpu if fake else 0.0
     with counting() as calls, contextlib.redirect_stdout(io.StringIO()):

@@ -339,14 +339,13 @@ class ResourceService:
         digests: dict[int, str] = {}
         prefetch = getattr(resolver, "prefetch", None)
         if prefetch is not None:
-            resolving, stored_records = [], []  # directory records to resolve; stored entity records to re-resolve
+            resolving, stored_records = [], []  # entity records to resolve; stored ones among them
             for index, (rt, rid, data) in enumerate(entries):
                 if rt in ENTITY_TYPES:
                     prior = previous.get((rt, rid))
                     digests[index] = content_hash(data)
                     if not dedup or prior is None or prior.deleted or prior.content_hash != digests[index]:
-                        if rt in _DIRECTORY_TYPES:
-                            resolving.append((rt, data))
+                        resolving.append((rt, data))
                         if prior is not None and not prior.deleted:
                             stored_records.append((rt, rid))
             if resolving or stored_records:

@@ -185,13 +185,17 @@ class EntityStore(Repository):
         item = self.table.get_item(Key={"PK": keys.entity_pk(ws, entity_id), "SK": keys.ENTITY_SK}, ConsistentRead=True).get("Item")
         return plain(item) if item else None
 
-    def world_settings(self, ws: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    def world_settings(self, ws: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None, bool]:
         """(the workspace's ``world_thresholds`` override or None, the stored model parameters item
-        or None): one BatchGetItem."""
+        or None, whether its Patient keys have presence items — ``WORLD#PATIENT_KEYS``): one
+        BatchGetItem."""
         wpk = keys.workspace_pk(ws)
-        found = self._get_many([(wpk, keys.WORKSPACE_SK), (wpk, keys.WORLD_PARAMS_SK)], projection=("world_thresholds", "params", "records", "next_refresh_at", "estimated_at"))
+        found = self._get_many(
+            [(wpk, keys.WORKSPACE_SK), (wpk, keys.WORLD_PARAMS_SK), (wpk, keys.PATIENT_KEYS_SK)],
+            projection=("world_thresholds", "params", "records", "next_refresh_at", "estimated_at"),
+        )
         meta = found.get((wpk, keys.WORKSPACE_SK)) or {}
-        return meta.get("world_thresholds"), found.get((wpk, keys.WORLD_PARAMS_SK))
+        return meta.get("world_thresholds"), found.get((wpk, keys.WORLD_PARAMS_SK)), (wpk, keys.PATIENT_KEYS_SK) in found
 
     def recent_patients(self, ws: str, limit: int, resources: Any) -> list[dict[str, Any]]:
         """The data of up to ``limit`` most recently written Patients, for re-estimating the model:

@@ -16,13 +16,14 @@ counters (10 shards)        ``WS#{ws}#STATS``                      ``SHARD#{n}``
 resource, current version   ``WS#{ws}#R#{type}#{id}``              ``CURRENT``
 resource event (version n)  ``WS#{ws}#R#{type}#{id}``              ``V#{n:012d}``
 world-model parameters      ``WS#{ws}``                            ``WORLD#PARAMS``
+Patient keys have presence  ``WS#{ws}``                            ``WORLD#PATIENT_KEYS``
 world-model entity          ``WS#{ws}#E#{entity_id}``              ``META``
 entity link (member)        ``WS#{ws}#E#{entity_id}``              ``LINK#{type}#{id}``
 entity history event        ``WS#{ws}#E#{entity_id}``              ``EV#{at}#{event_id}``
 entity pair never proposed  ``WS#{ws}#E#{entity_id}``              ``NOT#{other_entity_id}``
 anchor alias                ``WS#{ws}#E#{anchor_id}``              ``ALIAS`` (only when ≠ anchor)
 blocking key member         ``WS#{ws}#BK#{entity_type}#{key}``     ``{type}#{id}``
-blocking key in use         ``WS#{ws}#BKP#{entity_type}#{key}``    ``KEY`` (directory types)
+blocking key in use         ``WS#{ws}#BKP#{entity_type}#{key}``    ``KEY`` (see docs/entities.md)
 match candidate             ``WS#{ws}#CAND``                       ``ID#{candidate_id}``
 candidate list by status    ``WS#{ws}#CAND#{status}``              ``{created_at}#{candidate_id}``
 candidate counters          ``WS#{ws}#CAND#COUNT``                 ``COUNT``
@@ -138,6 +139,9 @@ def entity_pk(ws: str, entity_id: str) -> str:
 
 ENTITY_SK = "META"
 WORLD_PARAMS_SK = "WORLD#PARAMS"  # under ``WS#{ws}``: the workspace's estimated world-model parameters
+# under ``WS#{ws}``, written with the workspace: every Patient blocking key of the workspace has a
+# presence item (``BKP``), so its Patients Query only keys in use (docs/entities.md)
+PATIENT_KEYS_SK = "WORLD#PATIENT_KEYS"
 ALIAS_SK = "ALIAS"
 
 

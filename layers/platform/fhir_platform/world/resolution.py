@@ -57,6 +57,9 @@ class WorldSettings:
     params: Parameters = field(default_factory=default_parameters)
     estimated_records: int = 0  # Patients the stored parameters were estimated from (0: priors)
     next_refresh_at: int = REFRESH_FIRST
+    # every Patient blocking key has a presence item (a workspace created with ``WORLD#PATIENT_KEYS``):
+    # Patients Query only their keys in use, as directory records do
+    patient_presence: bool = False
 
 
 def settings_from(thresholds: dict[str, Any] | None, params_item: dict[str, Any] | None) -> WorldSettings:
@@ -204,9 +207,11 @@ class WorldResolver:
         now = self._clock()
         if cached and now - cached[0] < SETTINGS_TTL_SECONDS:
             return cached[1]
-        thresholds, params = self.store.world_settings(ws)
+        thresholds, params, *presence = self.store.world_settings(ws)
         self.stats.calls += 1
         out = settings_from(thresholds, params)
+        if presence and presence[0]:
+            out = replace(out, patient_presence=True)
         self._settings[ws] = (now, out)
         return out
 
@@ -297,6 +302,8 @@ class ResolutionSession:
             if rt in DIRECTORY_TYPES
             for key in directory_keys(directory_features(rt, data))
         ]
+        if any(rt == "Patient" for rt, _ in entries) and self.world.settings(ws).patient_presence:
+            wanted += [(ENTITY_TYPES[rt], key) for rt, data in entries if rt == "Patient" for key in blocking_keys(patient_features(data))]
         self._read_key_use(ws, wanted)
         b = self.batch
         records = list(dict.fromkeys((rt, rid) for rt, rid in stored or () if f"{rt}/{rid}" not in b.links and f"{rt}/{rid}" not in b.stored_links))
@@ -354,9 +361,10 @@ class ResolutionSession:
             return EntityLink(anchor, _f(prior.link.get("confidence"), 1.0), etype, ("unchanged",), current_entity_id=prior.entity_id)  # type: ignore[union-attr]
 
         # candidates: stored members of the non-saturated keys, plus this batch's. A directory key
-        # whose presence item is absent has no stored members: not queried.
+        # (a Patient key, in a workspace whose Patient keys have presence items) whose presence
+        # item is absent has no stored members: not queried.
         query_keys = keys
-        if settings is None:
+        if settings is None or settings.patient_presence:
             self._read_key_use(ws, [(etype, k) for k in keys])
             query_keys = [k for k in keys if b.key_use[(etype, k)] == "stored"]
         read = self.store.blocking_members(ws, etype, query_keys)
