@@ -310,8 +310,9 @@ class ResourceService:
         contexts: list[WriteContext] | None = None,
     ) -> list[BatchWrite]:
         """Write already-validated resources ``(type, id, data)`` in order, with few DynamoDB calls:
-        one BatchGetItem per 100 current versions, patient entities resolved from the batch itself
-        or one more BatchGetItem, and changes packed several per transaction. Each resource is still
+        the current versions, the stored Patients referenced and the compartment touch items in
+        shared BatchGetItems (100 keys each), the world model's reads for the whole batch, and
+        changes packed several per transaction (:meth:`ResourceStore.commit_many`). Each resource is still
         all-or-nothing and version-conditioned; a lost race is re-read and retried.
         ``dedup=False`` writes a new version even when the content is identical. ``contexts``, when
         given, is one provenance per entry (EHR sync: each resource's own ``effective_at``)."""

@@ -4,7 +4,9 @@ entries and counters, all changed together in one DynamoDB transaction.
 One resource change writes (TransactWriteItems, ≤ 100 items):
   - ``CURRENT`` — conditioned on the previous version (``attribute_not_exists`` for a create), so of
     two concurrent writers exactly one wins and the other gets :class:`VersionConflict`;
-  - the event ``V#{n}`` — conditioned on ``attribute_not_exists`` (events are immutable);
+  - the event ``V#{n}`` — conditioned on ``attribute_not_exists`` (events are immutable); it and a
+    live ``CURRENT`` carry their ``TypeIndex`` GSI attributes (type history, ``_sort=_id``:
+    ``storage/keys.py``);
   - search index entries: vanished ones deleted, new/changed ones put (``fhir_platform.search``);
   - one counter shard (``ADD``), and the entity item when the resource anchors a new entity.
 
