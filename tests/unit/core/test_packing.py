@@ -59,3 +59,19 @@ def test_the_size_packed_is_the_number_of_operations_built() -> None:
     c = change("x", extra=(("E#1", "LINK#x"), ("E#1", "EV#t")))
     c = replace(c, index_put=[{"PK": "a", "SK": "1"}, {"PK": "b", "SK": "1"}], index_delete=[{"PK": "c", "SK": "1"}], new_entity=True, link=EntityLink("e1", 1.0, "patient"))
     assert _size(c) == len(ResourceStore()._items(c)) == 8
+
+
+def test_a_transaction_stays_under_the_4_mb_request_limit() -> None:
+    """DynamoDB refuses a TransactWriteItems request over 4 MB: large resources (inline JSON up to
+    300 KB, sent twice: CURRENT and event) are packed fewer per transaction than their item count
+    would allow."""
+    from dataclasses import replace
+
+    from fhir_platform.storage.resources import MAX_TRANSACTION_BYTES, _weight
+
+    big = [replace(change(f"b{i}"), data={"resourceType": "Binary", "data": "x" * 250_000}) for i in range(6)]
+    weights = [_weight(c) for c in big]
+    assert all(w >= 2 * 250_000 for w in weights)  # both copies counted
+    groups = _pack(big, [3] * 6, None, weights)
+    assert len(groups) > 1 and all(sum(_weight(c) for c in g) <= MAX_TRANSACTION_BYTES for g in groups)
+    assert len(_pack(big, [3] * 6, None)) == 1  # by item count alone they would share one

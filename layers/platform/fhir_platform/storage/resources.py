@@ -42,6 +42,9 @@ from fhir_platform.world.entities import EntityLink
 _NOT_EVENT_FIELDS = ("PK", "SK", "data", "data_s3_key", keys.TYPE_INDEX_PK, keys.TYPE_INDEX_SK)
 INLINE_LIMIT = 300_000  # bytes of resource JSON kept inline; above it the data goes to S3
 MAX_TRANSACTION_ITEMS = 100  # DynamoDB's TransactWriteItems cap
+# DynamoDB refuses a TransactWriteItems request over 4 MB; packing keeps each transaction's estimated
+# size (:func:`_weight`) under this, leaving room for the counter update and the touch operations
+MAX_TRANSACTION_BYTES = 3_000_000
 
 
 class VersionConflict(Exception):
@@ -146,6 +149,13 @@ class ResourceChange:
     # counter deltas; the resolver fills them (``EntityLink.ops`` / ``counters``)
     extra_ops: list[dict[str, Any]] = field(default_factory=list)
     extra_counters: dict[str, int] = field(default_factory=dict)
+    # the stored JSON text of ``data`` (built once: packing weighs it, the items carry it)
+    text: str | None = field(default=None, repr=False, compare=False)
+
+    def json_text(self) -> str:
+        if self.text is None:
+            self.text = json.dumps(self.data, separators=(",", ":"), ensure_ascii=False)
+        return self.text
 
     @property
     def data_source_id(self) -> str | None:
@@ -318,7 +328,7 @@ class ResourceStore(Repository):
         Transactions are sent in order. A packed transaction that loses a race is retried change by
         change; returns the changes that lost (the caller re-reads and retries them)."""
         lost: list[ResourceChange] = []
-        for group in _pack(changes, [_size(c) for c in changes], touches):
+        for group in _pack(changes, [_size(c) for c in changes], touches, [_weight(c) for c in changes]):
             # each group's operations built just before it is sent (building the whole batch's at
             # once keeps them all alive: measurably more garbage-collection work)
             group_built = [self._items(c) for c in group]
@@ -355,7 +365,7 @@ class ResourceStore(Repository):
         ``{kind: body}`` dicts (``None`` attributes are not stored; :meth:`_transact` serialises)."""
         ws, rt, rid = change.workspace_id, change.resource_type, change.resource_id
         pk = keys.resource_pk(ws, rt, rid)
-        body = self._body(ws, rt, rid, change.version, change.data)
+        body = self._body(ws, rt, rid, change.version, change.json_text())
         current = {
             "PK": pk,
             "SK": keys.CURRENT_SK,
@@ -502,8 +512,7 @@ class ResourceStore(Repository):
 
     # ---- item <-> domain -----------------------------------------------------------------------
 
-    def _body(self, ws: str, rt: str, rid: str, version: int, data: dict[str, Any]) -> dict[str, Any]:
-        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    def _body(self, ws: str, rt: str, rid: str, version: int, text: str) -> dict[str, Any]:
         if len(text.encode("utf-8")) <= INLINE_LIMIT:
             return {"data": text}
         key = f"resources/{ws}/{rt}/{rid}/{version}.json"
@@ -557,17 +566,33 @@ class ResourceStore(Repository):
         return out
 
 
+def _weight(change: ResourceChange) -> int:
+    """A bound on the bytes ``change`` adds to a TransactWriteItems request: its JSON twice
+    (``CURRENT`` and the event) when stored inline, each copy counted twice for the request's JSON
+    escaping (an escaped quote is 2 bytes, a 2-3 byte character's ``\\u`` escape 6; a 4-byte one's
+    12: the margin under 4 MB covers it), plus 1 KB per other operation (index and entity items are
+    small: a key and a few attributes)."""
+    text = change.json_text()
+    n = len(text) if text.isascii() else len(text.encode("utf-8"))
+    return (4 * n if n <= INLINE_LIMIT else 1024) + 1024 * _size(change)
+
+
 def _size(change: ResourceChange) -> int:
     """How many operations :meth:`ResourceStore._items` builds for ``change``."""
     return 2 + len(change.index_delete) + len(change.index_put) + (1 if change.new_entity and change.link.entity_id else 0) + len(change.extra_ops)
 
 
-def _pack(changes: list[ResourceChange], sizes: list[int], touches: CompartmentTouches | None) -> list[list[ResourceChange]]:
+def _pack(
+    changes: list[ResourceChange], sizes: list[int], touches: CompartmentTouches | None, weights: list[int] | None = None
+) -> list[list[ResourceChange]]:
     """First-fit packing of ``changes`` (``sizes``: their operation counts) into transactions, in
     the order they are to be sent (see :meth:`ResourceStore.commit_many`). Each transaction keeps
     room for its counter update and, per patient whose compartment it touches, the touch operations
     :func:`~fhir_platform.search.indexing.compartment_touch` can write: 3 (the touch item, the
-    ``sort.last_event_at`` entry moved), 5 when the patient's list entry is per data source too."""
+    ``sort.last_event_at`` entry moved), 5 when the patient's list entry is per data source too;
+    and the transaction's estimated bytes (``weights``, :func:`_weight`) stay within
+    :data:`MAX_TRANSACTION_BYTES` (a change heavier than that alone gets a transaction alone)."""
+    weights = weights or [0] * len(changes)
     sourced = {pid for pid, item in (touches.previous.items() if touches else ()) if item and item.get("src")}
     sourced |= {c.resource_id for c in changes if c.resource_type == "Patient" and c.data_source_id}
 
@@ -576,6 +601,7 @@ def _pack(changes: list[ResourceChange], sizes: list[int], touches: CompartmentT
 
     groups: list[list[int]] = []  # each transaction's changes, as indexes into ``changes``
     free: list[int] = []  # room left in each: 100 - its changes' operations - counter - touch room
+    room: list[int] = []  # bytes left in each
     patients: list[set[str]] = []
     last_group: dict[Any, int] = {}  # an item key (or a resource) -> the last group writing it
 
@@ -583,7 +609,7 @@ def _pack(changes: list[ResourceChange], sizes: list[int], touches: CompartmentT
         change, size = changes[i], sizes[i]
         first = max((last_group[k] + 1 for k in item_keys if k in last_group), default=0)
         for g in range(first, len(groups)):
-            if free[g] < size:
+            if free[g] < size or room[g] < weights[i]:
                 continue
             need = size + touch_room({p for p in change.touches if p not in patients[g]})
             if need <= free[g]:
@@ -592,10 +618,12 @@ def _pack(changes: list[ResourceChange], sizes: list[int], touches: CompartmentT
             g = len(groups)
             groups.append([])
             free.append(MAX_TRANSACTION_ITEMS - 1)  # the counter update
+            room.append(MAX_TRANSACTION_BYTES)
             patients.append(set())
             need = size + touch_room(set(change.touches))
         groups[g].append(i)
         free[g] -= need
+        room[g] -= weights[i]
         patients[g].update(change.touches)
         for k in item_keys:
             last_group[k] = g
