@@ -50,8 +50,10 @@ FIXTURES = ROOT.parent / "shared" / "fixtures" / "synthea"
 # Before index version 5 it was 481 + 3,985 (issue 14 quoted 3,555 transactions, before the timeline
 # and vitals items); fewer index items pack more resources per transaction. 481 + 3,879 before the world
 # model's resolution, the _sort items and the type-history item were merged (651 + 8,198 Query + 4,803
-# then); directory keys read by presence item since (world-cost).
-MOTO_CALLS = {"dynamodb:BatchGetItem": 825, "dynamodb:Query": 418, "dynamodb:TransactWriteItems": 4845}
+# then); directory keys read by presence item since (world-cost): 825 + 418 Query + 4,845. Since the
+# write-calls pass (docs/write-path.md): packing, TypeIndex GSI, batches of 500, shared reads, Patient
+# key presence items in a created workspace.
+MOTO_CALLS = {"dynamodb:BatchGetItem": 403, "dynamodb:Query": 35, "dynamodb:TransactWriteItems": 3959}
 
 
 # ---- the fake backend --------------------------------------------------------------------------
@@ -83,6 +85,8 @@ class FakeDynamoDB:
         self.items: dict[tuple[str, str], str] = {}
         self.partitions: dict[str, list[str]] = {}  # PK -> SKs ever put (Query's view)
         self.cpu = 0.0
+        self.families: Counter[str] = Counter()  # transaction operations by item family (family_of)
+        self.transaction_ops = 0
 
     def clear(self) -> None:
         self.items.clear()
@@ -104,7 +108,10 @@ class FakeDynamoDB:
         params = json.loads(request.body)
         body: dict[str, Any] = {}
         if operation == "TransactWriteItems":
+            self.transaction_ops += len(params["TransactItems"])
             for op in params["TransactItems"]:
+                ((_, op_body),) = op.items()
+                self.families[family_of(op_body.get("Item") or op_body["Key"])] += 1
                 if "Put" in op:
                     self._put(op["Put"]["Item"])
                 elif "Delete" in op:
@@ -165,10 +172,53 @@ class FakeDynamoDB:
         sks = sks[: params.get("Limit") or len(sks)]
         return [json.loads(self.items[(pk, sk)]) for sk in sks]
 
-    KEPT = ("CURRENT", "LAST_EVENT")  # what the write paths read back (events and index items are not)
+    KEPT = ("CURRENT", "LAST_EVENT", "WORLD#PATIENT_KEYS")  # what the write paths read back (events and index items are not)
     # the entity and blocking families: resolution reads them back (links, aliases, META, NOT#,
     # blocking members and directory keys in use)
     KEPT_PK = ("#E#", "#BK#", "#BKP#")
+
+
+def family_of(item: dict[str, Any]) -> str:
+    """The item family of a transaction operation's item or key (wire form), for the per-family
+    item count: resource items, type history, search index families grouped by purpose, entity
+    items, counters."""
+    pk, sk = item["PK"]["S"], item["SK"]["S"]
+    if sk == "CURRENT":
+        return "CURRENT"
+    if sk.startswith("V#") and "#R#" in pk:
+        return "event"
+    if "#TH#" in pk:
+        return "type history"
+    if pk.endswith("#STATS"):
+        return "counter update"
+    if "#BKP#" in pk:
+        return "entity: directory key presence"
+    if "#BK#" in pk:
+        return "entity: blocking member"
+    if "#E#" in pk or "#CAND" in pk:
+        return "entity: LINK/EV/META/candidates"
+    if "#IX#" in pk:
+        rest = pk.split("#IX#", 1)[1]
+        rtype, _, rest = rest.partition("#")
+        if rtype == "@patient":
+            return "index: patient touch" if sk == "LAST_EVENT" else "index: patient facts"
+        if rtype.startswith("@timeline") or rtype.startswith("@vitals"):
+            return "index: timeline/vitals"
+        family = rest.split("#", 1)[0]
+        if family == "sort._id":
+            return "index: sort._id"
+        if family.startswith("sort.last_event_at") or family in ("sort.name", "sort.created_at"):
+            return "index: patient list sorts"
+        if family.startswith("sort."):
+            return "index: sort.{field}"
+        if family in ("_lastUpdated",) or family.startswith("src."):
+            return "index: _lastUpdated / src"
+        if family == "q":
+            return "index: q words"
+        if family == "patient+code":
+            return "index: patient+code"
+        return "index: search parameters"
+    return "other"
 
 
 def install_fake() -> FakeDynamoDB:
@@ -216,6 +266,14 @@ def pin_settings_cache() -> None:
     resolution.SETTINGS_TTL_SECONDS = float("inf")
 
 
+def create_workspace(ws: str) -> None:
+    """The workspace's items, as the API creates them (off the clock, calls not counted): imports
+    write into a real workspace (its ``WORLD#PATIENT_KEYS`` item, docs/entities.md, included)."""
+    from fhir_platform.storage.workspaces import WorkspaceRepository
+
+    WorkspaceRepository().create({"id": ws, "slug": ws, "name": ws, "created_at": "2026-01-01T00:00:00.000Z"})
+
+
 def import_all(texts: list[tuple[str, bytes]], ws: str, fake: FakeDynamoDB | None = None) -> tuple[int, float, Counter[str]]:
     """Import every fixture, one bundle at a time as a request would (each parsed just before, off
     the clock). Returns (resources, CPU s of the platform's code — the fake's own CPU subtracted —,
@@ -225,6 +283,10 @@ def import_all(texts: list[tuple[str, bytes]], ws: str, fake: FakeDynamoDB | Non
 
     service = ImportService()
     options = ImportOptions(source_system="synthea")
+    create_workspace(ws)
+    if fake:  # the per-family item count is the import's
+        fake.families.clear()
+        fake.transaction_ops = 0
     total, cpu = 0, 0.0
     fake_before = fake.cpu if fake else 0.0
     with counting() as calls, contextlib.redirect_stdout(io.StringIO()):
@@ -359,6 +421,8 @@ def main() -> None:
     runs = []
     for _ in range(max(1, args.repeat)):
         fake.clear()
+        fake.families.clear()
+        fake.transaction_ops = 0
         fake_before = fake.cpu
         total, cpu, calls = import_all(texts, f"bench-{uuid.uuid4()}", fake)
         runs.append(cpu)
@@ -378,6 +442,10 @@ def main() -> None:
     print(f"  speed ratio to validation: {(1 / per) / (total / vcpu):.2f} (issue 14 asks ≥ 0.25)   runs: {', '.join(f'{total / c:.0f}/s' for c in runs)}")
     print(f"  DynamoDB calls: fake {got}, moto {expected}{'  (recorded)' if args.skip_moto else ''}")
     print(f"  DynamoDB calls per resource: {sum(got.values()) / total:.4f}   (the fake's own CPU, subtracted above: {fake_cpu / total * 1e6:.0f} µs/resource)")
+    twi = got.get("dynamodb:TransactWriteItems", 0)
+    print(f"  transaction items: {fake.transaction_ops} in {twi} TransactWriteItems ({fake.transaction_ops / max(1, twi):.1f} per call), {fake.transaction_ops / total:.2f} per resource; by family:")
+    for name, n in sorted(fake.families.items(), key=lambda kv: -kv[1]):
+        print(f"    {name:<40}{n / total:8.2f}  ({n})")
     if args.gc_freeze:
         # what gc.freeze() at the end of a function's init would give: full collections stop
         # re-scanning the ~150k objects every process holds after its imports (not done in production yet)

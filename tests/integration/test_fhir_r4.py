@@ -640,3 +640,29 @@ def test_type_history_lists_every_change_newest_first_paged(gateway: Gateway, wo
     outcome(call(gateway, workspace, "GET", "/Patient/_history", query={"_since": "yesterday"}), 422)
     outcome(call(gateway, workspace, "GET", "/Patient/_history", query={"_at": "2020"}), 422)
     assert call(gateway, workspace, "GET", "/Practitioner/_history").body["total"] == 1
+
+
+def test_sort_by_id_lists_live_resources_and_sort_by_date_each_resource_once_at_its_first_date(gateway: Gateway, workspace: dict) -> None:
+    """``_sort=_id`` walks the TypeIndex entries of live CURRENT items (a deleted resource leaves
+    the walk, its history stays); ``_sort=date`` walks the date family's items marked as a
+    resource's first value, so an Observation whose ``issued`` precedes its ``effective[x]`` is
+    listed once, at its effective date (index version 7)."""
+    patients = [create(gateway, workspace, PATIENT)["id"] for _ in range(4)]
+    gone = sorted(patients)[1]
+    assert call(gateway, workspace, "DELETE", f"/Patient/{gone}").status in (200, 204)
+    ids, _ = _all_pages(gateway, workspace, "/Patient", {"_sort": "_id", "_count": "2"})
+    assert ids == sorted(p for p in patients if p != gone)
+    ids, _ = _all_pages(gateway, workspace, "/Patient", {"_sort": "-_id", "_count": "2"})
+    assert ids == sorted((p for p in patients if p != gone), reverse=True)
+    assert call(gateway, workspace, "GET", "/Patient/_history").body["total"] == 5  # 4 creates and the delete
+
+    subject = {"reference": f"Patient/{patients[0]}"}
+    base = {"resourceType": "Observation", "status": "final", "code": {"text": "HR"}, "subject": subject}
+    late_issued = create(gateway, workspace, {**base, "effectiveDateTime": "2022-01-01", "issued": "2024-01-01T00:00:00Z"})["id"]
+    early_issued = create(gateway, workspace, {**base, "effectiveDateTime": "2023-01-01", "issued": "2020-01-01T00:00:00Z"})["id"]
+    middle = create(gateway, workspace, {**base, "effectiveDateTime": "2022-06-01"})["id"]
+    for query in ({"_sort": "date"}, {"_sort": "date", "patient": patients[0]}):
+        ids, _ = _all_pages(gateway, workspace, "/Observation", {**query, "_count": "2"})
+        assert ids == [late_issued, middle, early_issued], query
+    ids, _ = _all_pages(gateway, workspace, "/Observation", {"_sort": "-date", "_count": "1"})
+    assert ids == [early_issued, middle, late_issued]

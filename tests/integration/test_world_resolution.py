@@ -8,6 +8,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
+
 from fhir_platform.resources.service import ResourceService, WriteContext
 from fhir_platform.storage import keys
 from fhir_platform.storage.entities import EntityStore
@@ -292,12 +294,19 @@ def test_a_deleted_patient_is_no_longer_a_candidate(aws: dict) -> None:
     assert svc.store.counters("wsx")["entity_count"] == 1
 
 
-def test_stored_resolution_partitions_records_like_the_measured_in_memory_reference(aws: dict) -> None:
+@pytest.mark.parametrize("presence", [False, True], ids=["patient-keys-queried", "patient-keys-presence"])
+def test_stored_resolution_partitions_records_like_the_measured_in_memory_reference(aws: dict, presence: bool) -> None:
     """The DynamoDB path (blocking items, aliases, batch sessions) decides exactly what
     ``world.online.InMemoryWorld`` — the reference the accuracy bench measures — decides, on a
-    perturbed population with households and twins (priors, no refresh on either side)."""
+    perturbed population with households and twins (priors, no refresh on either side); in a
+    workspace created with ``WORLD#PATIENT_KEYS`` too, where Patients Query only keys whose
+    presence item exists (and fewer Queries are made)."""
+    from fhir_platform.storage.workspaces import WorkspaceRepository
     from fhir_platform.world.online import InMemoryWorld
     from tests.support.perturb import population
+
+    if presence:
+        WorkspaceRepository().create({"id": "wsref", "slug": "wsref", "name": "ref", "created_at": "2026-01-01T00:00:00.000Z"})
 
     records = population(120, seed=3)
     reference = InMemoryWorld(refresh_first=0)
@@ -311,8 +320,12 @@ def test_stored_resolution_partitions_records_like_the_measured_in_memory_refere
     half = len(records) // 2
     for r in records[:half]:  # API writes, one at a time
         svc.upsert("wsref", "Patient", r.record_id, r.patient)
-    for start in range(half, len(records), 25):  # then import batches (records see their batch)
-        svc.write_many("wsref", [("Patient", r.record_id, r.patient) for r in records[start : start + 25]], WriteContext(source="fhir_import"))
+    with counting() as calls:
+        for start in range(half, len(records), 25):  # then import batches (records see their batch)
+            svc.write_many("wsref", [("Patient", r.record_id, r.patient) for r in records[start : start + 25]], WriteContext(source="fhir_import"))
+    assert svc.resolver.settings("wsref").patient_presence is presence
+    # without presence items every key of every record is Queried (~8 per record); with them, only keys in use
+    assert (calls["dynamodb:Query"] < 4 * (len(records) - half)) is presence
 
     def partition(entity_of: dict[str, str]) -> set[frozenset[str]]:
         groups: dict[str, set[str]] = {}

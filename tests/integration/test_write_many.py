@@ -39,13 +39,14 @@ def test_write_many_costs_few_calls_per_resource(aws: dict) -> None:
     svc = ResourceService(indexer=lambda *a, **k: [])
     with counting() as calls:
         svc.write_many("ws2", _entries(99), WriteContext(source="fhir_import"))
-    # reads per batch, whatever its size: current versions and the compartment touch items (one
-    # BatchGetItem each), the world model's settings (one BatchGetItem, cached per environment for
-    # 60 s) and its refresh check (one Query of the counter shards, a batch with Patients only)
+    # reads per batch: current versions and the compartment touch items (together: one BatchGetItem
+    # per 100 keys, here 101), the world model's settings (one BatchGetItem, cached per environment
+    # for 60 s) and its refresh check (one Query of the counter shards, a batch with Patients only)
     assert calls["dynamodb:BatchGetItem"] <= 3 and calls["dynamodb:Query"] <= 1
-    # 3 items per resource here (CURRENT, the event, its type-history entry; no index items) and
-    # room for the counter update and the patient's touches: 94 items, 31 resources per transaction
-    assert 2 <= calls["dynamodb:TransactWriteItems"] <= -(-100 * 3 // 94)
+    # 2 items per resource here (CURRENT and the event, which carries its type-history entry as
+    # TypeIndex attributes; no index items) and room for the counter update and the patient's
+    # touches (3): 96 items, 48 resources per transaction
+    assert 2 <= calls["dynamodb:TransactWriteItems"] <= -(-100 * 2 // 96)
     assert dynamodb(calls) <= 8
 
 
@@ -65,16 +66,38 @@ def test_a_lost_race_to_identical_content_is_reported_skipped_not_written(aws: d
     (the imports' created + updated would exceed the versions stored)."""
     svc, rival = ResourceService(indexer=lambda *a, **k: []), ResourceService(indexer=lambda *a, **k: [])
     data = {"resourceType": "Patient", "id": "raced", "name": [{"family": "Same"}]}
-    read_versions = svc.store.batch_get
+    read_versions = svc.store.batch_read
 
-    def batch_get_then_rival_writes(ws: str, refs: list) -> dict:
-        found = read_versions(ws, refs)  # this import read "no current version" ...
+    def batch_read_then_rival_writes(ws: str, refs: list, item_keys: list) -> tuple:
+        found = read_versions(ws, refs, item_keys)  # this import read "no current version" ...
         if ("Patient", "raced") in refs:
             rival.upsert(ws, "Patient", "raced", data, WriteContext(source="fhir_import"))  # ... then the other import wrote it
         return found
 
-    svc.store.batch_get = batch_get_then_rival_writes  # type: ignore[method-assign]
+    svc.store.batch_read = batch_read_then_rival_writes  # type: ignore[method-assign]
     results = svc.write_many("ws4", [("Patient", "raced", data)], WriteContext(source="fhir_import"))
     assert [(r.outcome, r.entity_created) for r in results] == [("skipped", False)]
     assert svc.history("ws4", "Patient", "raced", 10, 0).total == 1
     assert svc.store.counters("ws4")["event_count"] == 1
+
+
+def test_the_refresh_check_reads_the_counters_again_only_when_the_threshold_may_be_reached(aws: dict) -> None:
+    """The world model's refresh check (end of a batch with Patients) keeps the Patient count it
+    read and adds each batch's created Patients: far from ``next_refresh_at`` (100) the counter
+    shards are read once, not once per batch; once the estimate reaches it they are read and the
+    parameters re-estimated."""
+    svc = ResourceService(indexer=lambda *a, **k: [])
+    reads = []
+    read_counters = svc.store.counters
+    svc.store.counters = lambda ws: reads.append(ws) or read_counters(ws)  # type: ignore[method-assign]
+    ctx = WriteContext(source="fhir_import")
+
+    def patients(start: int, n: int) -> list[tuple[str, str, dict]]:
+        return [("Patient", f"p{i}", {"resourceType": "Patient", "id": f"p{i}", "name": [{"family": f"Fam{i}"}], "gender": "male"}) for i in range(start, start + n)]
+
+    for start in range(0, 60, 20):
+        svc.write_many("ws6", patients(start, 20), ctx)
+    assert reads == ["ws6"]
+    svc.write_many("ws6", patients(60, 45), ctx)  # 60 + 45 ≥ 100: read again, and due
+    assert reads == ["ws6", "ws6"]
+    assert svc.resolver.settings("ws6").next_refresh_at == 3 * 105  # re-estimated at 105 Patients

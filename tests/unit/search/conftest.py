@@ -24,6 +24,15 @@ def table():
             AttributeDefinitions=[
                 {"AttributeName": "PK", "AttributeType": "S"},
                 {"AttributeName": "SK", "AttributeType": "S"},
+                {"AttributeName": "TPK", "AttributeType": "S"},
+                {"AttributeName": "TSK", "AttributeType": "S"},
+            ],
+            GlobalSecondaryIndexes=[  # template.yaml's DataTable index
+                {
+                    "IndexName": "TypeIndex",
+                    "KeySchema": [{"AttributeName": "TPK", "KeyType": "HASH"}, {"AttributeName": "TSK", "KeyType": "RANGE"}],
+                    "Projection": {"ProjectionType": "KEYS_ONLY"},
+                }
             ],
             BillingMode="PAY_PER_REQUEST",
         )

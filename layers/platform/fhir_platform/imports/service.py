@@ -46,7 +46,7 @@ from fhir_platform.storage.import_files import UPLOAD_URL_SECONDS, ImportFiles
 from fhir_platform.storage.import_jobs import JOB_ERRORS_CAP, ImportJobRepository
 from fhir_platform.world.entities import ENTITY_TYPES
 
-WRITE_BATCH = 100
+WRITE_BATCH = 500
 _API_UPLOAD = re.compile(r"^([0-9a-f-]{36})\.(json|ndjson)$")
 
 

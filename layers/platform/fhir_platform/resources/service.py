@@ -310,19 +310,28 @@ class ResourceService:
         contexts: list[WriteContext] | None = None,
     ) -> list[BatchWrite]:
         """Write already-validated resources ``(type, id, data)`` in order, with few DynamoDB calls:
-        one BatchGetItem per 100 current versions, patient entities resolved from the batch itself
-        or one more BatchGetItem, and changes packed several per transaction. Each resource is still
+        the current versions, the stored Patients referenced and the compartment touch items in
+        shared BatchGetItems (100 keys each), the world model's reads for the whole batch, and
+        changes packed several per transaction (:meth:`ResourceStore.commit_many`). Each resource is still
         all-or-nothing and version-conditioned; a lost race is re-read and retried.
         ``dedup=False`` writes a new version even when the content is identical. ``contexts``, when
         given, is one provenance per entry (EHR sync: each resource's own ``effective_at``)."""
+        from fhir_platform.search.indexing import touch_key
+        from fhir_platform.search.parameters import compartment_patient_ids
+
+        # one read for the batch (BatchGetItem, 100 keys per call): its resources' current versions,
+        # the stored Patients it references (their entities), the touch items of the compartments it
+        # writes in (those of the new data; an update's old patients are read after, if others)
         refs = [(rt, rid) for rt, rid, _ in entries]
-        previous = self.store.batch_get(ws, refs)
         patient_ids = {pid for _, _, data in entries if (pid := patient_reference(data))}
         in_batch = {rid for rt, rid, _ in entries if rt == "Patient"}
-        known = {
-            pid: stored.entity_id
-            for (rt, pid), stored in self.store.batch_get(ws, [("Patient", p) for p in patient_ids - in_batch]).items()
-        }
+        compartments = list(dict.fromkeys(pid for rt, _, data in entries for pid in compartment_patient_ids(rt, data)))
+        found, items = self.store.batch_read(
+            ws, refs + [("Patient", p) for p in sorted(patient_ids - in_batch)], [touch_key(ws, pid) for pid in compartments]
+        )
+        previous = {ref: found[ref] for ref in refs if ref in found}
+        known = {pid: stored.entity_id for (rt, pid), stored in found.items() if rt == "Patient" and pid in patient_ids and pid not in in_batch}
+        touch_items = {pid: items.get((k["PK"], k["SK"])) for pid in compartments for k in [touch_key(ws, pid)]}
         session = getattr(self.resolver, "session", None)
         resolver: EntityResolver = (
             session(patient_entity=lambda _ws, pid: known.get(pid)) if session else DeterministicResolver(lambda _ws, pid: known.get(pid))
@@ -331,15 +340,17 @@ class ResourceService:
         digests: dict[int, str] = {}
         prefetch = getattr(resolver, "prefetch", None)
         if prefetch is not None:
-            resolving = []
+            resolving, stored_records = [], []  # entity records to resolve; stored ones among them
             for index, (rt, rid, data) in enumerate(entries):
-                if rt in _DIRECTORY_TYPES:
+                if rt in ENTITY_TYPES:
                     prior = previous.get((rt, rid))
                     digests[index] = content_hash(data)
                     if not dedup or prior is None or prior.deleted or prior.content_hash != digests[index]:
                         resolving.append((rt, data))
-            if resolving:
-                prefetch(ws, resolving)
+                        if prior is not None and not prior.deleted:
+                            stored_records.append((rt, rid))
+            if resolving or stored_records:
+                prefetch(ws, resolving, stored_records)
         results: list[BatchWrite] = []
         pending: list[tuple[int, ResourceChange]] = []
         for index, (rt, rid, data) in enumerate(entries):
@@ -358,7 +369,7 @@ class ResourceService:
                 BatchWrite(rt, rid, "created" if prior is None or change.revives else "updated", change.link.entity_id, change.new_entity or change.link.entity_created)
             )
         changes = [c for _, c in pending]
-        lost = {id(c) for c in self.store.commit_many(changes, self._touches(ws, changes))}
+        lost = {id(c) for c in self.store.commit_many(changes, self._touches(ws, changes, touch_items))}
         count("ResourcesWritten", len(changes) - len(lost))  # the lost ones count when _write redoes them
         for index, change in pending:
             if id(change) in lost:  # a concurrent writer won: redo this one through the single path
@@ -369,7 +380,9 @@ class ResourceService:
                 results[index] = BatchWrite(rt, rid, done, outcome.resource.entity_id, outcome.changed and outcome.created and rt == "Patient" and not change.revives)
         refresh = getattr(self.resolver, "refresh_if_due", None)
         if refresh and any(rt == "Patient" for rt, _, _ in entries):
-            refresh(ws)  # amortised: one counter read per batch, an estimation only when due
+            # amortised: a counter read at most once per settings TTL unless this environment's
+            # batches created enough Patients to reach the threshold; an estimation only when due
+            refresh(ws, created=sum(1 for r in results if r.resource_type == "Patient" and r.outcome == "created"))
         return results
 
     def prepare(
@@ -452,13 +465,16 @@ class ResourceService:
             timeline_domain=domain_of(rt),
         )
 
-    def _touches(self, ws: str, changes: list[ResourceChange]) -> CompartmentTouches:
-        """Read the touch items of every patient these changes are in (one BatchGetItem)."""
+    def _touches(self, ws: str, changes: list[ResourceChange], read: dict[str, dict | None] | None = None) -> CompartmentTouches:
+        """The touch items of every patient these changes are in: those in ``read`` (patient id →
+        item or ``None``, read with the batch), the others in one BatchGetItem."""
         from fhir_platform.search.indexing import KEEP, compartment_touch, touch_key
 
+        read = read or {}
         patients = {pid for c in changes for pid in c.touches}
-        found = self.store.get_items([touch_key(ws, pid) for pid in patients])
-        previous = {pid: found.get((k["PK"], k["SK"])) for pid in patients for k in [touch_key(ws, pid)]}
+        missing = [pid for pid in patients if pid not in read]
+        found = self.store.get_items([touch_key(ws, pid) for pid in missing]) if missing else {}
+        previous = {pid: read[pid] if pid in read else found.get((k["PK"], k["SK"])) for pid in patients for k in [touch_key(ws, pid)]}
 
         def ops(
             ws_: str,

@@ -104,14 +104,15 @@ class _Reader:
         self.next_limit: int | None = NEXT_PAGE_LIMIT
 
     def _query_page(self, cond: KeyCondition, forward: bool, limit: int | None, start: dict | None) -> dict:
-        expr = "PK = :pk"
+        pk, sk = ("TPK", "TSK") if cond.index else ("PK", "SK")
+        expr = f"{pk} = :pk"
         values: dict[str, str] = {":pk": cond.pk}
         if cond.op == "begins_with":
-            expr += " AND begins_with(SK, :a)"
+            expr += f" AND begins_with({sk}, :a)"
         elif cond.op == "between":
-            expr += " AND SK BETWEEN :a AND :b"
+            expr += f" AND {sk} BETWEEN :a AND :b"
         elif cond.op in ("<", ">="):
-            expr += f" AND SK {cond.op} :a"
+            expr += f" AND {sk} {cond.op} :a"
         elif cond.op != "all":
             raise ValueError(cond.op)
         for name, value in zip((":a", ":b"), cond.values, strict=False):
@@ -121,8 +122,11 @@ class _Reader:
             "KeyConditionExpression": expr,
             "ExpressionAttributeValues": values,
             "ScanIndexForward": forward,
-            "ConsistentRead": True,
         }
+        if cond.index:  # a global secondary index: eventually consistent only
+            kwargs["IndexName"] = cond.index
+        else:
+            kwargs["ConsistentRead"] = True
         if limit is not None:  # None: a full 1 MB page
             kwargs["Limit"] = limit
         if start:
@@ -160,7 +164,8 @@ class _Reader:
         with ThreadPoolExecutor(max_workers=min(16, len(conds))) as pool:
             firsts = list(pool.map(lambda c: self._query_page(c, forward, first_limit, None), conds))
         streams = [self.stream(c, forward, f, whole) for c, f in zip(conds, firsts, strict=True)]
-        return heapq.merge(*streams, key=lambda it: it["SK"], reverse=not forward)
+        sk = "TSK" if conds[0].index else "SK"  # one key space per merge: the table's or the index's
+        return heapq.merge(*streams, key=lambda it: it[sk], reverse=not forward)
 
     def _count(self, op: str) -> None:
         with self._lock:  # calls are made from pool threads too
@@ -199,7 +204,7 @@ class _Reader:
                 continue
             if item.get("last_updated") and not (resource.get("meta") or {}).get("lastUpdated"):
                 resource.setdefault("meta", {})["lastUpdated"] = item["last_updated"]
-            item = {k: v for k, v in item.items() if k not in ("data", "data_s3_key")}
+            item = {k: v for k, v in item.items() if k not in ("data", "data_s3_key", "TPK", "TSK")}
             out[item.get("resource_id") or item["PK"].rsplit("#", 1)[1]] = {**item, "resource": resource}
         return out
 

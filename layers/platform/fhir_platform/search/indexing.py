@@ -105,7 +105,7 @@ from fhir_platform.search.parameters import (
     params_for,
     select,
 )
-from fhir_platform.search.sorting import sort_items
+from fhir_platform.search.sorting import sort_items, sorted_date_families
 from fhir_platform.search.timeline import timeline_items, vital_items
 from fhir_platform.search.query import (
     Criterion,
@@ -148,7 +148,10 @@ __all__ = [
 # 6: a typed reference parameter (``patient``, ``practitioner``, ...) over the same paths as an untyped
 #    one (``subject``, ``performer``, ...) has no items of its own: it reads the untyped family's items
 #    and checks their types (``rt``); a ``q`` item's words ``w`` are one space-separated string
-INDEX_VERSION = 6
+# 7: no ``sort._id`` items: ``_sort=_id`` walks the ``TypeIndex`` GSI over the live ``CURRENT`` items
+#    (``TPK``/``TSK``); the type history is that GSI over the event items (no ``TH#`` items either);
+#    no ``sort.{date field}`` items: a date family's item of the resource's first value carries ``so``
+INDEX_VERSION = 7
 MAX_INDEX_ITEMS = 40
 MAX_VALUES_PER_FAMILY = 12
 MAX_STRING_KEY = 64
@@ -281,8 +284,12 @@ def _family_items(
         for low, high in values[: MAX_VALUES_PER_FAMILY // 3]:
             by_low[low] = max(high, by_low.get(low, high))
         by_high: dict[str, str] = {}
+        first = values[0][0] if values else None  # the sort value (search.sorting): its item is marked ``so``
         for low, high in by_low.items():
-            items.append({"PK": ordered_pk(ws, rtype, fam, shard), "SK": f"{low}#{rid}", "lo": low, "hi": high})
+            item = {"PK": ordered_pk(ws, rtype, fam, shard), "SK": f"{low}#{rid}", "lo": low, "hi": high}
+            if low == first:
+                item["so"] = 1
+            items.append(item)
             if _is_long(low, high):
                 by_high[high] = min(low, by_high.get(high, low))
         for high, low in by_high.items():
@@ -493,11 +500,16 @@ def index_items(
     core += vital_items(ws, rtype, rid, data, last_updated=last_updated)
 
     ranked: list[tuple[int, dict]] = []
+    sorted_dates = sorted_date_families(rtype)
     for param, typed in family_params(rtype):
         if param.kind is Kind.ID or param.family == LAST_UPDATED:
             continue
         extra = patient_extra if rtype == "Patient" and param.family in ("q", "mrn", "phone", "identifier") else src
-        ranked += [(_KIND_PRIORITY[param.kind], it) for it in _family_items(ws, rtype, rid, param, data, extra, typed)]
+        prio = _KIND_PRIORITY[param.kind]
+        if param.family in sorted_dates:  # the marked item is a _sort item: core, never dropped
+            ranked += [(_P_CORE if "so" in it else prio, it) for it in _family_items(ws, rtype, rid, param, data, extra, typed)]
+        else:
+            ranked += [(prio, it) for it in _family_items(ws, rtype, rid, param, data, extra, typed)]
     ranked = [(_P_EXACT, it) for it in _composite_items(ws, rtype, rid, data, src)] + ranked
     ranked.sort(key=lambda pair: pair[0])  # stable: keeps registry order within a priority
     room = max(0, MAX_INDEX_ITEMS - len(core))
@@ -659,11 +671,14 @@ class KeyCondition:
     """One DynamoDB Query: ``PK = pk`` and, unless ``op == "all"``, an SK condition.
 
     ``op``: ``begins_with`` (values[0]), ``between`` (values[0]..values[1] inclusive), ``<``, ``>=``.
+    ``index``: a Query of the table's ``TypeIndex`` (``TPK``/``TSK``, eventually consistent)
+    instead of the table's ``PK``/``SK``.
     """
 
     pk: str
     op: str = "all"
     values: tuple[str, ...] = ()
+    index: str | None = None
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,11 @@
 
 Three ways, each bounded per page whatever the workspace:
 
+``_sort=_id`` walks the table's ``TypeIndex`` (the live ``CURRENT`` items' ``TPK``/``TSK``: no index
+item of its own), a global secondary index: eventually consistent, so a resource written a moment
+ago may be listed a moment later (typically within a second); the page's resources are then read
+consistently. Every other field walks base-table index items, consistent with the write.
+
 - **no criteria**: walk the field's sort family (8 shard Queries merged by SK, ``Limit`` 100 then
   1,000, ids only), then its ``.none`` family; skip ``_offset`` ids, fetch the page (1
   BatchGetItem). ``total`` is the type's write-time counter. Calls: 8 (+8 once the walk reaches the
@@ -30,7 +35,8 @@ from fhir_platform.search.executor import MAX_EXAMINED, SearchPage, SearchTooBro
 from fhir_platform.search.indexing import KeyCondition, ordered_pk, plan
 from fhir_platform.search.parameters import ORDERED_SHARDS
 from fhir_platform.search.query import SearchQuery, matches
-from fhir_platform.search.sorting import ID, SortSpec, family_of, none_family_of, sort_value
+from fhir_platform.search.sorting import ID, SortSpec, family_of, marked_only, none_family_of, sort_value
+from fhir_platform.storage.keys import TYPE_HISTORY_SHARDS, TYPE_INDEX, TYPE_INDEX_SK, id_order_pk
 
 __all__ = ["MAX_SORT_MATCHES", "order_entries", "search_sorted"]
 
@@ -41,6 +47,11 @@ def _conds(ws: str, rtype: str, family: str) -> list[KeyCondition]:
     return [KeyCondition(ordered_pk(ws, rtype, family, s)) for s in range(ORDERED_SHARDS)]
 
 
+def _id_conds(ws: str, rtype: str) -> list[KeyCondition]:
+    """The type's live resources in id order: their ``CURRENT`` items' ``TypeIndex`` entries."""
+    return [KeyCondition(f"{id_order_pk(ws, rtype)}#{s}", index=TYPE_INDEX) for s in range(TYPE_HISTORY_SHARDS)]
+
+
 def walk(reader: _Reader, ws: str, rtype: str, spec: SortSpec, matched: set[str] | None = None, *, whole: bool = False) -> Iterator[str]:
     """Ids of the type in ``spec`` order (only those in ``matched`` when given): the field's family
     merged by SK, ties (one value) re-ordered by the id tie-break, then the ``.none`` family in the
@@ -48,11 +59,15 @@ def walk(reader: _Reader, ws: str, rtype: str, spec: SortSpec, matched: set[str]
     seen: set[str] = set()
     group_value: str | None = None
     group: list[str] = []
-    for item in reader.merged(_conds(ws, rtype, family_of(rtype, spec.field)), not spec.descending, whole=whole):
-        sk = item["SK"]
-        value, _, rid = sk.rpartition("#")
-        if spec.field == ID:
-            value, rid = sk, sk
+    by_id, marked = spec.field == ID, marked_only(rtype, spec.field)
+    conds = _id_conds(ws, rtype) if by_id else _conds(ws, rtype, family_of(rtype, spec.field))
+    for item in reader.merged(conds, not spec.descending, whole=whole):
+        if marked and "so" not in item:  # a date family: another value of a resource, not its sort value
+            continue
+        if by_id:
+            value = rid = item[TYPE_INDEX_SK]
+        else:
+            value, _, rid = item["SK"].rpartition("#")
         if rid in seen or (matched is not None and rid not in matched):
             continue
         seen.add(rid)

@@ -2,14 +2,20 @@
 keep every resource of a type in each field's order (pure; :mod:`fhir_platform.search.sorted_search`
 runs the walks).
 
-Every type sorts on ``_lastUpdated`` (the existing per-type list, no new item) and ``_id``; some
+Every type sorts on ``_lastUpdated`` (the existing per-type list, no new item) and ``_id`` (the
+table's ``TypeIndex`` over the live ``CURRENT`` items, :func:`fhir_platform.storage.keys.id_order_key`:
+no item either); some
 types on the date/string search parameters users sort by (:data:`SORT_PARAMS`; Patient ``name`` is
 the patient list's ``sort.name`` family, "family given" of the official name). Each sort field but
 those two reused families is one **ordered** family per type, 8 shards as every ordered family::
 
     PK = WS#{ws}#IX#{type}#sort.{field}#{shard}       SK = {value}#{id}     (the resource has a value)
     PK = WS#{ws}#IX#{type}#sort.{field}.none#{shard}  SK = {id}             (it has none)
-    PK = WS#{ws}#IX#{type}#sort._id#{shard}           SK = {id}
+
+but for date fields, whose value items are the date parameter's own index items (``{date}#{shard}``,
+``SK = {low}#{id}``): the item of the first value the parameter extracts carries ``so: 1`` and is a
+core item, and the walk keeps only marked items (:func:`marked_only`; index version 7: one item
+fewer per resource of every date-sorted type). The ``.none`` family is as above.
 
 so a resource has exactly one item per sort field (a core item: never dropped by the cap) and a
 walk of the field's 8 shards merged by SK lists the whole type in that order, followed by the
@@ -31,6 +37,7 @@ then id (``smith jones`` sorts before ``smith``, as in the patient list).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from fhir_platform.search.normalize import date_range, normalize_string
 from fhir_platform.search.parameters import ORDERED_SHARDS, Kind, extract, params_for
@@ -39,7 +46,9 @@ __all__ = [
     "SORT_PARAMS",
     "SortSpec",
     "family_of",
+    "marked_only",
     "none_family_of",
+    "sorted_date_families",
     "parse_sort",
     "sort_fields",
     "sort_items",
@@ -70,10 +79,32 @@ def sort_fields(resource_type: str) -> tuple[str, ...]:
     return (LAST_UPDATED, ID, *(f for f in specific if f in params))
 
 
+def _date_param(resource_type: str, field: str) -> Any:
+    """The date search parameter ``field`` is, if it is one (not ``_lastUpdated``/``_id``)."""
+    if field in (LAST_UPDATED, ID) or (resource_type, field) in REUSED:
+        return None
+    param = params_for(resource_type).get(field)
+    return param if param is not None and param.kind is Kind.DATE else None
+
+
 def family_of(resource_type: str, field: str) -> str:
+    """The ordered family a walk in ``field`` order reads: ``_lastUpdated``, the reused patient
+    list family, a date parameter's own index family (only its items marked ``so`` — see
+    :func:`marked_only`), else ``sort.{field}``. (``_id`` walks the ``TypeIndex``.)"""
     if field == LAST_UPDATED:
         return LAST_UPDATED
+    date = _date_param(resource_type, field)
+    if date is not None:
+        return date.family
     return REUSED.get((resource_type, field), f"sort.{field}")
+
+
+def marked_only(resource_type: str, field: str) -> bool:
+    """A date field: its walk keeps only the family's items marked ``so`` — each resource's item of
+    the **first** value the family extracts (its sort value), written by
+    :func:`fhir_platform.search.indexing.index_items` as a core item; a resource's other date values
+    are items of the same family without the mark."""
+    return _date_param(resource_type, field) is not None
 
 
 def none_family_of(resource_type: str, field: str) -> str | None:
@@ -81,6 +112,11 @@ def none_family_of(resource_type: str, field: str) -> str | None:
     if field in (LAST_UPDATED, ID) or (resource_type, field) in REUSED:
         return None
     return f"sort.{field}.none"
+
+
+def sorted_date_families(resource_type: str) -> frozenset[str]:
+    """The date index families of ``resource_type`` whose first-value item is a sort item."""
+    return frozenset(p.family for f in sort_fields(resource_type) if (p := _date_param(resource_type, f)) is not None)
 
 
 def _official_name(data: dict) -> dict | None:
@@ -126,20 +162,19 @@ def sort_value(resource_type: str, field: str, resource: dict) -> str | None:
 
 
 def sort_items(workspace_id: str, resource_type: str, resource_id: str, data: dict) -> list[dict]:
-    """One item per sort field the type has (besides the reused ``_lastUpdated`` and patient
-    ``sort.name`` families): ``sort._id`` and each :data:`SORT_PARAMS` field, in its value family
-    or its ``.none`` family."""
+    """One item per sort field the type has (besides ``_lastUpdated``, ``_id`` and the reused
+    patient ``sort.name`` family): each :data:`SORT_PARAMS` field, in its value family or its
+    ``.none`` family."""
     from fhir_platform.search.indexing import ordered_pk, shard_of  # indexing imports this module
 
     shard = shard_of(resource_id, ORDERED_SHARDS)
     items = []
     for field in sort_fields(resource_type):
-        if field == LAST_UPDATED or (resource_type, field) in REUSED:
-            continue
-        if field == ID:
-            items.append({"PK": ordered_pk(workspace_id, resource_type, "sort._id", shard), "SK": resource_id, "id": resource_id})
+        if field in (LAST_UPDATED, ID) or (resource_type, field) in REUSED:
             continue
         value = sort_value(resource_type, field, data)
+        if value is not None and _date_param(resource_type, field) is not None:
+            continue  # the date family's own item of this value, marked ``so``, is the sort item
         if value is None:
             pk, sk = ordered_pk(workspace_id, resource_type, f"sort.{field}.none", shard), resource_id
         else:

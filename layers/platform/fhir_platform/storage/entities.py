@@ -148,28 +148,54 @@ class EntityStore(Repository):
 
     def current_link(self, ws: str, resource_type: str, resource_id: str, anchor_id: str) -> CurrentLink:
         """The resource's current entity, link item and entity META (1 BatchGetItem, 2 when aliased)."""
-        link_sk = keys.entity_link_sk(resource_type, resource_id)
-        apk = keys.entity_pk(ws, anchor_id)
-        found = self._get_many([(apk, keys.ALIAS_SK), (apk, keys.ENTITY_SK), (apk, link_sk)])
-        alias = (found.get((apk, keys.ALIAS_SK)) or {}).get("entity_id")
-        anchor_meta = found.get((apk, keys.ENTITY_SK))
-        if not alias or alias == anchor_id:
-            return CurrentLink(anchor_id, anchor_id, None, found.get((apk, link_sk)), anchor_meta, anchor_meta is not None)
-        epk = keys.entity_pk(ws, alias)
-        more = self._get_many([(epk, keys.ENTITY_SK), (epk, link_sk)])
-        return CurrentLink(anchor_id, alias, alias, more.get((epk, link_sk)), more.get((epk, keys.ENTITY_SK)), anchor_meta is not None)
+        return self.current_links(ws, [(resource_type, resource_id, anchor_id)])[f"{resource_type}/{resource_id}"]
+
+    def current_links(self, ws: str, records: list[tuple[str, str, str]]) -> dict[str, CurrentLink]:
+        """:meth:`current_link` of many ``(type, id, anchor)`` records, keyed ``"Type/id"``: one
+        consistent BatchGetItem per 33 records (3 keys each: the anchor's ALIAS and META, the link),
+        then one per 50 aliased records (the alias target's META and link)."""
+        pairs = []
+        for rt, rid, anchor in records:
+            apk = keys.entity_pk(ws, anchor)
+            pairs += [(apk, keys.ALIAS_SK), (apk, keys.ENTITY_SK), (apk, keys.entity_link_sk(rt, rid))]
+        found = self._get_many(list(dict.fromkeys(pairs)))
+        out: dict[str, CurrentLink] = {}
+        aliased: list[tuple[str, str, str, str]] = []
+        for rt, rid, anchor in records:
+            apk, link_sk = keys.entity_pk(ws, anchor), keys.entity_link_sk(rt, rid)
+            alias = (found.get((apk, keys.ALIAS_SK)) or {}).get("entity_id")
+            anchor_meta = found.get((apk, keys.ENTITY_SK))
+            if not alias or alias == anchor:
+                out[f"{rt}/{rid}"] = CurrentLink(anchor, anchor, None, found.get((apk, link_sk)), anchor_meta, anchor_meta is not None)
+            else:
+                aliased.append((rt, rid, anchor, alias))
+        if aliased:
+            wanted = []
+            for rt, rid, _, alias in aliased:
+                epk = keys.entity_pk(ws, alias)
+                wanted += [(epk, keys.ENTITY_SK), (epk, keys.entity_link_sk(rt, rid))]
+            more = self._get_many(list(dict.fromkeys(wanted)))
+            for rt, rid, anchor, alias in aliased:
+                epk, link_sk = keys.entity_pk(ws, alias), keys.entity_link_sk(rt, rid)
+                anchor_meta = found.get((keys.entity_pk(ws, anchor), keys.ENTITY_SK))
+                out[f"{rt}/{rid}"] = CurrentLink(anchor, alias, alias, more.get((epk, link_sk)), more.get((epk, keys.ENTITY_SK)), anchor_meta is not None)
+        return out
 
     def entity(self, ws: str, entity_id: str) -> dict[str, Any] | None:
         item = self.table.get_item(Key={"PK": keys.entity_pk(ws, entity_id), "SK": keys.ENTITY_SK}, ConsistentRead=True).get("Item")
         return plain(item) if item else None
 
-    def world_settings(self, ws: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    def world_settings(self, ws: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None, bool]:
         """(the workspace's ``world_thresholds`` override or None, the stored model parameters item
-        or None): one BatchGetItem."""
+        or None, whether its Patient keys have presence items — ``WORLD#PATIENT_KEYS``): one
+        BatchGetItem."""
         wpk = keys.workspace_pk(ws)
-        found = self._get_many([(wpk, keys.WORKSPACE_SK), (wpk, keys.WORLD_PARAMS_SK)], projection=("world_thresholds", "params", "records", "next_refresh_at", "estimated_at"))
+        found = self._get_many(
+            [(wpk, keys.WORKSPACE_SK), (wpk, keys.WORLD_PARAMS_SK), (wpk, keys.PATIENT_KEYS_SK)],
+            projection=("world_thresholds", "params", "records", "next_refresh_at", "estimated_at"),
+        )
         meta = found.get((wpk, keys.WORKSPACE_SK)) or {}
-        return meta.get("world_thresholds"), found.get((wpk, keys.WORLD_PARAMS_SK))
+        return meta.get("world_thresholds"), found.get((wpk, keys.WORLD_PARAMS_SK)), (wpk, keys.PATIENT_KEYS_SK) in found
 
     def recent_patients(self, ws: str, limit: int, resources: Any) -> list[dict[str, Any]]:
         """The data of up to ``limit`` most recently written Patients, for re-estimating the model:

@@ -1,4 +1,4 @@
-"""Key design of the platform's one DynamoDB table (``DataTable``: ``PK``/``SK`` strings, no GSIs).
+"""Key design of the platform's one DynamoDB table (``DataTable``: ``PK``/``SK`` strings, one sparse GSI, ``TypeIndex``).
 
 Every request is served by GetItem / Query / BatchGetItem on these keys; nothing scans. Tenancy is
 part of every key: all items of a workspace live under partition keys that start ``WS#{ws}``
@@ -15,15 +15,15 @@ API key lookup by hash      ``KEYHASH#{sha256(key)}``              ``KEYHASH``
 counters (10 shards)        ``WS#{ws}#STATS``                      ``SHARD#{n}``
 resource, current version   ``WS#{ws}#R#{type}#{id}``              ``CURRENT``
 resource event (version n)  ``WS#{ws}#R#{type}#{id}``              ``V#{n:012d}``
-type history entry          ``WS#{ws}#TH#{type}#{shard}``          ``{at}#{id}#{n:012d}``
 world-model parameters      ``WS#{ws}``                            ``WORLD#PARAMS``
+Patient keys have presence  ``WS#{ws}``                            ``WORLD#PATIENT_KEYS``
 world-model entity          ``WS#{ws}#E#{entity_id}``              ``META``
 entity link (member)        ``WS#{ws}#E#{entity_id}``              ``LINK#{type}#{id}``
 entity history event        ``WS#{ws}#E#{entity_id}``              ``EV#{at}#{event_id}``
 entity pair never proposed  ``WS#{ws}#E#{entity_id}``              ``NOT#{other_entity_id}``
 anchor alias                ``WS#{ws}#E#{anchor_id}``              ``ALIAS`` (only when ≠ anchor)
 blocking key member         ``WS#{ws}#BK#{entity_type}#{key}``     ``{type}#{id}``
-blocking key in use         ``WS#{ws}#BKP#{entity_type}#{key}``    ``KEY`` (directory types)
+blocking key in use         ``WS#{ws}#BKP#{entity_type}#{key}``    ``KEY`` (see docs/entities.md)
 match candidate             ``WS#{ws}#CAND``                       ``ID#{candidate_id}``
 candidate list by status    ``WS#{ws}#CAND#{status}``              ``{created_at}#{candidate_id}``
 candidate counters          ``WS#{ws}#CAND#COUNT``                 ``COUNT``
@@ -45,6 +45,19 @@ outbound marker             ``WS#{ws}#R#{type}#{id}``              ``OUT#{n:012d
 The connector's items are documented with their access patterns in ``storage/data_sources.py`` and
 ``storage/sync.py``. The due entries are the second global family besides the key lookups: they
 hold only ids, and the scheduler reads just the entries that are due (``SK <= now``).
+
+Global secondary index ``TypeIndex`` (``TPK``/``TSK``, KEYS_ONLY, sparse; eventually consistent):
+
+==========================  =====================================  ==============================
+on item                     TPK                                    TSK
+==========================  =====================================  ==============================
+resource event              ``WS#{ws}#TH#{type}#{shard}``          ``{at}#{id}#{n:012d}``
+resource, current (live)    ``WS#{ws}#ID#{type}#{shard}``          ``{id}``
+==========================  =====================================  ==============================
+
+The first serves FHIR ``GET {type}/_history`` (each event's entry in its type's history), the second
+``_sort=_id`` (every live resource of a type in id order): attributes on items the write path
+writes anyway, so neither costs a transaction item of its own (see docs/write-path.md).
 
 Access patterns:
 - authorizer: GetItem ``KEYHASH#..`` (1 call);
@@ -126,6 +139,9 @@ def entity_pk(ws: str, entity_id: str) -> str:
 
 ENTITY_SK = "META"
 WORLD_PARAMS_SK = "WORLD#PARAMS"  # under ``WS#{ws}``: the workspace's estimated world-model parameters
+# under ``WS#{ws}``, written with the workspace: every Patient blocking key of the workspace has a
+# presence item (``BKP``), so its Patients Query only keys in use (docs/entities.md)
+PATIENT_KEYS_SK = "WORLD#PATIENT_KEYS"
 ALIAS_SK = "ALIAS"
 
 
@@ -253,20 +269,43 @@ def outbound_sk(version: int, ds: str) -> str:
 
 
 TYPE_HISTORY_SHARDS = 8
+# The table's one global secondary index (template.yaml ``DataTable``; KEYS_ONLY, sparse): ``TPK`` /
+# ``TSK``, set on event items (a type's history in time order) and on live ``CURRENT`` items (a
+# type's resources in id order, FHIR ``_sort=_id``). Eventually consistent, as every GSI.
+TYPE_INDEX = "TypeIndex"
+TYPE_INDEX_PK, TYPE_INDEX_SK = "TPK", "TSK"
+
+
+def _shard(resource_id: str) -> int:
+    import zlib
+
+    return zlib.crc32(resource_id.encode()) % TYPE_HISTORY_SHARDS
 
 
 def type_history_key(ws: str, resource_type: str, resource_id: str, version: int, at: str) -> dict[str, str]:
-    """The append-only entry of one event in its type's history (FHIR ``GET {type}/_history``),
-    written with the event and never changed or deleted (not an index item: a delete keeps it, as
-    it keeps the events): ``WS#{ws}#TH#{type}#{shard}`` (8 shards by ``crc32(id)``, as the search
-    index's ordered families) / ``{at}#{id}#{version}`` — ``at`` the event's fixed-width UTC
-    instant, so a newest-first Query of the 8 shards merged lists the type's changes in time order."""
-    import zlib
-
-    shard = zlib.crc32(resource_id.encode()) % TYPE_HISTORY_SHARDS
-    return {"PK": f"{type_history_pk(ws, resource_type)}#{shard}", "SK": f"{at}#{resource_id}#{version:0{VERSION_WIDTH}d}"}
+    """The ``TypeIndex`` attributes of one event (FHIR ``GET {type}/_history``), set on the event
+    item itself (append-only, never changed or deleted; a delete keeps it, as it keeps the events):
+    ``TPK = WS#{ws}#TH#{type}#{shard}`` (8 shards by ``crc32(id)``, as the search index's ordered
+    families) / ``TSK = {at}#{id}#{version}`` — ``at`` the event's fixed-width UTC instant, so a
+    newest-first Query of the 8 shards merged lists the type's changes in time order."""
+    return {
+        TYPE_INDEX_PK: f"{type_history_pk(ws, resource_type)}#{_shard(resource_id)}",
+        TYPE_INDEX_SK: f"{at}#{resource_id}#{version:0{VERSION_WIDTH}d}",
+    }
 
 
 def type_history_pk(ws: str, resource_type: str) -> str:
     """:func:`type_history_key`'s partition key without its ``#{shard}``."""
     return f"WS#{ws}#TH#{resource_type}"
+
+
+def id_order_key(ws: str, resource_type: str, resource_id: str) -> dict[str, str]:
+    """The ``TypeIndex`` attributes of a live ``CURRENT`` item: ``TPK = WS#{ws}#ID#{type}#{shard}``
+    / ``TSK = {id}``, so the 8 shards merged list the type's resources in id order (``_sort=_id``);
+    a deleted resource's ``CURRENT`` has none (sparse)."""
+    return {TYPE_INDEX_PK: f"{id_order_pk(ws, resource_type)}#{_shard(resource_id)}", TYPE_INDEX_SK: resource_id}
+
+
+def id_order_pk(ws: str, resource_type: str) -> str:
+    """:func:`id_order_key`'s partition key without its ``#{shard}``."""
+    return f"WS#{ws}#ID#{resource_type}"

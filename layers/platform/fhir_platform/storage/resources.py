@@ -4,7 +4,9 @@ entries and counters, all changed together in one DynamoDB transaction.
 One resource change writes (TransactWriteItems, ≤ 100 items):
   - ``CURRENT`` — conditioned on the previous version (``attribute_not_exists`` for a create), so of
     two concurrent writers exactly one wins and the other gets :class:`VersionConflict`;
-  - the event ``V#{n}`` — conditioned on ``attribute_not_exists`` (events are immutable);
+  - the event ``V#{n}`` — conditioned on ``attribute_not_exists`` (events are immutable); it and a
+    live ``CURRENT`` carry their ``TypeIndex`` GSI attributes (type history, ``_sort=_id``:
+    ``storage/keys.py``);
   - search index entries: vanished ones deleted, new/changed ones put (``fhir_platform.search``);
   - one counter shard (``ADD``), and the entity item when the resource anchors a new entity.
 
@@ -37,8 +39,12 @@ from fhir_platform.storage import keys, wire
 from fhir_platform.storage.base import Repository, cancellation_codes, error_code, plain
 from fhir_platform.world.entities import EntityLink
 
+_NOT_EVENT_FIELDS = ("PK", "SK", "data", "data_s3_key", keys.TYPE_INDEX_PK, keys.TYPE_INDEX_SK)
 INLINE_LIMIT = 300_000  # bytes of resource JSON kept inline; above it the data goes to S3
 MAX_TRANSACTION_ITEMS = 100  # DynamoDB's TransactWriteItems cap
+# DynamoDB refuses a TransactWriteItems request over 4 MB; packing keeps each transaction's estimated
+# size (:func:`_weight`) under this, leaving room for the counter update and the touch operations
+MAX_TRANSACTION_BYTES = 3_000_000
 
 
 class VersionConflict(Exception):
@@ -143,6 +149,13 @@ class ResourceChange:
     # counter deltas; the resolver fills them (``EntityLink.ops`` / ``counters``)
     extra_ops: list[dict[str, Any]] = field(default_factory=list)
     extra_counters: dict[str, int] = field(default_factory=dict)
+    # the stored JSON text of ``data`` (built once: packing weighs it, the items carry it)
+    text: str | None = field(default=None, repr=False, compare=False)
+
+    def json_text(self) -> str:
+        if self.text is None:
+            self.text = json.dumps(self.data, separators=(",", ":"), ensure_ascii=False)
+        return self.text
 
     @property
     def data_source_id(self) -> str | None:
@@ -232,16 +245,38 @@ class ResourceStore(Repository):
             found[(stored.resource_type, stored.resource_id)] = stored
         return found
 
+    def batch_read(
+        self, ws: str, refs: list[tuple[str, str]], item_keys: list[dict[str, str]]
+    ) -> tuple[dict[tuple[str, str], StoredResource], dict[tuple[str, str], dict[str, Any]]]:
+        """The current versions of ``refs`` and the items ``item_keys`` (``{"PK", "SK"}``) in shared
+        consistent BatchGetItem calls of up to 100 keys (the write path's reads of one batch: its
+        resources, the patients they reference, their compartment touch items): ``(current
+        versions by (type, id), other items by (PK, SK), plain values)``."""
+        pairs = [(keys.resource_pk(ws, t, i), keys.CURRENT_SK) for t, i in refs]
+        pairs += [(k["PK"], k["SK"]) for k in item_keys]
+        current: dict[tuple[str, str], StoredResource] = {}
+        other: dict[tuple[str, str], dict[str, Any]] = {}
+        for item in self._batch_get_pairs(pairs):
+            if item["SK"] == keys.CURRENT_SK and "resource_type" in item:
+                stored = self._to_stored(item)
+                current[(stored.resource_type, stored.resource_id)] = stored
+            else:
+                other[(item["PK"], item["SK"])] = plain(item)
+        return current, other
+
     def _batch_get_wire(self, pks: list[str], sk: str) -> list[dict[str, Any]]:
+        return self._batch_get_pairs([(pk, sk) for pk in pks])
+
+    def _batch_get_pairs(self, pairs: list[tuple[str, str]]) -> list[dict[str, Any]]:
         """Consistent BatchGetItem of ``(pk, sk)`` items (100 keys per call, unprocessed keys
         retried) through the low-level :attr:`writer`, items decoded by :func:`wire.read_item`: the
         same items as :meth:`batch_get_items`, without the boto3 resource layer's per-value
         (de)serialisers (the write path reads every batch's current versions this way)."""
         table = self.table_name
-        unique = list(dict.fromkeys(pks))
+        unique = list(dict.fromkeys(pairs))
         found: list[dict[str, Any]] = []
         for start in range(0, len(unique), 100):
-            chunk = [{"PK": {"S": pk}, "SK": {"S": sk}} for pk in unique[start : start + 100]]
+            chunk = [{"PK": {"S": pk}, "SK": {"S": sk}} for pk, sk in unique[start : start + 100]]
             request: dict[str, Any] | None = {table: {"Keys": chunk, "ConsistentRead": True}}
             while request:
                 resp = self.writer.batch_get_item(RequestItems=request)
@@ -276,62 +311,35 @@ class ResourceStore(Repository):
         """Every change in **one** TransactWriteItems (all or nothing, each conditioned on the
         version read), or :class:`TransactionTooLarge` before anything is written when they need
         more than :data:`MAX_TRANSACTION_ITEMS` items (FHIR transaction Bundles)."""
-        size = sum(3 + len(c.index_delete) + len(c.index_put) + (1 if c.new_entity and c.link.entity_id else 0) for c in changes)
+        size = sum(_size(c) for c in changes)
         size += 1 + (len(touches.ops(changes)) if touches else 0)  # the counter update, the compartment touches
         if size > MAX_TRANSACTION_ITEMS:
             raise TransactionTooLarge(size)
         self._commit_group(changes, touches)
 
     def commit_many(self, changes: list[ResourceChange], touches: CompartmentTouches | None = None) -> list[ResourceChange]:
-        """Commit many changes with few calls: changes are packed into transactions of at most
-        :data:`MAX_TRANSACTION_ITEMS` items (one merged counter update each), so each resource is
-        still all-or-nothing. A packed transaction that loses a race is retried change by change;
-        returns the changes that lost (the caller re-reads and retries them)."""
+        """Commit many changes with few calls: changes are packed first-fit into transactions of at
+        most :data:`MAX_TRANSACTION_ITEMS` items (one merged counter update each, room kept for the
+        compartment touches), so each resource is still all-or-nothing. A change goes into the first
+        transaction with room that comes after every transaction holding one of its items (its
+        resource's earlier version, an entity item an earlier change writes): DynamoDB checks a
+        condition against the item as it was before the transaction, and refuses two operations on
+        one item in one transaction, so such changes must commit in order, in separate transactions.
+        Transactions are sent in order. A packed transaction that loses a race is retried change by
+        change; returns the changes that lost (the caller re-reads and retries them)."""
         lost: list[ResourceChange] = []
-        group: list[ResourceChange] = []
-        group_built: list[list[dict[str, Any]]] = []  # each change's operations, built once
-        group_size = 0
-        group_keys: set[tuple[str, str]] = set()  # (type, id) of the group's resources
-        group_op_keys: set[tuple[str, str]] = set()  # (PK, SK) of the group's entity operations
-        group_patients: set[str] = set()
-
-        def flush() -> None:
-            nonlocal group_size
-            if not group:
-                return
+        for group in _pack(changes, [_size(c) for c in changes], touches, [_weight(c) for c in changes]):
+            # each group's operations built just before it is sent (building the whole batch's at
+            # once keeps them all alive: measurably more garbage-collection work)
+            group_built = [self._items(c) for c in group]
             try:
-                self._commit_group(list(group), touches, list(group_built))
+                self._commit_group(group, touches, group_built)
             except VersionConflict:
                 for change, items in zip(group, group_built):
                     try:
                         self.commit(change, touches, items)
                     except VersionConflict:
                         lost.append(change)
-            group.clear()
-            group_built.clear()
-            group_keys.clear()
-            group_op_keys.clear()
-            group_patients.clear()
-            group_size = 0
-
-        for change in changes:
-            items = self._items(change)
-            key = (change.resource_type, change.resource_id)
-            # a transaction may not touch one item twice (two records joining one entity, two
-            # review candidates moving the candidate counter): such a change starts a new group
-            extra_keys = {_op_key(op) for op in change.extra_ops}
-            # room for the counter update and up to 5 touch operations per patient of the group
-            patients = group_patients | set(change.touches)
-            if key in group_keys or extra_keys & group_op_keys or group_size + len(items) + 1 + 5 * len(patients) > MAX_TRANSACTION_ITEMS:
-                flush()
-                patients = set(change.touches)
-            group.append(change)
-            group_built.append(items)
-            group_keys.add(key)
-            group_op_keys.update(extra_keys)
-            group_patients.update(patients)
-            group_size += len(items)
-        flush()
         return lost
 
     def _transact(self, items: list[dict[str, Any]], label: str, first_touch: int | None = None) -> None:
@@ -357,7 +365,7 @@ class ResourceStore(Repository):
         ``{kind: body}`` dicts (``None`` attributes are not stored; :meth:`_transact` serialises)."""
         ws, rt, rid = change.workspace_id, change.resource_type, change.resource_id
         pk = keys.resource_pk(ws, rt, rid)
-        body = self._body(ws, rt, rid, change.version, change.data)
+        body = self._body(ws, rt, rid, change.version, change.json_text())
         current = {
             "PK": pk,
             "SK": keys.CURRENT_SK,
@@ -370,7 +378,8 @@ class ResourceStore(Repository):
             "entity_id": change.link.entity_id,
             "confidence": change.link.confidence,
             **({"data_source_id": change.data_source_id} if change.data_source_id else {}),
-            **({"deleted": True} if change.deleted else {}),
+            # live: listed in its type's id order (``TypeIndex``, ``_sort=_id``); deleted: not
+            **({"deleted": True} if change.deleted else keys.id_order_key(ws, rt, rid)),
             **body,
         }
         event = {
@@ -382,6 +391,8 @@ class ResourceStore(Repository):
             "content_hash": change.content_hash,
             "entity_id": change.link.entity_id,
             **change.event,
+            # the event's entry in its type's history (FHIR ``GET {type}/_history``, ``TypeIndex``)
+            **keys.type_history_key(ws, rt, rid, change.version, change.last_updated),
             **body,
         }
         items: list[dict[str, Any]] = []
@@ -398,9 +409,6 @@ class ResourceStore(Repository):
                 }
             )
         items.append({"Put": {"Item": event, "ConditionExpression": "attribute_not_exists(PK)"}})
-        # the event's entry in its type's history (FHIR ``GET {type}/_history``), append-only
-        history = keys.type_history_key(ws, rt, rid, change.version, change.last_updated)
-        items.append({"Put": {"Item": {**history, "id": rid, "v": change.version}}})
         for key in change.index_delete:
             items.append({"Delete": {"Key": key}})
         for entry in change.index_put:
@@ -504,8 +512,7 @@ class ResourceStore(Repository):
 
     # ---- item <-> domain -----------------------------------------------------------------------
 
-    def _body(self, ws: str, rt: str, rid: str, version: int, data: dict[str, Any]) -> dict[str, Any]:
-        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    def _body(self, ws: str, rt: str, rid: str, version: int, text: str) -> dict[str, Any]:
         if len(text.encode("utf-8")) <= INLINE_LIMIT:
             return {"data": text}
         key = f"resources/{ws}/{rt}/{rid}/{version}.json"
@@ -554,9 +561,89 @@ class ResourceStore(Repository):
         )
 
     def _event(self, item: dict[str, Any]) -> dict[str, Any]:
-        out = {k: plain(v) for k, v in item.items() if k not in ("PK", "SK", "data", "data_s3_key")}
+        out = {k: plain(v) for k, v in item.items() if k not in _NOT_EVENT_FIELDS}
         out["data"] = self._load(item)
         return out
+
+
+def _weight(change: ResourceChange) -> int:
+    """A bound on the bytes ``change`` adds to a TransactWriteItems request: its JSON twice
+    (``CURRENT`` and the event) when stored inline, each copy counted twice for the request's JSON
+    escaping (an escaped quote is 2 bytes, a 2-3 byte character's ``\\u`` escape 6; a 4-byte one's
+    12: the margin under 4 MB covers it), plus 1 KB per other operation (index and entity items are
+    small: a key and a few attributes)."""
+    text = change.json_text()
+    n = len(text) if text.isascii() else len(text.encode("utf-8"))
+    return (4 * n if n <= INLINE_LIMIT else 1024) + 1024 * _size(change)
+
+
+def _size(change: ResourceChange) -> int:
+    """How many operations :meth:`ResourceStore._items` builds for ``change``."""
+    return 2 + len(change.index_delete) + len(change.index_put) + (1 if change.new_entity and change.link.entity_id else 0) + len(change.extra_ops)
+
+
+def _pack(
+    changes: list[ResourceChange], sizes: list[int], touches: CompartmentTouches | None, weights: list[int] | None = None
+) -> list[list[ResourceChange]]:
+    """First-fit packing of ``changes`` (``sizes``: their operation counts) into transactions, in
+    the order they are to be sent (see :meth:`ResourceStore.commit_many`). Each transaction keeps
+    room for its counter update and, per patient whose compartment it touches, the touch operations
+    :func:`~fhir_platform.search.indexing.compartment_touch` can write: 3 (the touch item, the
+    ``sort.last_event_at`` entry moved), 5 when the patient's list entry is per data source too;
+    and the transaction's estimated bytes (``weights``, :func:`_weight`) stay within
+    :data:`MAX_TRANSACTION_BYTES` (a change heavier than that alone gets a transaction alone)."""
+    weights = weights or [0] * len(changes)
+    sourced = {pid for pid, item in (touches.previous.items() if touches else ()) if item and item.get("src")}
+    sourced |= {c.resource_id for c in changes if c.resource_type == "Patient" and c.data_source_id}
+
+    def touch_room(patients: set[str]) -> int:
+        return sum(5 if pid in sourced else 3 for pid in patients)
+
+    groups: list[list[int]] = []  # each transaction's changes, as indexes into ``changes``
+    free: list[int] = []  # room left in each: 100 - its changes' operations - counter - touch room
+    room: list[int] = []  # bytes left in each
+    patients: list[set[str]] = []
+    last_group: dict[Any, int] = {}  # an item key (or a resource) -> the last group writing it
+
+    def place(i: int, item_keys: list[Any]) -> None:
+        change, size = changes[i], sizes[i]
+        first = max((last_group[k] + 1 for k in item_keys if k in last_group), default=0)
+        for g in range(first, len(groups)):
+            if free[g] < size or room[g] < weights[i]:
+                continue
+            need = size + touch_room({p for p in change.touches if p not in patients[g]})
+            if need <= free[g]:
+                break
+        else:
+            g = len(groups)
+            groups.append([])
+            free.append(MAX_TRANSACTION_ITEMS - 1)  # the counter update
+            room.append(MAX_TRANSACTION_BYTES)
+            patients.append(set())
+            need = size + touch_room(set(change.touches))
+        groups[g].append(i)
+        free[g] -= need
+        room[g] -= weights[i]
+        patients[g].update(change.touches)
+        for k in item_keys:
+            last_group[k] = g
+
+    keys_of = [[(c.resource_type, c.resource_id), *(_op_key(op) for op in c.extra_ops)] for c in changes]
+    writers: dict[Any, int] = {}
+    for item_keys in keys_of:
+        for k in item_keys:
+            writers[k] = writers.get(k, 0) + 1
+    # changes sharing no item with another one go first, largest first (first-fit decreasing: the
+    # small ones fill what the large ones leave); then the others in their order, each after the
+    # transactions holding its items
+    alone = [i for i, item_keys in enumerate(keys_of) if all(writers[k] == 1 for k in item_keys)]
+    chained = [i for i, item_keys in enumerate(keys_of) if any(writers[k] > 1 for k in item_keys)]
+    for i in sorted(alone, key=lambda i: -sizes[i]):
+        place(i, keys_of[i])
+    for i in chained:
+        place(i, keys_of[i])
+    # within a transaction, the changes keep their order in the batch
+    return [[changes[i] for i in sorted(g)] for g in groups]
 
 
 def _op_key(op: dict[str, Any]) -> tuple[str, str]:

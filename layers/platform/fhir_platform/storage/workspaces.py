@@ -46,6 +46,8 @@ class WorkspaceRepository(Repository):
                             ),
                         }
                     },
+                    # a new workspace's Patient blocking keys all get presence items (docs/entities.md)
+                    {"Put": {"TableName": self.table.name, "Item": _ser({"PK": keys.workspace_pk(ws), "SK": keys.PATIENT_KEYS_SK})}},
                 ]
             )
         except ClientError as exc:

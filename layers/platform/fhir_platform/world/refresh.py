@@ -10,7 +10,8 @@ of estimations grows with the logarithm of the workspace size.
 
 Where it runs: at the end of a ``write_many`` batch that wrote Patients — imports and the EHR
 sync, both background workers, never an API request — :meth:`RefreshingWorldResolver.refresh_if_due`
-reads the counter shards (one Query per batch) and, when due, estimates from a bounded sample: the
+reads the counter shards (one Query, then again only when the count read plus the Patients the
+environment's batches created since reaches the threshold, or after the settings' 60 s TTL) and, when due, estimates from a bounded sample: the
 :data:`SAMPLE_RECORDS` most recently written Patients (the ``_lastUpdated`` index newest first, then
 their current versions), their candidate pairs by the same blocking keys in memory, and
 :func:`~fhir_platform.world.model.estimate_parameters` starting from the stored parameters. Cost:
@@ -27,6 +28,7 @@ from typing import Any, Callable
 
 from fhir_platform.world.blocking import InMemoryBlockingIndex, blocking_keys
 from fhir_platform.world.features import patient_features
+from fhir_platform.world import resolution
 from fhir_platform.world.model import estimate_parameters
 from fhir_platform.world.resolution import REFRESH_FIRST, REFRESH_GROWTH, WorldResolver
 
@@ -40,10 +42,25 @@ class RefreshingWorldResolver(WorldResolver):
     def __init__(self, store: Any, resources: Any, patient_entity: Callable[[str, str], str | None]) -> None:
         super().__init__(store, patient_entity)
         self.resources = resources
+        self._patient_counts: dict[str, tuple[float, int]] = {}  # ws -> (when read, Patients since)
 
-    def refresh_if_due(self, ws: str) -> bool:
+    def refresh_if_due(self, ws: str, created: int | None = None) -> bool:
+        """Re-estimate when the workspace's Patient count has reached ``next_refresh_at``.
+        ``created``: the Patients the calling batch created. The count read from the counter
+        shards is kept per execution environment for the settings' TTL (60 s) and advanced by each
+        batch's ``created``; the shards are read again only when that estimate reaches
+        ``next_refresh_at`` or the reading is older (Patients written by other environments are
+        seen within the TTL), instead of one Query per batch."""
         settings = self.settings(ws)
+        now = self._clock()
+        seen = self._patient_counts.get(ws)
+        if created is not None and seen is not None and now - seen[0] < resolution.SETTINGS_TTL_SECONDS:
+            estimate = seen[1] + created
+            if estimate < settings.next_refresh_at:
+                self._patient_counts[ws] = (seen[0], estimate)
+                return False
         patients = int(self.resources.counters(ws)["resource_type_counts"].get("Patient", 0))
+        self._patient_counts[ws] = (now, patients)
         if patients < settings.next_refresh_at:
             return False
         self.refresh(ws, patients)

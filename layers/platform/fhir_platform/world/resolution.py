@@ -57,6 +57,9 @@ class WorldSettings:
     params: Parameters = field(default_factory=default_parameters)
     estimated_records: int = 0  # Patients the stored parameters were estimated from (0: priors)
     next_refresh_at: int = REFRESH_FIRST
+    # every Patient blocking key has a presence item (a workspace created with ``WORLD#PATIENT_KEYS``):
+    # Patients Query only their keys in use, as directory records do
+    patient_presence: bool = False
 
 
 def settings_from(thresholds: dict[str, Any] | None, params_item: dict[str, Any] | None) -> WorldSettings:
@@ -171,6 +174,9 @@ class _Batch:
     # directory keys: (etype, key) -> "stored" (its presence item exists: Query it), "batch" (first
     # put by this batch: its members are in ``members``), "" (never used: nothing to read)
     key_use: dict[tuple[str, str], str] = field(default_factory=dict)
+    # "Type/id" -> where a stored record sat when the batch began (read for the whole batch by
+    # ``prefetch``; used once, by the record's first resolution in the batch)
+    stored_links: dict[str, CurrentLink] = field(default_factory=dict)
 
 
 @dataclass
@@ -201,9 +207,11 @@ class WorldResolver:
         now = self._clock()
         if cached and now - cached[0] < SETTINGS_TTL_SECONDS:
             return cached[1]
-        thresholds, params = self.store.world_settings(ws)
+        thresholds, params, *presence = self.store.world_settings(ws)
         self.stats.calls += 1
         out = settings_from(thresholds, params)
+        if presence and presence[0]:
+            out = replace(out, patient_presence=True)
         self._settings[ws] = (now, out)
         return out
 
@@ -282,17 +290,27 @@ class ResolutionSession:
             return self._resolve_member(workspace_id, resource_type, resource_id, data)
         return compartment_link(self._patient_entity, workspace_id, data)
 
-    def prefetch(self, ws: str, entries: list[tuple[str, dict[str, Any]]]) -> None:
+    def prefetch(self, ws: str, entries: list[tuple[str, dict[str, Any]]], stored: list[tuple[str, str]] | None = None) -> None:
         """Read, for every directory record (Practitioner, Organization, Location) about to be
         resolved in this batch, which of its keys are in use: one BatchGetItem per 100 keys for
-        the whole batch instead of a Query per key and record (docs/entities.md)."""
+        the whole batch instead of a Query per key and record (docs/entities.md); and where the
+        ``stored`` records (``(type, id)``: entity records already stored, about to be
+        re-resolved) sit now — one BatchGetItem per 33 records instead of one per record."""
         wanted = [
             (ENTITY_TYPES[rt], key)
             for rt, data in entries
             if rt in DIRECTORY_TYPES
             for key in directory_keys(directory_features(rt, data))
         ]
+        if any(rt == "Patient" for rt, _ in entries) and self.world.settings(ws).patient_presence:
+            wanted += [(ENTITY_TYPES[rt], key) for rt, data in entries if rt == "Patient" for key in blocking_keys(patient_features(data))]
         self._read_key_use(ws, wanted)
+        b = self.batch
+        records = list(dict.fromkeys((rt, rid) for rt, rid in stored or () if f"{rt}/{rid}" not in b.links and f"{rt}/{rid}" not in b.stored_links))
+        if records and hasattr(self.store, "current_links"):
+            found = self.store.current_links(ws, [(rt, rid, anchor_entity_id(ws, rt, rid)) for rt, rid in records])
+            self.world.stats.calls += (3 * len(records) + 99) // 100 + (2 * sum(1 for cl in found.values() if cl.alias) + 99) // 100
+            b.stored_links.update(found)
 
     def _read_key_use(self, ws: str, wanted: list[tuple[str, str]]) -> None:
         b = self.batch
@@ -325,8 +343,10 @@ class ResolutionSession:
 
         prior = b.links.get(record)
         if prior is None and version != "1":  # not new: where does it sit now?
-            cl = self.store.current_link(ws, rt, rid, anchor)
-            world.stats.calls += 1 + (1 if cl.alias else 0)
+            cl = b.stored_links.pop(record, None)  # read with the batch's other stored records
+            if cl is None:
+                cl = self.store.current_link(ws, rt, rid, anchor)
+                world.stats.calls += 1 + (1 if cl.alias else 0)
             prior = cl
             if b.entities.get(cl.entity_id):
                 prior.entity = {**(prior.entity or {}), **b.entities[cl.entity_id]}
@@ -341,9 +361,10 @@ class ResolutionSession:
             return EntityLink(anchor, _f(prior.link.get("confidence"), 1.0), etype, ("unchanged",), current_entity_id=prior.entity_id)  # type: ignore[union-attr]
 
         # candidates: stored members of the non-saturated keys, plus this batch's. A directory key
-        # whose presence item is absent has no stored members: not queried.
+        # (a Patient key, in a workspace whose Patient keys have presence items) whose presence
+        # item is absent has no stored members: not queried.
         query_keys = keys
-        if settings is None:
+        if settings is None or settings.patient_presence:
             self._read_key_use(ws, [(etype, k) for k in keys])
             query_keys = [k for k in keys if b.key_use[(etype, k)] == "stored"]
         read = self.store.blocking_members(ws, etype, query_keys)

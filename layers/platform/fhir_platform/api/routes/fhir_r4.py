@@ -223,8 +223,10 @@ def get_history(workspace_id: UUID, resource_type: ResourceType, resource_id: Re
 @type_history.get("/v1/<workspace_id>/fhir/r4/<resource_type>/_history")
 def get_type_history(workspace_id: UUID, resource_type: ResourceType):
     """``GET {type}/_history``: every change of the type's resources (creates, updates, deletes),
-    newest first, from the append-only per-type history entries written with each event (8 shard
-    Queries merged, ``Limit`` 100 then 1,000, ids only) and the page's events in one BatchGetItem.
+    newest first, from the table's ``TypeIndex`` entries of the events (``TPK``/``TSK`` set on each
+    event item: 8 shard Queries merged, ``Limit`` 100 then 1,000, keys only; a global secondary
+    index, so an event is listed once the index has it, typically within a second of its write) and
+    the page's events in one BatchGetItem.
     ``_count`` 1-50 (default 10), ``_offset``, ``_since`` (an instant or date: changes at or after
     it). ``total``: the type's write-time event counter without ``_since``; with it, exact when the
     walk reached the end, else left out."""
@@ -249,11 +251,15 @@ def get_type_history(workspace_id: UUID, resource_type: ResourceType):
             raise _bad_param("_since", "must be an instant or date (YYYY, YYYY-MM-DD, YYYY-MM-DDThh:mm:ss[.fff]Z)") from None
     ws, store = str(workspace_id), deps.resources().store
     prefix = keys.type_history_pk(ws, resource_type)
-    conds = [KeyCondition(f"{prefix}#{s}", ">=" if since else "all", (since,) if since else ()) for s in range(keys.TYPE_HISTORY_SHARDS)]
+    conds = [
+        KeyCondition(f"{prefix}#{s}", ">=" if since else "all", (since,) if since else (), index=keys.TYPE_INDEX)
+        for s in range(keys.TYPE_HISTORY_SHARDS)
+    ]
     reader = _Reader(store.table, Counter())
     walked = []
     for item in reader.merged(conds, False):
-        walked.append((item["id"], int(item["v"])))
+        _, rid, version = item[keys.TYPE_INDEX_SK].rsplit("#", 2)  # {at}#{id}#{version}
+        walked.append((rid, int(version)))
         if len(walked) > offset + count:
             break
     page = walked[offset : offset + count]
