@@ -105,7 +105,7 @@ def main() -> None:
     try:
         sizes = [int(s) for s in args.sizes.split(",")]
         results = {size: dict(round_for(size)) for size in sizes}
-        print(f"\n== FHIR REST facade: DynamoDB calls per request (incl. authorizer + workspace gate) ==")
+        print("\n== FHIR REST facade: DynamoDB calls per request (incl. authorizer + workspace gate) ==")
         print(f"{'request':<44}" + "".join(f"{f'{s} events':>14}" for s in sizes))
         for label in results[sizes[0]]:
             print(f"{label:<44}" + "".join(f"{results[s][label]:>14}" for s in sizes))

@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from fhir_platform.connector.config import FHIR_SOURCE_TYPES, ConnectionConfigError, parse_fhir_config, validate_connection_config
-from fhir_platform.errors import Conflict, InvalidInput, NotFound, Unprocessable
+from fhir_platform.errors import Conflict, InvalidInput, Unprocessable
 from fhir_platform.storage.data_sources import DataSourceRepository
 from fhir_platform.storage.sync import SyncRepository
 from fhir_platform.storage.sync_queue import SyncQueue
