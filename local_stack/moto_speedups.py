@@ -7,8 +7,12 @@ Measured with moto 5.2.5, two DynamoDB operations cost time proportional to the 
   ``IndexName``) leaves a thread-local hint that the patched ``all_items`` consumes, returning only
   the queried partition (``table.items[hash_key]``). Everything after that (range-key conditions,
   sort order, ``ScanIndexForward``, ``Limit``, ``ExclusiveStartKey``, filters, projections) is moto's
-  own code, fed the same items in the same order as before, so the results are identical. Queries
-  on indexes still walk the table, as before.
+  own code, fed the same items in the same order as before, so the results are identical.
+  ``Table.query`` on a global secondary index with one hash attribute (the ``TypeIndex``) also
+  called ``all_items()``, i.e. sorted every item of the table (~0.9 s at 100,000 items) before
+  keeping the index partition's. Patched: the hint makes ``all_items`` return only the items whose
+  index hash attribute equals the queried value, unsorted (one pass, no sort); moto then sorts them
+  itself by the index's keys and the table's (a total order), so results and pages are identical.
 * ``DynamoDBBackend.transact_write_items`` deep-copies every table a transaction touches, to be
   able to roll back. Patched: the same loop as moto (same per-item checks, same per-item
   cancellation reasons, same order, same exceptions), except that right before an operation is
@@ -143,7 +147,11 @@ def _make_query(original_query: Any) -> Any:
         **kwargs: Any,
     ) -> Any:
         if index_name is None and hash_key is not None:
-            _partition_hint.value = (self, hash_key)
+            _partition_hint.value = (self, "partition", hash_key)
+        elif hash_key is not None and len(kwargs.get("hash_key_conditions") or ()) <= 1:
+            attribute = _index_hash_attribute(self, index_name)
+            if attribute is not None:
+                _partition_hint.value = (self, "index", (attribute, hash_key))
         try:
             return original_query(
                 self,
@@ -171,7 +179,10 @@ def _make_all_items(original_all_items: Any) -> Any:
         if hint is None or hint[0] is not self:
             return original_all_items(self)
         _partition_hint.value = None  # one hint serves exactly one all_items() call
-        partition = self.items.get(hint[1])
+        if hint[1] == "index":
+            attribute, value = hint[2]
+            return [item for item in _every_item(self) if (found := item.attrs.get(attribute)) is not None and found == value]
+        partition = self.items.get(hint[2])
         if partition is None:
             return []
         if self.range_key_attr:
@@ -182,6 +193,22 @@ def _make_all_items(original_all_items: Any) -> Any:
 
     all_items.__doc__ = original_all_items.__doc__
     return all_items
+
+
+def _index_hash_attribute(table: Any, index_name: str) -> str | None:
+    """The one hash attribute of a global secondary index (None: a local index, several hash
+    attributes, or an unknown index — moto's own path then runs, and raises what it raises)."""
+    index = next((i for i in table.global_indexes if i.name == index_name), None)
+    hashes = [key["AttributeName"] for key in index.schema if key["KeyType"] == "HASH"] if index is not None else []
+    return hashes[0] if len(hashes) == 1 else None
+
+
+def _every_item(table: Any) -> Iterator[Any]:
+    for partition in table.items.values():
+        if table.range_key_attr:
+            yield from partition.values()
+        else:
+            yield partition
 
 
 # --- (b) TransactWriteItems without deep-copying whole tables ------------------------------------

@@ -113,6 +113,61 @@ def test_query_on_a_hash_only_table(ddb: Any) -> None:
     assert patched[0]["Items"] == [{"PK": {"S": "K7"}, "n": {"N": "7"}}]
 
 
+def test_index_query_results_are_identical_to_moto(ddb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sparse GSI like the platform's TypeIndex: items without the index keys (or with only the
+    hash one) are not in it; pages, order both ways, range conditions, filters and projections are
+    moto's own, and the patched query never sorts the whole table."""
+    ddb.create_table(
+        TableName="g",
+        KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in ("PK", "SK", "TPK", "TSK")],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "TypeIndex",
+                "KeySchema": [{"AttributeName": "TPK", "KeyType": "HASH"}, {"AttributeName": "TSK", "KeyType": "RANGE"}],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for n in range(120):
+        item = {"PK": {"S": f"P#{n % 7}"}, "SK": {"S": f"S#{n:04d}"}, "n": {"N": str(n)}}
+        if n % 3:  # every third item is not in the index at all
+            item["TPK"] = {"S": f"T#{n % 2}"}
+            if n % 10:  # and some have the hash attribute only: not in the index either
+                item["TSK"] = {"S": f"{(n * 37) % 101:04d}#{n}"}
+        ddb.put_item(TableName="g", Item=item)
+    base = {"IndexName": "TypeIndex", "KeyConditionExpression": "TPK = :t", "ExpressionAttributeValues": {":t": {"S": "T#1"}}}
+    queries = [
+        base,
+        {**base, "Limit": 9},
+        {**base, "Limit": 5, "ScanIndexForward": False},
+        {**base, "KeyConditionExpression": "TPK = :t AND TSK BETWEEN :a AND :b", "ExpressionAttributeValues": {":t": {"S": "T#0"}, ":a": {"S": "0010"}, ":b": {"S": "0070"}}},
+        {**base, "KeyConditionExpression": "TPK = :t AND begins_with(TSK, :p)", "ExpressionAttributeValues": {":t": {"S": "T#1"}, ":p": {"S": "00"}}},
+        {**base, "ExpressionAttributeValues": {":t": {"S": "T#404"}}},
+        {**base, "Select": "COUNT"},
+    ]
+    sorted_sizes: list[int] = []
+
+    def counting_sorted(items: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        items = list(items)
+        sorted_sizes.append(len(items))
+        return sorted(items, *args, **kwargs)
+
+    monkeypatch.setattr("moto.dynamodb.models.table.sorted", counting_sorted, raising=False)
+    patched = [_all_pages(ddb, "g", q) for q in queries]
+    assert all(size < 120 for size in sorted_sizes), "the patched index query must not sort the whole table"
+    with moto_speedups.unpatched():
+        original = [_all_pages(ddb, "g", q) for q in queries]
+    assert max(sorted_sizes) == 120  # moto's own all_items() sorts every item of the table
+    assert patched == original
+    indexed = sorted((f"{(n * 37) % 101:04d}#{n}", n) for n in range(120) if n % 3 and n % 10 and n % 2 == 1)
+    assert [i["TSK"]["S"] for p in patched[0] for i in p["Items"]] == [tsk for tsk, _ in indexed]
+    assert [p["Count"] for p in patched[1]][:-1] == [9] * (len(indexed) // 9)
+    assert [i["TSK"]["S"] for p in patched[2] for i in p["Items"]] == [tsk for tsk, _ in reversed(indexed)]
+    assert patched[5][0]["Items"] == []
+
+
 def test_base_table_query_reads_only_the_queried_partition(ddb: Any) -> None:
     _create_table(ddb, "cost")
     _fill(ddb, "cost", "S")
