@@ -129,6 +129,9 @@ def resource_pk(ws: str, resource_type: str, resource_id: str) -> str:
 CURRENT_SK = "CURRENT"
 
 
+VERSION_SK_PREFIX = "V#"
+
+
 def version_sk(version: int) -> str:
     return f"V#{version:0{VERSION_WIDTH}d}"
 
