@@ -36,6 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import boto3
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
@@ -89,6 +90,13 @@ class Reindexer(Repository):
         return report
 
     def _segment(self, segment: int, segments: int, workspace_id: str | None) -> ReindexReport:
+        if segments > 1:  # boto3 resources are not thread-safe: each segment's thread gets its own
+            meta = self.table.meta.client.meta
+            table = boto3.session.Session().resource("dynamodb", region_name=meta.region_name, endpoint_url=meta.endpoint_url).Table(self.table.name)
+            return Reindexer(table, ResourceStore(table), self.indexer)._walk(segment, segments, workspace_id)
+        return self._walk(segment, segments, workspace_id)
+
+    def _walk(self, segment: int, segments: int, workspace_id: str | None) -> ReindexReport:
         report = ReindexReport()
         condition = Attr("SK").eq(keys.CURRENT_SK)
         if workspace_id:
