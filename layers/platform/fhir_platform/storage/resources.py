@@ -343,10 +343,20 @@ class ResourceStore(Repository):
         return lost
 
     def _transact(self, items: list[dict[str, Any]], label: str, first_touch: int | None = None) -> None:
-        """Send plain ``{kind: body}`` operations as one TransactWriteItems (serialised by
-        :func:`~fhir_platform.storage.wire.transact_op`, ``TableName`` added where missing)."""
+        """Send plain ``{kind: body}`` operations as one TransactWriteItems (``TableName`` added
+        where missing): written straight to the request's JSON text
+        (:func:`~fhir_platform.storage.wire.transact_items`) when the writer sends such text (
+        :class:`~fhir_platform.storage.wire.WireRequests`), else in wire form
+        (:func:`~fhir_platform.storage.wire.transact_op`)."""
         table = self.table_name
-        request = [wire.transact_op(op, table) for op in items]
+        request: list[dict[str, Any]] | None = None
+        if isinstance(getattr(self.writer, "_serializer", None), wire.WireRequests):
+            try:
+                request = wire.transact_items(items, table)
+            except wire.NeedsWireForm:
+                request = None
+        if request is None:
+            request = [wire.transact_op(op, table) for op in items]
         try:
             self.writer.transact_write_items(TransactItems=request)
         except ClientError as exc:
