@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fhir_platform.search.normalize import date_range, normalize_string
-from fhir_platform.search.parameters import ORDERED_SHARDS, Kind, extract, params_for
+from fhir_platform.search.parameters import ORDERED_SHARDS, Extraction, Kind, extract, params_for
 
 __all__ = [
     "SORT_PARAMS",
@@ -131,8 +131,9 @@ def _folded(text: str) -> str | None:
     return folded or None
 
 
-def sort_value(resource_type: str, field: str, resource: dict) -> str | None:
-    """The value ``resource`` sorts by on ``field`` (``None``: it has none); see the module docstring."""
+def sort_value(resource_type: str, field: str, resource: dict, extraction: Extraction | None = None) -> str | None:
+    """The value ``resource`` sorts by on ``field`` (``None``: it has none); see the module docstring.
+    ``extraction``: the resource's :class:`~fhir_platform.search.parameters.Extraction`, if any."""
     if field == ID:
         return resource.get("id")
     if field == LAST_UPDATED:
@@ -151,7 +152,7 @@ def sort_value(resource_type: str, field: str, resource: dict) -> str | None:
         given = [g for g in name.get("given") or [] if isinstance(g, str)]
         return _folded(" ".join(given))
     param = params_for(resource_type)[field]
-    values = extract(param, resource)
+    values = extraction.extract(param) if extraction is not None else extract(param, resource)
     if not values:
         return None
     if param.kind is Kind.DATE:
@@ -161,7 +162,7 @@ def sort_value(resource_type: str, field: str, resource: dict) -> str | None:
     raise AssertionError(f"{resource_type}.{field} is not a sortable kind")  # pragma: no cover
 
 
-def sort_items(workspace_id: str, resource_type: str, resource_id: str, data: dict) -> list[dict]:
+def sort_items(workspace_id: str, resource_type: str, resource_id: str, data: dict, *, extraction: Extraction | None = None) -> list[dict]:
     """One item per sort field the type has (besides ``_lastUpdated``, ``_id`` and the reused
     patient ``sort.name`` family): each :data:`SORT_PARAMS` field, in its value family or its
     ``.none`` family."""
@@ -172,7 +173,7 @@ def sort_items(workspace_id: str, resource_type: str, resource_id: str, data: di
     for field in sort_fields(resource_type):
         if field in (LAST_UPDATED, ID) or (resource_type, field) in REUSED:
             continue
-        value = sort_value(resource_type, field, data)
+        value = sort_value(resource_type, field, data, extraction)
         if value is not None and _date_param(resource_type, field) is not None:
             continue  # the date family's own item of this value, marked ``so``, is the sort item
         if value is None:

@@ -41,6 +41,9 @@ from fhir_platform.world.entities import EntityLink
 
 _NOT_EVENT_FIELDS = ("PK", "SK", "data", "data_s3_key", keys.TYPE_INDEX_PK, keys.TYPE_INDEX_SK)
 INLINE_LIMIT = 300_000  # bytes of resource JSON kept inline; above it the data goes to S3
+# the stored JSON text: json.dumps(separators=(",", ":"), ensure_ascii=False), its encoder built once
+# (json.dumps builds one per call with these options); parsed JSON has no cycles to check for
+_STORED_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False)
 MAX_TRANSACTION_ITEMS = 100  # DynamoDB's TransactWriteItems cap
 # DynamoDB refuses a TransactWriteItems request over 4 MB; packing keeps each transaction's estimated
 # size (:func:`_weight`) under this, leaving room for the counter update and the touch operations
@@ -154,7 +157,7 @@ class ResourceChange:
 
     def json_text(self) -> str:
         if self.text is None:
-            self.text = json.dumps(self.data, separators=(",", ":"), ensure_ascii=False)
+            self.text = _STORED_JSON.encode(self.data)
         return self.text
 
     @property
