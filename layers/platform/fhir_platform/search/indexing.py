@@ -195,7 +195,7 @@ def _crc(resource_id: str) -> int:
 
 
 def _exact_key(key: str) -> str:
-    if len(key.encode()) <= MAX_EXACT_KEY:
+    if len(key) <= MAX_EXACT_KEY // 4 or len(key.encode()) <= MAX_EXACT_KEY:  # ≤ 4 bytes per character
         return key
     return "~" + hashlib.sha256(key.encode()).hexdigest()
 
@@ -217,6 +217,7 @@ def touch_key(ws: str, patient_id: str) -> dict:
     return {"PK": patient_partition_pk(ws, patient_id), "SK": TOUCH_SK}
 
 
+@lru_cache(maxsize=4096)  # pure; every date item asks, and an encounter's resources share their instants
 def _is_long(low: str, high: str) -> bool:
     return _dt(high) - _dt(low) > LONG_SPAN
 

@@ -37,6 +37,7 @@ then id (``smith jones`` sorts before ``smith``, as in the patient list).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from fhir_platform.search.normalize import date_range, normalize_string
@@ -70,6 +71,7 @@ DATE_SORTED = "date"  # any other type with a ``date`` parameter sorts on it
 REUSED = {("Patient", "name"): "sort.name"}  # the patient list's family: "family given" of the official name
 
 
+@cache  # per type, like params_for (every write asks)
 def sort_fields(resource_type: str) -> tuple[str, ...]:
     """The ``_sort`` fields ``resource_type`` serves, ``_lastUpdated`` and ``_id`` first."""
     params = params_for(resource_type)
@@ -114,6 +116,7 @@ def none_family_of(resource_type: str, field: str) -> str | None:
     return f"sort.{field}.none"
 
 
+@cache
 def sorted_date_families(resource_type: str) -> frozenset[str]:
     """The date index families of ``resource_type`` whose first-value item is a sort item."""
     return frozenset(p.family for f in sort_fields(resource_type) if (p := _date_param(resource_type, f)) is not None)

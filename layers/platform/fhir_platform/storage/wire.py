@@ -239,8 +239,12 @@ def value_json(value: Any) -> str:
 _ATTRIBUTE_PREFIX: dict[str, str] = {}  # attribute name -> '"name":' (names repeat on every item)
 
 
+_last_long: tuple[Any, str] = (None, "")  # (the last long string escaped, its escape): see item_json
+
+
 def item_json(values: dict[str, Any]) -> str:
     """The JSON text of :func:`item` of ``values`` (``None`` attributes omitted)."""
+    global _last_long
     parts = []
     prefixes = _ATTRIBUTE_PREFIX
     for name, value in values.items():
@@ -252,7 +256,13 @@ def item_json(values: dict[str, Any]) -> str:
             if len(prefixes) < 1_000:  # bounded: attribute names are the write path's own few
                 prefixes[name] = prefix
         if type(value) is str:  # most attributes
-            parts.append(prefix + '{"S":' + _escape(value) + "}")
+            if len(value) > 512:  # a resource's JSON: its CURRENT and its event carry the same string
+                last = _last_long  # one tuple, replaced whole: safe across threads
+                if last[0] is not value:
+                    last = _last_long = (value, _escape(value))
+                parts.append(prefix + '{"S":' + last[1] + "}")
+            else:
+                parts.append(prefix + '{"S":' + _escape(value) + "}")
         elif value is not None:
             parts.append(prefix + value_json(value))
     return "{" + ",".join(parts) + "}"
