@@ -184,6 +184,7 @@ def _plain_ops() -> list[dict]:
         {"Put": {"Item": {"PK": "a", "SK": "b", "data": '{"x": "ü\\"q ✓"}', "w": ["1", Decimal("2.5"), None, {"m": True}], "gone": None, "f": 0.5, "ss": {"z"}}, "ConditionExpression": "attribute_not_exists(PK)"}},
         {"Put": {"Item": {"PK": "c", "SK": "d", "v": 3}, "ConditionExpression": "version = :prev", "ExpressionAttributeValues": {":prev": 2}}},
         {"Delete": {"Key": {"PK": "c", "SK": "e"}}},
+        {"Put": {"Item": {"PK": "p", "SK": "q", "n": 1, "l": ["x"]}}},
         {"ConditionCheck": {"TableName": "other", "Key": {"PK": "x", "SK": "y"}, "ConditionExpression": "attribute_exists(PK)"}},
     ]
 

@@ -223,7 +223,7 @@ def _is_long(low: str, high: str) -> bool:
 
 
 def _dt(iso: str) -> datetime:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    return datetime.fromisoformat(iso)  # reads the "Z" of UTC itself (Python ≥ 3.11, the runtime)
 
 
 def _shift(iso: str, delta: timedelta) -> str:
@@ -447,6 +447,7 @@ def index_items(
     last_updated: str,
     created_at: str,
     data_source_id: str | None = None,
+    extraction: Extraction | None = None,
 ) -> list[dict]:
     """The index items that must exist for this version of the resource (see module docstring).
 
@@ -454,9 +455,11 @@ def index_items(
     version's items from the stored CURRENT (``data``, ``entity_id``, ``last_updated``,
     ``created_at``, ``data_source_id``) and apply :func:`diff_index_items`. ``last_updated`` must equal the
     ``meta.lastUpdated`` stamped on ``data``. Values are str / int / list of str only.
+    ``extraction``: ``data``'s :class:`~fhir_platform.search.parameters.Extraction`, when the caller
+    made one (its values are shared); else one is made here.
     """
     ws, rtype, rid = workspace_id, resource_type, resource_id
-    ex = Extraction(data)  # every family's values from one walk of the resource
+    ex = extraction if extraction is not None and extraction.resource is data else Extraction(data)  # one walk for every family
     lu, lu_high = date_range(last_updated)  # an instant: [lu, lu + 1 ms) for the write path's clock
     core: list[dict] = [
         {
@@ -534,6 +537,8 @@ def diff_index_items(old: list[dict], new: list[dict]) -> tuple[list[dict], list
     An item whose key and attributes are unchanged is neither put nor deleted; a changed item is put
     (overwriting); an item whose key vanished is deleted. Keys are ``{"PK", "SK"}`` dicts.
     """
+    if not old:  # a create: every item is put
+        return list(new), []
     key = lambda it: (it["PK"], it["SK"])  # noqa: E731
     old_by_key = {key(it): it for it in old}
     new_keys = {key(it) for it in new}

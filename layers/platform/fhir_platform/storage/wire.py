@@ -275,6 +275,11 @@ def op_json(op: dict[str, dict[str, Any]], table_name: str) -> str:
     ((kind, body),) = op.items()
     if kind not in _KINDS:
         raise TypeError(f"unknown transaction operation {kind!r}")
+    if len(body) == 1:  # a plain Put or Delete (most index items): no other member
+        if kind == "Put" and "Item" in body:
+            return '{"Put":{"TableName":' + _escape(table_name) + ',"Item":' + item_json(body["Item"]) + "}}"
+        if kind == "Delete" and "Key" in body:
+            return '{"Delete":{"TableName":' + _escape(table_name) + ',"Key":' + item_json(body["Key"]) + "}}"
     parts = [] if "TableName" in body else ['"TableName":' + _escape(table_name)]
     for member, value in body.items():
         if member == "Item" or member == "Key":
