@@ -16,10 +16,19 @@ Prints, in one run (CPU = ``time.process_time``):
 2. one single-resource API write (``ResourceService.upsert`` of a new Patient, then of a new
    Observation of one of those Patients): CPU per write, writes/s per core, calls per write, ratio to validation alone.
 
-    .venv/bin/python bench/write_cpu.py [--skip-moto] [--repeat 3] [--gc-freeze] [--profile out.txt]
+    .venv/bin/python bench/write_cpu.py [--skip-moto] [--repeat 3] [--unfrozen] [--profile out.txt]
+
+The measured process is in the state of a production function's: before measuring, it runs the
+init of the functions it measures — ``functions/import_worker/app.py`` (section 1: the import
+worker's ``ImportService``, whose ``import_bundle`` it calls) and ``functions/fhir_r4_update/app.py``
+(section 2: ``PUT``, ``ResourceService.upsert``) — by importing those very modules, each of which
+wraps its imports and set-up in ``fhir_platform.coldstart.init()`` (the garbage collector paused,
+then ``gc.freeze()``: later collections never re-scan what the init built). Only the fake backend's
+hook on botocore is installed first (before any client exists, as it must be). ``--unfrozen``
+measures as this bench did before the functions froze their init (platform modules imported on
+first use, nothing frozen): the figures of the earlier passes in docs/write-path.md.
 
 ``--repeat`` runs the fake import that many times (fresh workspace each) and reports the best;
-``--gc-freeze`` adds one run after ``gc.freeze()`` (what freezing the init's objects would give);
 ``--profile FILE`` writes a cProfile listing (cumulative and own time) of one fake import run.
 """
 
@@ -27,7 +36,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
+import importlib.util
 import io
 import json
 import os
@@ -83,7 +92,10 @@ class FakeDynamoDB:
         # kept as JSON text: thousands of live dicts here would make every garbage collection of
         # the measured process slower than it is in a Lambda environment
         self.items: dict[tuple[str, str], str] = {}
-        self.partitions: dict[str, list[str]] = {}  # PK -> SKs ever put (Query's view)
+        # PK -> SKs ever put (Query's view), as tuples of strings: the collector untracks those, where
+        # a list per partition (~20,000 of them by the end of an import) would be re-scanned by every
+        # full collection of the measured process, as no Lambda process holds the table
+        self.partitions: dict[str, tuple[str, ...]] = {}
         self.cpu = 0.0
         self.families: Counter[str] = Counter()  # transaction operations by item family (family_of)
         self.transaction_ops = 0
@@ -145,7 +157,7 @@ class FakeDynamoDB:
         key = self._key(item)
         if key[1] in self.KEPT or any(f in key[0] for f in self.KEPT_PK):
             if key not in self.items:
-                self.partitions.setdefault(key[0], []).append(key[1])
+                self.partitions[key[0]] = self.partitions.get(key[0], ()) + (key[1],)
             self.items[key] = json.dumps(item)
 
     def _query(self, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -221,9 +233,21 @@ def family_of(item: dict[str, Any]) -> str:
     return "other"
 
 
+def load_function(name: str) -> Any:
+    """Run ``functions/{name}/app.py`` as Lambda runs a function's init: import the module (its
+    ``coldstart.init()`` block pauses the collector, builds the function's objects, then freezes
+    everything that exists). Returns the module (its ``service``, ``app``, ...)."""
+    spec = importlib.util.spec_from_file_location(f"bench_function_{name}", ROOT / "functions" / name / "app.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def install_fake() -> FakeDynamoDB:
     """Register the fake on every DynamoDB client created from now on (boto3 clients, and the
-    clients behind boto3 resources), and point the platform at a table name and region."""
+    clients behind boto3 resources), and point the platform at a table name and region. Needs no
+    platform module: called before the functions' inits (:func:`load_function`)."""
     from botocore.client import ClientCreator
 
     os.environ.update(
@@ -241,9 +265,8 @@ def install_fake() -> FakeDynamoDB:
         return client
 
     ClientCreator.create_client = create_client  # type: ignore[method-assign]
-    from fhir_platform import aws
-
-    aws.reset()
+    if "fhir_platform.aws" in sys.modules:  # clients made before (none in a fresh process) are forgotten
+        sys.modules["fhir_platform.aws"].reset()
     return fake
 
 
@@ -274,14 +297,17 @@ def create_workspace(ws: str) -> None:
     WorkspaceRepository().create({"id": ws, "slug": ws, "name": ws, "created_at": "2026-01-01T00:00:00.000Z"})
 
 
-def import_all(texts: list[tuple[str, bytes]], ws: str, fake: FakeDynamoDB | None = None) -> tuple[int, float, Counter[str]]:
+def import_all(
+    texts: list[tuple[str, bytes]], ws: str, fake: FakeDynamoDB | None = None, service: Any = None
+) -> tuple[int, float, Counter[str]]:
     """Import every fixture, one bundle at a time as a request would (each parsed just before, off
-    the clock). Returns (resources, CPU s of the platform's code — the fake's own CPU subtracted —,
-    calls). Metrics lines are swallowed."""
+    the clock), through ``service`` (the import worker's, or a new ``ImportService``). Returns
+    (resources, CPU s of the platform's code — the fake's own CPU subtracted —, calls). Metrics
+    lines are swallowed."""
     from fhir_platform.imports import ImportOptions
     from fhir_platform.imports.service import ImportService
 
-    service = ImportService()
+    service = service or ImportService()
     options = ImportOptions(source_system="synthea")
     create_workspace(ws)
     if fake:  # the per-family item count is the import's
@@ -371,12 +397,19 @@ def _observation(i: int) -> dict[str, Any]:
     }
 
 
-def api_writes(n: int, fake: FakeDynamoDB) -> list[tuple[str, float, float, dict[str, float]]]:
-    """(label, CPU s per write, CPU s per validation alone, calls per write) for one upsert."""
+def api_writes(n: int, fake: FakeDynamoDB, unfrozen: bool = False) -> list[tuple[str, float, float, dict[str, float]]]:
+    """(label, CPU s per write, CPU s per validation alone, calls per write) for one upsert, through
+    the ``ResourceService`` the ``PUT`` route uses (``api.deps.resources()``, one per execution
+    environment; ``unfrozen``: a new one, as before)."""
     from fhir_platform.fhir.validation import validate_resource
     from fhir_platform.resources.service import ResourceService, WriteContext
 
-    service = ResourceService()
+    if unfrozen:
+        service = ResourceService()
+    else:
+        from fhir_platform.api.deps import resources
+
+        service = resources()
     out = []
     ws = f"bench-api-{uuid.uuid4()}"  # the Observations are of the Patients written first
     for label, make in (("Patient", _patient), ("Observation", _observation)):
@@ -407,7 +440,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="fake import runs (best is reported)")
     parser.add_argument("--writes", type=int, default=500, help="single-resource writes per type")
     parser.add_argument("--profile", metavar="FILE", help="write a cProfile listing of one fake import")
-    parser.add_argument("--gc-freeze", action="store_true", help="one more fake import after gc.freeze()")
+    parser.add_argument(
+        "--unfrozen", action="store_true", help="no function init (coldstart.init): the platform imported on first use, nothing frozen (earlier passes' figures)"
+    )
     parser.add_argument("--moto-only", action="store_true", help=argparse.SUPPRESS)  # the child of moto_calls()
     args = parser.parse_args()
     texts = load_fixtures()
@@ -416,6 +451,10 @@ def main() -> None:
 
     expected = MOTO_CALLS if args.skip_moto else moto_calls()
     fake = install_fake()
+    service = None
+    if not args.unfrozen:  # the functions' own inits, as Lambda runs them (coldstart.init: frozen)
+        service = load_function("import_worker").service
+        load_function("fhir_r4_update")
     pin_settings_cache()
 
     runs = []
@@ -424,7 +463,7 @@ def main() -> None:
         fake.families.clear()
         fake.transaction_ops = 0
         fake_before = fake.cpu
-        total, cpu, calls = import_all(texts, f"bench-{uuid.uuid4()}", fake)
+        total, cpu, calls = import_all(texts, f"bench-{uuid.uuid4()}", fake, service)
         runs.append(cpu)
         fake_cpu = fake.cpu - fake_before
         got = dynamodb_calls(calls)
@@ -434,30 +473,22 @@ def main() -> None:
     assert nvalid == total
 
     per = cpu / total
-    print(f"== 1. Synthea import over the fake DynamoDB: {len(texts)} files, {total} resources (best of {len(runs)}) ==")
+    state = "platform imported on first use, nothing frozen (--unfrozen)" if args.unfrozen else "after the functions' init (coldstart.init: frozen)"
+    print(f"== 1. Synthea import over the fake DynamoDB: {len(texts)} files, {total} resources (best of {len(runs)}; {state}) ==")
     print(f"  {'':<34}{'CPU µs/resource':>16}{'resources/s/core':>18}{'path ÷ this':>13}")
     print(f"  {'write path (import_bundle)':<34}{per * 1e6:16.0f}{1 / per:18.0f}{'':>13}")
     print(f"  {'fhir.resources validation alone':<34}{vcpu / total * 1e6:16.0f}{total / vcpu:18.0f}{per / (vcpu / total):12.1f}x")
     print(f"  {'json.loads alone':<34}{loads / total * 1e6:16.0f}{total / loads:18.0f}{per / (loads / total):12.1f}x")
-    print(f"  speed ratio to validation: {(1 / per) / (total / vcpu):.2f} (issue 14 asks ≥ 0.25)   runs: {', '.join(f'{total / c:.0f}/s' for c in runs)}")
+    print(f"  speed ratio to validation: {(1 / per) / (total / vcpu):.3f} (issue 14 asks ≥ 0.25)   runs: {', '.join(f'{total / c:.0f}/s' for c in runs)}")
     print(f"  DynamoDB calls: fake {got}, moto {expected}{'  (recorded)' if args.skip_moto else ''}")
     print(f"  DynamoDB calls per resource: {sum(got.values()) / total:.4f}   (the fake's own CPU, subtracted above: {fake_cpu / total * 1e6:.0f} µs/resource)")
     twi = got.get("dynamodb:TransactWriteItems", 0)
     print(f"  transaction items: {fake.transaction_ops} in {twi} TransactWriteItems ({fake.transaction_ops / max(1, twi):.1f} per call), {fake.transaction_ops / total:.2f} per resource; by family:")
     for name, n in sorted(fake.families.items(), key=lambda kv: -kv[1]):
         print(f"    {name:<40}{n / total:8.2f}  ({n})")
-    if args.gc_freeze:
-        # what gc.freeze() at the end of a function's init would give: full collections stop
-        # re-scanning the ~150k objects every process holds after its imports (not done in production yet)
-        gc.freeze()
-        fake.clear()
-        _, frozen, _ = import_all(texts, f"bench-{uuid.uuid4()}", fake)
-        gc.unfreeze()
-        print(f"  with gc.freeze() after init: {frozen / total * 1e6:.0f} µs/resource, {total / frozen:.0f} resources/s/core, ratio to validation {(total / frozen) / (total / vcpu):.2f}")
-
     print(f"\n== 2. One single-resource API write (ResourceService.upsert, new id) over the fake DynamoDB, {args.writes} each ==")
     print(f"  {'':<14}{'CPU µs/write':>14}{'writes/s/core':>15}{'validation µs':>15}{'path ÷ valid.':>15}  calls per write")
-    for label, per_write, per_valid, calls_per in api_writes(args.writes, fake):
+    for label, per_write, per_valid, calls_per in api_writes(args.writes, fake, args.unfrozen):
         print(f"  {label:<14}{per_write * 1e6:14.0f}{1 / per_write:15.0f}{per_valid * 1e6:15.0f}{per_write / per_valid:14.1f}x  {calls_per}")
 
     if args.profile:
@@ -466,7 +497,7 @@ def main() -> None:
 
         profiler = cProfile.Profile()
         profiler.enable()
-        import_all(texts, f"bench-{uuid.uuid4()}", fake)
+        import_all(texts, f"bench-{uuid.uuid4()}", fake, service)
         profiler.disable()
         with open(args.profile, "w") as fh:
             stats = pstats.Stats(profiler, stream=fh)

@@ -34,8 +34,9 @@ def dynamodb_writer(region_name: str | None = None, endpoint_url: str | None = N
     """The write path's low-level DynamoDB client: botocore parameter validation off, because every
     request it sends is built by :mod:`fhir_platform.storage.wire`, which guarantees the shapes (and
     costs a fraction of validation plus boto3's resource layer, which deep-copies and re-walks each
-    request); its transactions' bodies are ``json.dumps`` of that wire form
-    (:class:`~fhir_platform.storage.wire.WireRequests`) and their endpoint is resolved without a
+    request); its transactions' bodies are the JSON text that module writes
+    (:func:`~fhir_platform.storage.wire.transact_items`, sent by
+    :class:`~fhir_platform.storage.wire.WireRequests`) and their endpoint is resolved without a
     JMESPath search over every operation (:class:`~fhir_platform.storage.wire.WireEndpoints`). Only ``storage.resources`` writes through it. ``region_name``/``endpoint_url``: those
     of an injected table (tests), else the environment's."""
     from fhir_platform.storage.wire import WireEndpoints, WireRequests

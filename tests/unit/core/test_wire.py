@@ -133,3 +133,93 @@ def test_items_read_back_are_what_the_table_resource_gives():
     assert type(wire.read_item(wire_form)["version"]) is Decimal
     with pytest.raises(TypeError):
         wire.read_value({"X": "?"})
+
+
+# --- transactions written straight to JSON text (wire.transact_items) --------------------------
+
+
+def _json_form(av):
+    """A wire value as botocore's JSON protocol sends it, sets sorted (their order is free)."""
+    return _sorted_sets(json.loads(json.dumps(av)))
+
+
+def _binary(value) -> bool:
+    if isinstance(value, (bytes, Binary)):
+        return True
+    if isinstance(value, dict):
+        return any(_binary(v) for v in value.values())
+    return isinstance(value, (list, tuple, set, frozenset)) and any(_binary(v) for v in value)
+
+
+@pytest.mark.parametrize("value", [v for v in VALUES if not _binary(v)], ids=_id)
+def test_value_json_is_the_wire_value_as_json(value):
+    assert _sorted_sets(json.loads(wire.value_json(value))) == _json_form(wire.attribute_value(value))
+
+
+@pytest.mark.parametrize("value", [v for v in VALUES if _binary(v)], ids=_id)
+def test_binary_values_are_left_to_botocore(value):
+    with pytest.raises(wire.NeedsWireForm):
+        wire.value_json(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [float("nan"), float("inf"), Decimal("NaN"), Decimal("Infinity"), 10**38, Decimal("1.23456789012345678901234567890123456789"),
+     set(), {"a", 1}, object(), {1: "x"}, complex(1, 2), [object()], {"m": float("nan")}],
+    ids=_id,
+)
+def test_value_json_refuses_what_dynamodb_cannot_store(value):
+    with pytest.raises(TypeError):
+        wire.value_json(value)
+
+
+def test_floats_in_json_text_are_stored_as_before():
+    for x in (1.0, 0.1, 0.95, 1e-7, 123456.789):
+        assert json.loads(wire.value_json(x)) == wire.attribute_value(x)
+
+
+def _plain_ops() -> list[dict]:
+    return [
+        {"Update": {"Key": {"PK": "s", "SK": "1"}, "UpdateExpression": "ADD #a :a", "ExpressionAttributeNames": {"#a": "n"}, "ExpressionAttributeValues": {":a": 1, ":n": None}}},
+        {"Put": {"Item": {"PK": "a", "SK": "b", "data": '{"x": "ü\\"q ✓"}', "w": ["1", Decimal("2.5"), None, {"m": True}], "gone": None, "f": 0.5, "ss": {"z"}}, "ConditionExpression": "attribute_not_exists(PK)"}},
+        {"Put": {"Item": {"PK": "c", "SK": "d", "v": 3}, "ConditionExpression": "version = :prev", "ExpressionAttributeValues": {":prev": 2}}},
+        {"Delete": {"Key": {"PK": "c", "SK": "e"}}},
+        {"Put": {"Item": {"PK": "p", "SK": "q", "n": 1, "l": ["x"]}}},
+        {"ConditionCheck": {"TableName": "other", "Key": {"PK": "x", "SK": "y"}, "ConditionExpression": "attribute_exists(PK)"}},
+    ]
+
+
+def test_operations_as_json_text_are_their_wire_form():
+    for op in _plain_ops():
+        assert _sorted_sets(json.loads(wire.op_json(op, "fhir-data"))) == _json_form(wire.transact_op(op, "fhir-data"))
+    with pytest.raises(TypeError):
+        wire.op_json({"Scan": {}}, "t")
+    with pytest.raises(TypeError):
+        wire.op_json({"Put": {"Item": {"PK": "a", "SK": "b", "x": float("inf")}}}, "t")
+    with pytest.raises(wire.NeedsWireForm):  # bytes: base64 is botocore's
+        wire.transact_items([{"Put": {"Item": {"PK": "a", "SK": "b", "bin": b"\x00"}}}], "t")
+
+
+def test_a_transaction_written_as_text_is_the_body_botocore_would_send():
+    client = _client()
+    operation = client.meta.service_model.operation_model("TransactWriteItems")
+    ops = _plain_ops()
+    token = {"ClientRequestToken": "b0c8f3e2-0000-4000-8000-000000000001"}  # botocore adds one to every call
+    ours = wire.WireRequests(client._serializer).serialize_to_request({"TransactItems": wire.transact_items(ops, "fhir-data"), **token}, operation)
+    theirs = client._serializer.serialize_to_request({"TransactItems": [wire.transact_op(op, "fhir-data") for op in ops], **token}, operation)
+    assert _sorted_sets(json.loads(ours["body"])) == _sorted_sets(json.loads(theirs["body"]))
+    assert {k: v for k, v in ours.items() if k != "body"} == {k: v for k, v in theirs.items() if k != "body"}
+    alone = wire.WireRequests(client._serializer).serialize_to_request({"TransactItems": wire.transact_items(ops[:1], "t")}, operation)
+    assert json.loads(alone["body"]) == {"TransactItems": [json.loads(json.dumps(wire.transact_op(ops[0], "t")))]}
+
+
+def test_the_endpoint_of_a_transaction_written_as_text_is_botocores():
+    client = _client()
+    operation = client.meta.service_model.operation_model("TransactWriteItems")
+    ops = _plain_ops()
+    encoded = wire.transact_items(ops, "fhir-data")
+    assert list(encoded) == [{"Update": {"TableName": "fhir-data"}}, {"Put": {"TableName": "fhir-data"}}, {"Delete": {"TableName": "fhir-data"}}, {"ConditionCheck": {"TableName": "other"}}]
+    ours = wire.WireEndpoints(client._ruleset_resolver).construct_endpoint(operation, {"TransactItems": encoded}, {})
+    full = {"TransactItems": [wire.transact_op(op, "fhir-data") for op in ops]}
+    theirs = client._ruleset_resolver.construct_endpoint(operation_model=operation, call_args=full, request_context={})
+    assert ours == theirs

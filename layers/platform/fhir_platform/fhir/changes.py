@@ -15,6 +15,9 @@ import json
 from typing import Any
 
 _SERVER_META = ("versionId", "lastUpdated")
+# json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False), built once (json.dumps builds
+# an encoder per call with these options); parsed JSON has no cycles to check for
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False)
 
 
 def without_server_meta(data: dict[str, Any]) -> dict[str, Any]:
@@ -29,7 +32,7 @@ def without_server_meta(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def content_hash(data: dict[str, Any]) -> str:
-    canonical = json.dumps(without_server_meta(data), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    canonical = _CANONICAL.encode(without_server_meta(data))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 

@@ -401,7 +401,7 @@ class ResourceService:
         """Build the change for ``data`` over ``previous``; ``None`` when the content is unchanged
         (unless ``force``). Shared by single writes and the import pipeline."""
         from fhir_platform.search.indexing import diff_index_items
-        from fhir_platform.search.parameters import compartment_patient_ids
+        from fhir_platform.search.parameters import Extraction, compartment_patient_ids
         from fhir_platform.search.timeline import domain_of, event_uuid, timeline_patients
 
         digest = digest or content_hash(data)
@@ -415,8 +415,10 @@ class ResourceService:
         stored = {**data, "meta": {**(data.get("meta") or {}), "versionId": str(version), "lastUpdated": now}}
         link = (resolver or self.resolver).resolve(ws, rt, rid, stored)
         created_at = previous.created_at if previous and not revives else now
+        ex = Extraction(stored)  # the new version's search values, read once (index items, compartments, timeline)
         new_index = self.indexer(
-            ws, rt, rid, stored, entity_id=link.entity_id, last_updated=now, created_at=created_at, data_source_id=ctx.data_source_id
+            ws, rt, rid, stored, entity_id=link.entity_id, last_updated=now, created_at=created_at, data_source_id=ctx.data_source_id,
+            **({"extraction": ex} if self.indexer is _index_items else {}),
         )
         old_index = (
             self._index_of(ws, previous, created_at)
@@ -458,10 +460,10 @@ class ResourceService:
             extra_ops=list(link.ops),
             extra_counters=dict(link.counters),
             # the old version's patients too: a resource moving to another patient leaves the old one's timeline
-            touches=list(dict.fromkeys(compartment_patient_ids(rt, stored) + old_patients)),
+            touches=list(dict.fromkeys(compartment_patient_ids(rt, stored, ex) + old_patients)),
             previous_data_source_id=previous.data_source_id if previous else None,
             revives=revives,
-            timeline=_timeline_moves(old_timeline, timeline_patients(rt, stored)),
+            timeline=_timeline_moves(old_timeline, timeline_patients(rt, stored, ex)),
             timeline_domain=domain_of(rt),
         )
 

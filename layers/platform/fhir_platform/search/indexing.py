@@ -84,6 +84,7 @@ import hashlib
 import zlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from fhir_platform.search.normalize import (
     date_range,
@@ -97,6 +98,7 @@ from fhir_platform.search.normalize import (
 )
 from fhir_platform.search.parameters import (
     ORDERED_SHARDS,
+    Extraction,
     Kind,
     SearchParam,
     compartment_patient_ids,
@@ -184,11 +186,16 @@ def source_sort_family(data_source_id: str) -> str:
 
 def shard_of(resource_id: str, shards: int) -> int:
     """Stable shard of a resource in a family: the same id always lands in the same partition."""
-    return zlib.crc32(resource_id.encode()) % shards if shards > 1 else 0
+    return _crc(resource_id) % shards if shards > 1 else 0
+
+
+@lru_cache(maxsize=1024)  # a resource's items ask once per family
+def _crc(resource_id: str) -> int:
+    return zlib.crc32(resource_id.encode())
 
 
 def _exact_key(key: str) -> str:
-    if len(key.encode()) <= MAX_EXACT_KEY:
+    if len(key) <= MAX_EXACT_KEY // 4 or len(key.encode()) <= MAX_EXACT_KEY:  # ≤ 4 bytes per character
         return key
     return "~" + hashlib.sha256(key.encode()).hexdigest()
 
@@ -210,12 +217,13 @@ def touch_key(ws: str, patient_id: str) -> dict:
     return {"PK": patient_partition_pk(ws, patient_id), "SK": TOUCH_SK}
 
 
+@lru_cache(maxsize=4096)  # pure; every date item asks, and an encounter's resources share their instants
 def _is_long(low: str, high: str) -> bool:
     return _dt(high) - _dt(low) > LONG_SPAN
 
 
 def _dt(iso: str) -> datetime:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    return datetime.fromisoformat(iso)  # reads the "Z" of UTC itself (Python ≥ 3.11, the runtime)
 
 
 def _shift(iso: str, delta: timedelta) -> str:
@@ -241,11 +249,11 @@ _KIND_PRIORITY = {
 
 
 def _family_items(
-    ws: str, rtype: str, rid: str, param: SearchParam, data: dict, extra: dict, typed: tuple[SearchParam, ...] = ()
+    ws: str, rtype: str, rid: str, param: SearchParam, ex: Extraction, extra: dict, typed: tuple[SearchParam, ...] = ()
 ) -> list[dict]:
     fam, n = param.family, param.shard_count
     shard = shard_of(rid, n)
-    values = extract(param, data)
+    values = ex.extract(param)
     items: list[dict] = []
     if param.kind is Kind.TOKEN:
         systems: dict[str, set[str]] = {}
@@ -303,7 +311,7 @@ def _family_items(
 COMPOSITE = "patient+code"
 
 
-def _composite_items(ws: str, rtype: str, rid: str, data: dict, extra: dict) -> list[dict]:
+def _composite_items(ws: str, rtype: str, rid: str, ex: Extraction, extra: dict) -> list[dict]:
     """``patient+code`` items: the commonest clinical query (a patient's observations of one code)
     becomes one exact Query instead of a patient partition filtered by code."""
     params = params_for(rtype)
@@ -311,10 +319,10 @@ def _composite_items(ws: str, rtype: str, rid: str, data: dict, extra: dict) -> 
     if patient is None or code is None:
         return []
     refs: dict[str, set[str]] = {}
-    for rt, pid in extract(patient, data):
+    for rt, pid in ex.extract(patient):
         refs.setdefault(pid, set()).add(rt)
     codes: dict[str, set[str]] = {}
-    for system, value in extract(code, data):
+    for system, value in ex.extract(code):
         codes.setdefault(normalize_token(value), set()).add(system)
     items = []
     for pid, rts in list(refs.items())[:2]:
@@ -346,6 +354,7 @@ def _sort_name(data: dict) -> str:
 
 
 # What the patient view lists, and when a resource counts as active.
+_FACT_TYPES = frozenset({"Condition", "MedicationRequest", "MedicationStatement", "AllergyIntolerance", "Coverage", "CareTeam"})
 _ACTIVE_CLINICAL = {"active", "recurrence", "relapse"}
 _REFUTED = {"refuted", "entered-in-error"}
 
@@ -385,6 +394,8 @@ def _display(data: dict, *paths: str) -> str | None:
 
 def view_fact(resource_type: str, data: dict) -> tuple[str, dict] | None:
     """``(kind, attributes)`` when ``data`` is an active fact the patient view lists, else ``None``."""
+    if resource_type not in _FACT_TYPES:
+        return None
     if resource_type == "Condition":
         if _codes(data, "verificationStatus") & _REFUTED:
             return None
@@ -436,6 +447,7 @@ def index_items(
     last_updated: str,
     created_at: str,
     data_source_id: str | None = None,
+    extraction: Extraction | None = None,
 ) -> list[dict]:
     """The index items that must exist for this version of the resource (see module docstring).
 
@@ -443,8 +455,11 @@ def index_items(
     version's items from the stored CURRENT (``data``, ``entity_id``, ``last_updated``,
     ``created_at``, ``data_source_id``) and apply :func:`diff_index_items`. ``last_updated`` must equal the
     ``meta.lastUpdated`` stamped on ``data``. Values are str / int / list of str only.
+    ``extraction``: ``data``'s :class:`~fhir_platform.search.parameters.Extraction`, when the caller
+    made one (its values are shared); else one is made here.
     """
     ws, rtype, rid = workspace_id, resource_type, resource_id
+    ex = extraction if extraction is not None and extraction.resource is data else Extraction(data)  # one walk for every family
     lu, lu_high = date_range(last_updated)  # an instant: [lu, lu + 1 ms) for the write path's clock
     core: list[dict] = [
         {
@@ -489,15 +504,15 @@ def index_items(
     fact = view_fact(rtype, data)
     if fact:
         kind, attrs = fact
-        for pid in compartment_patient_ids(rtype, data)[:2]:
+        for pid in compartment_patient_ids(rtype, data, ex)[:2]:
             core.append(
                 {"PK": patient_partition_pk(ws, pid), "SK": f"{FACT_PREFIX}{kind}#{rtype}#{rid}", "id": rid, **attrs}
             )
-    core += sort_items(ws, rtype, rid, data)
+    core += sort_items(ws, rtype, rid, data, extraction=ex)
     core += timeline_items(
-        ws, rtype, rid, data, entity_id=entity_id, last_updated=last_updated, created_at=created_at, data_source_id=data_source_id
+        ws, rtype, rid, data, entity_id=entity_id, last_updated=last_updated, created_at=created_at, data_source_id=data_source_id, extraction=ex
     )
-    core += vital_items(ws, rtype, rid, data, last_updated=last_updated)
+    core += vital_items(ws, rtype, rid, data, last_updated=last_updated, extraction=ex)
 
     ranked: list[tuple[int, dict]] = []
     sorted_dates = sorted_date_families(rtype)
@@ -507,10 +522,10 @@ def index_items(
         extra = patient_extra if rtype == "Patient" and param.family in ("q", "mrn", "phone", "identifier") else src
         prio = _KIND_PRIORITY[param.kind]
         if param.family in sorted_dates:  # the marked item is a _sort item: core, never dropped
-            ranked += [(_P_CORE if "so" in it else prio, it) for it in _family_items(ws, rtype, rid, param, data, extra, typed)]
+            ranked += [(_P_CORE if "so" in it else prio, it) for it in _family_items(ws, rtype, rid, param, ex, extra, typed)]
         else:
-            ranked += [(prio, it) for it in _family_items(ws, rtype, rid, param, data, extra, typed)]
-    ranked = [(_P_EXACT, it) for it in _composite_items(ws, rtype, rid, data, src)] + ranked
+            ranked += [(prio, it) for it in _family_items(ws, rtype, rid, param, ex, extra, typed)]
+    ranked = [(_P_EXACT, it) for it in _composite_items(ws, rtype, rid, ex, src)] + ranked
     ranked.sort(key=lambda pair: pair[0])  # stable: keeps registry order within a priority
     room = max(0, MAX_INDEX_ITEMS - len(core))
     return core + [item for _, item in ranked[:room]]
@@ -522,6 +537,8 @@ def diff_index_items(old: list[dict], new: list[dict]) -> tuple[list[dict], list
     An item whose key and attributes are unchanged is neither put nor deleted; a changed item is put
     (overwriting); an item whose key vanished is deleted. Keys are ``{"PK", "SK"}`` dicts.
     """
+    if not old:  # a create: every item is put
+        return list(new), []
     key = lambda it: (it["PK"], it["SK"])  # noqa: E731
     old_by_key = {key(it): it for it in old}
     new_keys = {key(it) for it in new}

@@ -58,6 +58,7 @@ _NON_WORD = re.compile(r"[^\w]+|_+")
 _APOSTROPHES = str.maketrans("", "", "'\u2019\u02bc`")
 
 
+@lru_cache(maxsize=8192)  # pure; the write path meets the same texts over and over (codes' displays, names)
 def normalize_string(value: str) -> str:
     """Case-, accent- and whitespace-insensitive form of ``value`` (NFKD, marks dropped, casefold)."""
     decomposed = unicodedata.normalize("NFKD", value)
@@ -67,7 +68,12 @@ def normalize_string(value: str) -> str:
 
 def words(value: str) -> list[str]:
     """The normalised words of ``value``, in order (duplicates kept)."""
-    return [w for w in _NON_WORD.split(normalize_string(value).translate(_APOSTROPHES)) if w]
+    return list(_words(value))
+
+
+@lru_cache(maxsize=8192)  # pure, as normalize_string; kept as a tuple (callers get their own list)
+def _words(value: str) -> tuple[str, ...]:
+    return tuple(w for w in _NON_WORD.split(normalize_string(value).translate(_APOSTROPHES)) if w)
 
 
 MAX_SUFFIXES = 3

@@ -39,12 +39,13 @@ import importlib
 import re
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from fhir_platform.search.normalize import DATE_MAX, DATE_MIN, DateRange, date_range, normalize_phone
 
 __all__ = [
+    "Extraction",
     "Kind",
     "SearchParam",
     "compartment_patient_ids",
@@ -109,24 +110,41 @@ def _flat(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list) else [value]
 
 
+def _step(nodes: list[Any], segment: tuple[str, bool, str | None, frozenset[str]]) -> list[Any]:
+    """One path segment applied to ``nodes``."""
+    name, choice, fpath, fvals = segment
+    out: list[Any] = []
+    for n in nodes:
+        if not isinstance(n, dict):
+            continue
+        if choice:
+            for key, value in n.items():
+                if key.startswith(name) and key[len(name) : len(name) + 1].isupper():
+                    out.extend(_flat(value))
+        else:
+            value = n.get(name)
+            if value is not None:
+                if isinstance(value, list):
+                    out.extend(value)
+                else:
+                    out.append(value)
+    if fpath:
+        out = [o for o in out if any(isinstance(v, str) and v in fvals for v in select(o, fpath))]
+    return out
+
+
 def select(node: Any, path: str) -> list[Any]:
     """Evaluate a path (see module docstring) over a JSON value; always a flat list."""
     nodes = [node]
-    for name, choice, fpath, fvals in _compile(path):
-        out: list[Any] = []
-        for n in nodes:
-            if not isinstance(n, dict):
-                continue
-            if choice:
-                for key, value in n.items():
-                    if key.startswith(name) and key[len(name) : len(name) + 1].isupper():
-                        out.extend(_flat(value))
-            else:
-                out.extend(_flat(n.get(name)))
-        if fpath:
-            out = [o for o in out if any(isinstance(v, str) and v in fvals for v in select(o, fpath))]
-        nodes = out
+    for segment in _compile(path):
+        nodes = _step(nodes, segment)
     return nodes
+
+
+@cache
+def _prefixes(path: str) -> tuple[tuple[str, tuple[str, bool, str | None, frozenset[str]]], ...]:
+    """``(the path up to and including the segment, the segment)`` for each segment of ``path``."""
+    return tuple((path[: m.end()], segment) for m, segment in zip(_SEGMENT.finditer(path), _compile(path)))
 
 
 # --- value readers per kind --------------------------------------------------------------------
@@ -191,6 +209,7 @@ _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _RELATIVE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})$")
 
 
+@lru_cache(maxsize=8192)  # pure; a batch repeats its references (every resource of a patient names it)
 def parse_reference(ref: str) -> tuple[str, str] | None:
     """``(type, id)`` of a reference string; type ``""`` when the string does not say (urn, bare id).
 
@@ -252,6 +271,59 @@ def extract(param: SearchParam, resource: dict) -> list[Any]:
                 if value not in out:
                     out.append(value)
     return out
+
+
+class Extraction:
+    """The search values of one resource, every path walked once: :meth:`select` keeps the nodes
+    of each path prefix, so paths sharing one (``name``, ``name.family``, ``name.given``) share its
+    walk; :meth:`extract` reads each (kind, path) once and keeps each parameter's values. The same
+    results as :func:`select` / :func:`extract` (tested over every fixture resource), for one
+    version of a resource that is not changed while it is in use (:func:`index_items` builds all
+    its families from one). Results are shared: callers must not change them."""
+
+    __slots__ = ("resource", "_nodes", "_read", "_values")
+
+    def __init__(self, resource: dict) -> None:
+        self.resource = resource
+        self._nodes: dict[str, list[Any]] = {}
+        self._read: dict[tuple[Any, str], list[Any]] = {}
+        self._values: dict[int, tuple[SearchParam, list[Any]]] = {}
+
+    def select(self, path: str) -> list[Any]:
+        cache = self._nodes
+        nodes = cache.get(path)
+        if nodes is not None:
+            return nodes
+        nodes = [self.resource]
+        for prefix, segment in _prefixes(path):
+            got = cache.get(prefix)
+            if got is None:
+                got = cache[prefix] = _step(nodes, segment)
+            nodes = got
+        return nodes
+
+    def extract(self, param: SearchParam) -> list[Any]:
+        hit = self._values.get(id(param))
+        if hit is not None and hit[0] is param:
+            return hit[1]
+        if param.kind is Kind.ID:
+            out = extract(param, self.resource)
+        else:
+            read = _READERS[param.kind]
+            targets = param.targets if param.kind is Kind.REFERENCE else ()
+            out = []
+            for path in param.paths:
+                key = (read, path)
+                values = self._read.get(key)
+                if values is None:
+                    values = self._read[key] = [value for node in self.select(path) for value in read(node)]
+                for value in values:
+                    if targets and value[0] and value[0] not in targets:
+                        continue
+                    if value not in out:
+                        out.append(value)
+        self._values[id(param)] = (param, out)
+        return out
 
 
 # --- the registry ------------------------------------------------------------------------------
@@ -690,12 +762,15 @@ def family_params(resource_type: str) -> tuple[tuple[SearchParam, tuple[SearchPa
     return tuple((owner, tuple(typed.get(fam, ()))) for fam, owner in owners.items())
 
 
-def compartment_patient_ids(resource_type: str, resource: dict) -> list[str]:
+def compartment_patient_ids(resource_type: str, resource: dict, extraction: Extraction | None = None) -> list[str]:
     """Ids of the Patients whose compartment ``resource`` is in (its own id for a Patient).
+    ``extraction``: the resource's :class:`Extraction`, when the caller has one.
 
     The write path touches each of these patients' ``last_event_at``.
     """
     if resource_type == "Patient":
         return [resource["id"]] if isinstance(resource.get("id"), str) else []
     param = params_for(resource_type).get("patient")
-    return [rid for _, rid in extract(param, resource)] if param else []
+    if param is None:
+        return []
+    return [rid for _, rid in (extraction.extract(param) if extraction is not None else extract(param, resource))]

@@ -37,10 +37,11 @@ then id (``smith jones`` sorts before ``smith``, as in the patient list).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from fhir_platform.search.normalize import date_range, normalize_string
-from fhir_platform.search.parameters import ORDERED_SHARDS, Kind, extract, params_for
+from fhir_platform.search.parameters import ORDERED_SHARDS, Extraction, Kind, extract, params_for
 
 __all__ = [
     "SORT_PARAMS",
@@ -70,6 +71,7 @@ DATE_SORTED = "date"  # any other type with a ``date`` parameter sorts on it
 REUSED = {("Patient", "name"): "sort.name"}  # the patient list's family: "family given" of the official name
 
 
+@cache  # per type, like params_for (every write asks)
 def sort_fields(resource_type: str) -> tuple[str, ...]:
     """The ``_sort`` fields ``resource_type`` serves, ``_lastUpdated`` and ``_id`` first."""
     params = params_for(resource_type)
@@ -114,6 +116,7 @@ def none_family_of(resource_type: str, field: str) -> str | None:
     return f"sort.{field}.none"
 
 
+@cache
 def sorted_date_families(resource_type: str) -> frozenset[str]:
     """The date index families of ``resource_type`` whose first-value item is a sort item."""
     return frozenset(p.family for f in sort_fields(resource_type) if (p := _date_param(resource_type, f)) is not None)
@@ -131,8 +134,9 @@ def _folded(text: str) -> str | None:
     return folded or None
 
 
-def sort_value(resource_type: str, field: str, resource: dict) -> str | None:
-    """The value ``resource`` sorts by on ``field`` (``None``: it has none); see the module docstring."""
+def sort_value(resource_type: str, field: str, resource: dict, extraction: Extraction | None = None) -> str | None:
+    """The value ``resource`` sorts by on ``field`` (``None``: it has none); see the module docstring.
+    ``extraction``: the resource's :class:`~fhir_platform.search.parameters.Extraction`, if any."""
     if field == ID:
         return resource.get("id")
     if field == LAST_UPDATED:
@@ -151,7 +155,7 @@ def sort_value(resource_type: str, field: str, resource: dict) -> str | None:
         given = [g for g in name.get("given") or [] if isinstance(g, str)]
         return _folded(" ".join(given))
     param = params_for(resource_type)[field]
-    values = extract(param, resource)
+    values = extraction.extract(param) if extraction is not None else extract(param, resource)
     if not values:
         return None
     if param.kind is Kind.DATE:
@@ -161,7 +165,7 @@ def sort_value(resource_type: str, field: str, resource: dict) -> str | None:
     raise AssertionError(f"{resource_type}.{field} is not a sortable kind")  # pragma: no cover
 
 
-def sort_items(workspace_id: str, resource_type: str, resource_id: str, data: dict) -> list[dict]:
+def sort_items(workspace_id: str, resource_type: str, resource_id: str, data: dict, *, extraction: Extraction | None = None) -> list[dict]:
     """One item per sort field the type has (besides ``_lastUpdated``, ``_id`` and the reused
     patient ``sort.name`` family): each :data:`SORT_PARAMS` field, in its value family or its
     ``.none`` family."""
@@ -172,7 +176,7 @@ def sort_items(workspace_id: str, resource_type: str, resource_id: str, data: di
     for field in sort_fields(resource_type):
         if field in (LAST_UPDATED, ID) or (resource_type, field) in REUSED:
             continue
-        value = sort_value(resource_type, field, data)
+        value = sort_value(resource_type, field, data, extraction)
         if value is not None and _date_param(resource_type, field) is not None:
             continue  # the date family's own item of this value, marked ``so``, is the sort item
         if value is None:

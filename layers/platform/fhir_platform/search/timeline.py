@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from functools import lru_cache
 from typing import Any
 
 from fhir_platform.search.normalize import date_range
@@ -160,17 +161,23 @@ def vitals_pk(ws: str, patient_id: str) -> str:
 
 def event_uuid(ws: str, resource_type: str, resource_id: str, version: int | str) -> str:
     """The event id of version ``version`` of a resource (the write path uses the same)."""
-    return str(uuid.uuid5(_EVENT_NAMESPACE, f"{ws}/{resource_type}/{resource_id}/{version}"))
+    return _event_uuid(f"{ws}/{resource_type}/{resource_id}/{version}")
 
 
-def timeline_patients(resource_type: str, data: dict) -> list[str]:
+@lru_cache(maxsize=1024)  # pure; a write asks twice per version (its event, its timeline items)
+def _event_uuid(name: str) -> str:
+    return str(uuid.uuid5(_EVENT_NAMESPACE, name))
+
+
+def timeline_patients(resource_type: str, data: dict, extraction: Any = None) -> list[str]:
     """The patients whose timeline this resource is on (the ones its timeline items are written
-    for; the touch item's per-domain counts move with exactly these)."""
+    for; the touch item's per-domain counts move with exactly these). ``extraction``: the
+    resource's :class:`~fhir_platform.search.parameters.Extraction`, if any."""
     from fhir_platform.search.parameters import compartment_patient_ids
 
     if resource_type == "Patient":
         return []
-    return list(dict.fromkeys(compartment_patient_ids(resource_type, data)))[:MAX_PATIENTS]
+    return list(dict.fromkeys(compartment_patient_ids(resource_type, data, extraction)))[:MAX_PATIENTS]
 
 
 # --- reading resources ---------------------------------------------------------------------------
@@ -303,9 +310,10 @@ def timeline_items(
     last_updated: str,
     created_at: str,
     data_source_id: str | None,
+    extraction: Any = None,
 ) -> list[dict]:
     """The timeline items of this version (two per timeline patient; none for a Patient)."""
-    patients = timeline_patients(resource_type, data)
+    patients = timeline_patients(resource_type, data, extraction)
     if not patients:
         return []
     at = occurred_at(resource_type, data, last_updated)
@@ -353,7 +361,7 @@ def _blood_pressure(data: dict) -> dict | None:
     return None
 
 
-def vital_items(ws: str, resource_type: str, resource_id: str, data: dict, *, last_updated: str) -> list[dict]:
+def vital_items(ws: str, resource_type: str, resource_id: str, data: dict, *, last_updated: str, extraction: Any = None) -> list[dict]:
     """One vitals item per timeline patient for an Observation of a :data:`VITALS` code with a value
     (not cancelled / entered in error)."""
     if resource_type != "Observation" or data.get("status") in _NOT_RECORDED:
@@ -375,5 +383,5 @@ def vital_items(ws: str, resource_type: str, resource_id: str, data: dict, *, la
     at = occurred_at(resource_type, data, last_updated)
     return [
         {"PK": vitals_pk(ws, pid), "SK": f"{kind}#{at}#{resource_id}", "id": resource_id, "kind": kind, "at": at, **attrs}
-        for pid in timeline_patients(resource_type, data)
+        for pid in timeline_patients(resource_type, data, extraction)
     ]

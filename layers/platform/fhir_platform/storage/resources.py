@@ -41,6 +41,9 @@ from fhir_platform.world.entities import EntityLink
 
 _NOT_EVENT_FIELDS = ("PK", "SK", "data", "data_s3_key", keys.TYPE_INDEX_PK, keys.TYPE_INDEX_SK)
 INLINE_LIMIT = 300_000  # bytes of resource JSON kept inline; above it the data goes to S3
+# the stored JSON text: json.dumps(separators=(",", ":"), ensure_ascii=False), its encoder built once
+# (json.dumps builds one per call with these options); parsed JSON has no cycles to check for
+_STORED_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False)
 MAX_TRANSACTION_ITEMS = 100  # DynamoDB's TransactWriteItems cap
 # DynamoDB refuses a TransactWriteItems request over 4 MB; packing keeps each transaction's estimated
 # size (:func:`_weight`) under this, leaving room for the counter update and the touch operations
@@ -154,7 +157,7 @@ class ResourceChange:
 
     def json_text(self) -> str:
         if self.text is None:
-            self.text = json.dumps(self.data, separators=(",", ":"), ensure_ascii=False)
+            self.text = _STORED_JSON.encode(self.data)
         return self.text
 
     @property
@@ -343,10 +346,20 @@ class ResourceStore(Repository):
         return lost
 
     def _transact(self, items: list[dict[str, Any]], label: str, first_touch: int | None = None) -> None:
-        """Send plain ``{kind: body}`` operations as one TransactWriteItems (serialised by
-        :func:`~fhir_platform.storage.wire.transact_op`, ``TableName`` added where missing)."""
+        """Send plain ``{kind: body}`` operations as one TransactWriteItems (``TableName`` added
+        where missing): written straight to the request's JSON text
+        (:func:`~fhir_platform.storage.wire.transact_items`) when the writer sends such text (
+        :class:`~fhir_platform.storage.wire.WireRequests`), else in wire form
+        (:func:`~fhir_platform.storage.wire.transact_op`)."""
         table = self.table_name
-        request = [wire.transact_op(op, table) for op in items]
+        request: list[dict[str, Any]] | None = None
+        if isinstance(getattr(self.writer, "_serializer", None), wire.WireRequests):
+            try:
+                request = wire.transact_items(items, table)
+            except wire.NeedsWireForm:
+                request = None
+        if request is None:
+            request = [wire.transact_op(op, table) for op in items]
         try:
             self.writer.transact_write_items(TransactItems=request)
         except ClientError as exc:
