@@ -12,21 +12,24 @@ from fhir_platform import coldstart
 
 @pytest.fixture(autouse=True)
 def _restore_gc():
-    enabled = gc.isenabled()
+    enabled, threshold = gc.isenabled(), gc.get_threshold()
     yield
     gc.unfreeze()
+    gc.set_threshold(*threshold)
     (gc.enable if enabled else gc.disable)()
 
 
 def test_paused_inside_then_frozen_and_resumed() -> None:
     gc.enable()
     gc.unfreeze()
+    gc.set_threshold(700, 10, 10)
     with coldstart.init():
         assert not gc.isenabled()
         built = [object() for _ in range(10)]
     assert gc.isenabled()
     assert gc.get_freeze_count() >= len(built)
     assert gc.get_count()[0] < 700  # the young generation emptied: no deferred pass left for the first request
+    assert gc.get_threshold() == (coldstart.YOUNG_THRESHOLD, 10, 10)  # young passes 14x rarer, older ones as they were
 
 
 def test_a_failing_block_still_resumes() -> None:
