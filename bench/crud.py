@@ -1,8 +1,8 @@
 """CRUD benchmark: handlers in-process over moto (the same events API Gateway sends).
 
 Prints, per operation: requests/s, DynamoDB calls per request (the backend-independent cost), and
-how the calls per request change when the workspace grows 10x; then the cold-start import time of
-every function (a fresh interpreter importing the function's module, as Lambda's init does).
+how the calls per request change when the workspace grows 10x. Cold starts: bench/cold_start.py
+(`make bench` runs both).
 
     .venv/bin/python bench/crud.py [--requests 200] [--sizes 100,1000]
 """
@@ -83,13 +83,6 @@ def crud_round(n: int, background: int):
     return rows
 
 
-def cold_starts():
-    """(function, ms with tracing off) per function; bench/cold_start.py prints the full table."""
-    from bench.cold_start import table
-
-    return [(name, off) for name, off, _, _ in table(runs=3, traced=False)[1]]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=100)
@@ -105,9 +98,6 @@ def main() -> None:
             print("(ddb calls/req include the authorizer's GetItem and the FHIR gate's workspace GetItem)")
     finally:
         mock.stop()
-    print("\n== cold-start import time per function (fresh interpreter, best of 3) ==")
-    for name, ms in cold_starts():
-        print(f"{name:<32}{ms:>8} ms")
 
 
 if __name__ == "__main__":
