@@ -102,7 +102,6 @@ from fhir_platform.search.parameters import (
     Kind,
     SearchParam,
     compartment_patient_ids,
-    extract,
     family_params,
     params_for,
     select,
